@@ -1,0 +1,45 @@
+# Everything bootstraps itself: .venv (torch==2.13.0 first, then the package) and node_modules (Anvil).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test test-contracts test-python bench lint format clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup test-contracts test-python
+
+test-contracts: setup
+	ape test tests/contracts -q -p no:cacheprovider
+
+test-python: setup
+	pytest tests/unit tests/integration -q -p no:cacheprovider
+
+bench: setup
+	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(PY) $$b || exit 1; done || echo "no benchmarks yet"
+
+lint: setup
+	ruff check src tests scripts benchmarks
+	ruff format --check src tests scripts benchmarks
+
+format: setup
+	ruff format src tests scripts benchmarks
+	ruff check --fix src tests scripts benchmarks
+
+clean:
+	rm -rf .build .demo
