@@ -28,7 +28,7 @@ test-contracts: setup
 	ape test tests/contracts -q -p no:cacheprovider
 
 test-python: setup
-	pytest tests/unit tests/integration -q -p no:cacheprovider
+	pytest tests/unit tests/integration -q -p no:cacheprovider -p no:ape_test
 
 bench: setup
 	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(PY) $$b || exit 1; done || echo "no benchmarks yet"

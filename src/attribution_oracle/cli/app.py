@@ -1,0 +1,161 @@
+"""Shared CLI state: where things live, the chain client, the store, the catalog and output helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+from rich.table import Table
+
+from attribution_oracle.chain.client import DEFAULT_RPC, ChainClient
+from attribution_oracle.chain.deployments import Deployment, load_deployment
+from attribution_oracle.chain.errors import WalletError
+from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.wallets import Wallets, dev_signer, is_dev_name
+from attribution_oracle.errors import UserError
+from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.catalog import Catalog
+
+OPEN_DECIMALS = 18
+
+
+def default_home() -> Path:
+    """``ATTRIBUTION_HOME`` or ``~/.attribution-oracle``."""
+    return Path(os.environ.get("ATTRIBUTION_HOME", Path.home() / ".attribution-oracle"))
+
+
+def parse_amount(text: str, what: str = "amount") -> int:
+    """Parse a human OPEN/ETH amount ("12.5") into wei; ``UserError`` if malformed or negative."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise UserError(f"{what} {text!r} is not a number") from exc
+    wei = value * Decimal(10**OPEN_DECIMALS)
+    if value < 0 or wei != wei.to_integral_value():
+        raise UserError(f"{what} {text!r} must be non-negative with at most {OPEN_DECIMALS} decimals")
+    return int(wei)
+
+
+@dataclass
+class App:
+    """Everything a command needs, built lazily so `--help` and offline commands stay fast."""
+
+    home: Path
+    rpc_url: str = DEFAULT_RPC
+    json_output: bool = False
+    console: Console = field(default_factory=lambda: Console(width=None if sys.stdout.isatty() else 160))
+
+    @cached_property
+    def client(self) -> ChainClient:
+        """The chain client."""
+        return ChainClient(self.rpc_url)
+
+    @cached_property
+    def deployment(self) -> Deployment:
+        """The deployment for the connected chain."""
+        return load_deployment(self.client.chain_id, [self.home / "deployments", Path.cwd() / "deployments"])
+
+    @cached_property
+    def store(self) -> BlobStore:
+        """The content-addressed blob store."""
+        return BlobStore(self.home / "blobs")
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The SQLite catalog of the current deployment."""
+        return Catalog(self.home / "catalog.sqlite", self.deployment.key)
+
+    @cached_property
+    def wallets(self) -> Wallets:
+        """The keystore folder."""
+        return Wallets()
+
+    def contract(self, name: str) -> Any:
+        """A deployed contract handle."""
+        return self.client.contract(self.deployment, name)
+
+    def address(self, name: str) -> str:
+        """Resolve a wallet alias, ``dev:N`` or ``0x`` address."""
+        return self.wallets.resolve_address(name)
+
+    def signer(self, name: str, password_file: Path | None = None) -> LocalAccount:
+        """Unlock the account that signs: ``dev:N`` (local chains) or a keystore wallet."""
+        if is_dev_name(name):
+            return dev_signer(name)
+        self.wallets.info(name)
+        return self.wallets.unlock(name, read_password(name, password_file))
+
+    def sync(self) -> int:
+        """Bring the catalog up to the chain head from contract events; returns the head block."""
+        head = self.client.block("latest")
+        cursor = self.catalog.cursor()
+        start = cursor[0] + 1 if cursor else self.deployment.block_number - 2
+        contracts = [self.contract("DatanetRegistry"), self.contract("ModelRegistry")]
+        if start <= head["number"]:
+            events = fetch_events(self.client, contracts, max(start, 0), head["number"])
+            self.catalog.apply(events, head["number"], head["hash"].to_0x_hex())
+        return head["number"]
+
+    def emit(self, data: Any, table: Table | None = None) -> None:
+        """Print ``data`` as JSON under ``--json``, else the table (or a plain line)."""
+        if self.json_output:
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            self.console.print(table if table is not None else data)
+
+    def result(self, data: Any, message: str) -> None:
+        """Report a command's outcome: ``data`` as JSON under ``--json``, else ``message``."""
+        if self.json_output:
+            self.emit(data)
+        else:
+            self.say(message)
+
+    def say(self, message: str) -> None:
+        """A human progress line (suppressed under ``--json``)."""
+        if not self.json_output:
+            self.console.print(message)
+
+
+def read_password(alias: str, password_file: Path | None = None) -> str:
+    """The wallet password: ``--password-file``, ``ATTRIBUTION_PASSWORD``, else a hidden prompt on a terminal."""
+    if password_file is not None:
+        try:
+            return password_file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise WalletError(f"cannot read password file {password_file}: {exc.strerror}") from exc
+    if (env := os.environ.get("ATTRIBUTION_PASSWORD")) is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise WalletError(f"no password for wallet {alias!r}: set ATTRIBUTION_PASSWORD or pass --password-file")
+    return click.prompt(f"Password for {alias}", hide_input=True)
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    """A rich table with the given header and rows (cells are stringified)."""
+    t = Table(title=title, title_justify="left")
+    for column in columns:
+        t.add_column(column)
+    for row in rows:
+        t.add_row(*[str(c) for c in row])
+    return t
+
+
+pass_app = click.make_pass_decorator(App)
+from_option = click.option(
+    "--from", "sender", required=True, metavar="WALLET", help="Signing account: a wallet name or dev:N (Anvil's keys)."
+)
+password_option = click.option(
+    "--password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File holding the wallet password (default: $ATTRIBUTION_PASSWORD or a prompt).",
+)

@@ -1,0 +1,118 @@
+"""`wallet new|import|list|balance|fund`: keystore v3 wallets in ape's folder layout."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from attribution_oracle.chain.client import format_eth
+from attribution_oracle.chain.errors import WalletError
+from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app, password_option, read_password, table
+
+
+def _new_password(alias: str, password_file: Path | None) -> str:
+    if password_file is not None or "ATTRIBUTION_PASSWORD" in os.environ or not sys.stdin.isatty():
+        return read_password(alias, password_file)
+    return click.prompt(f"New password for {alias}", hide_input=True, confirmation_prompt=True)
+
+
+@click.group("wallet")
+def command() -> None:
+    """Encrypted keystore wallets (the files ape accounts uses) and balances."""
+
+
+@command.command("new")
+@click.argument("alias")
+@password_option
+@pass_app
+def new(app: App, alias: str, password_file: Path | None) -> None:
+    """Create a wallet with a fresh key, encrypted with a password."""
+    info = app.wallets.create(alias, _new_password(alias, password_file))
+    app.result(
+        {"alias": info.alias, "address": info.address, "file": str(info.path)},
+        f"created wallet {info.alias}: {info.address} ({info.path})",
+    )
+
+
+@command.command("import")
+@click.argument("alias")
+@click.option(
+    "--key-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="File holding the private key in hex (default: $ATTRIBUTION_PRIVATE_KEY or a hidden prompt).",
+)
+@password_option
+@pass_app
+def import_(app: App, alias: str, key_file: Path | None, password_file: Path | None) -> None:
+    """Import an existing private key as an encrypted wallet."""
+    if key_file is not None:
+        key = key_file.read_text().strip()
+    elif "ATTRIBUTION_PRIVATE_KEY" in os.environ:
+        key = os.environ["ATTRIBUTION_PRIVATE_KEY"]
+    elif sys.stdin.isatty():
+        key = click.prompt("Private key (hex)", hide_input=True)
+    else:
+        raise WalletError("no private key: pass --key-file or set ATTRIBUTION_PRIVATE_KEY")
+    info = app.wallets.import_key(alias, key, _new_password(alias, password_file))
+    app.result(
+        {"alias": info.alias, "address": info.address, "file": str(info.path)},
+        f"imported wallet {info.alias}: {info.address}",
+    )
+
+
+@command.command("list")
+@pass_app
+def list_(app: App) -> None:
+    """List the wallets in the keystore folder."""
+    wallets = app.wallets.list()
+    rows = [[w.alias, w.address, w.path] for w in wallets]
+    app.emit(
+        [{"alias": a, "address": b, "file": str(c)} for a, b, c in rows],
+        table(f"wallets in {app.wallets.dir}", ["alias", "address", "file"], rows),
+    )
+
+
+@command.command("balance")
+@click.argument("accounts", nargs=-1, required=True)
+@pass_app
+def balance(app: App, accounts: tuple[str, ...]) -> None:
+    """Show ETH and OPEN balances of wallets, dev:N accounts or addresses."""
+    token = app.contract("OpenToken")
+    rows = []
+    for name in accounts:
+        address = app.address(name)
+        rows.append(
+            {
+                "account": name,
+                "address": address,
+                "eth": app.client.eth_balance(address),
+                "open": app.client.call(token.functions.balanceOf(address)),
+            }
+        )
+    app.emit(
+        rows,
+        table(
+            "balances",
+            ["account", "address", "ETH", "OPEN"],
+            [[r["account"], r["address"], format_eth(r["eth"]), format_eth(r["open"])] for r in rows],
+        ),
+    )
+
+
+@command.command("fund")
+@click.argument("to")
+@click.option("--eth", "amount", default="1", show_default=True, help="ETH to send for gas.")
+@from_option
+@password_option
+@pass_app
+def fund(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
+    """Send ETH (for gas) from one account to another."""
+    signer = app.signer(sender, password_file)
+    address = app.address(to)
+    receipt = app.client.send_eth(signer, address, parse_amount(amount, "ETH amount"))
+    tx = receipt["transactionHash"].to_0x_hex()
+    app.result({"to": address, "eth": amount, "tx": tx}, f"sent {amount} ETH to {to} ({tx})")

@@ -1,0 +1,116 @@
+"""The demo story through the real CLI on a real Anvil: wallets, a Datanet, curation, a version, a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.deployments import load_deployment
+from attribution_oracle.store.merkle import MerkleTree
+
+OPEN = 10**18
+CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def story(chain_cli):
+    """Run the story once; tests below check its outcome from different sides."""
+    ao = chain_cli
+    for who in ("owner", "alice", "bob", "mallory", "builder"):
+        ao("wallet", "new", who)
+        ao("wallet", "fund", who, "--eth", "1", "--from", "dev:0")
+        ao("token", "mint", who, "100", "--from", "dev:0")
+    created = ao.json("datanet", "create", "Beekeeping", "--min-stake", "5", "--from", "owner")
+    assert created["datanetId"] == 1
+    alice = ao.json("datanet", "contribute", "1", str(CORPUS / "alice"), "--from", "alice")
+    bob = ao.json("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "bob")
+    spam = ao.json("datanet", "contribute", "1", str(CORPUS / "mallory"), "--from", "mallory")
+    ao("datanet", "approve", *map(str, alice["contributionIds"][:10]), *map(str, bob["contributionIds"]), "--from", "owner")
+    ao("datanet", "reject", str(alice["contributionIds"][10]), "--from", "owner")
+    ao("datanet", "reject", str(spam["contributionIds"][0]), "--malicious", "--from", "owner")
+    ao("datanet", "withdraw", str(alice["contributionIds"][11]), "--from", "alice")
+    published = ao.json("datanet", "publish", "1", "--from", "owner")
+    model = ao.json(
+        "model", "register", "--base-hash", "ab" * 32, "--adapter", str(CORPUS.parent / "models" / "adapter-card.json"),
+        "--datanet", "1", "--price", "0.5", "--from", "builder",
+    )  # fmt: skip
+    return {"alice": alice, "bob": bob, "spam": spam, "published": published, "model": model}
+
+
+def _chain(ao):
+    client = ChainClient(ao.env["ATTRIBUTION_RPC"])
+    deployment = load_deployment(client.chain_id, [ao.home / "deployments"])
+    return client, deployment
+
+
+def test_contributions_have_the_statuses_the_curators_gave(chain_cli, story):
+    shown = chain_cli.json("datanet", "show", "1")
+    statuses = {c["id"]: c["status"] for c in shown["contributions"]}
+    alice_ids = story["alice"]["contributionIds"]
+    assert len(statuses) == 12 + 3 + 1
+    assert [statuses[i] for i in alice_ids[:10]] == ["approved"] * 10
+    assert statuses[alice_ids[10]] == "rejected"
+    assert statuses[alice_ids[11]] == "withdrawn"
+    assert statuses[story["spam"]["contributionIds"][0]] == "slashed"
+    assert shown["datanet"]["approved_count"] == 13
+    assert shown["datanet"]["version_count"] == 1
+
+
+def test_stakes_returned_or_slashed_and_fee_paid(chain_cli, story):
+    balances = {b["account"]: int(b["open"]) for b in chain_cli.json("wallet", "balance", "owner", "alice", "mallory", "dev:0")}
+    assert balances["owner"] == 100 * OPEN - 10 * OPEN  # creation fee
+    assert balances["alice"] == 100 * OPEN  # approved, rejected and withdrawn stakes all came back
+    assert balances["mallory"] == 95 * OPEN  # slashed
+    client, deployment = _chain(chain_cli)
+    token = client.contract(deployment, "OpenToken")
+    registry = deployment.contracts["DatanetRegistry"].address
+    assert token.functions.balanceOf(registry).call() == 0  # nothing pending
+
+
+def test_published_root_matches_the_approved_hashes_and_verifies_on_chain(chain_cli, story):
+    client, deployment = _chain(chain_cli)
+    registry = client.contract(deployment, "DatanetRegistry")
+    hashes = [bytes(h) for h in registry.functions.getApprovedHashes(1, 0, 100).call()]
+    tree = MerkleTree(hashes)
+    version = registry.functions.getVersion(1, 1).call()
+    assert version[0] == tree.root and version[1] == 13
+    assert story["published"]["merkleRoot"] == "0x" + tree.root.hex()
+    for i, h in enumerate(hashes):
+        assert registry.functions.verifyContribution(1, 1, h, tree.proof(i)).call()
+    # the manifest is in the content store and lists the same hashes
+    shown = chain_cli.json("datanet", "show", "1")
+    manifest_uri = shown["versions"][0]["manifest_uri"]
+    from attribution_oracle.store.blobs import BlobStore
+
+    manifest = BlobStore(chain_cli.home / "blobs").get(manifest_uri.removeprefix("sha256://"))
+    assert all(h.hex().encode() in manifest for h in hashes)
+
+
+def test_model_points_at_the_published_version(chain_cli, story):
+    model = chain_cli.json("model", "show", str(story["model"]["modelId"]))
+    assert model["sources"] == [{"datanet_id": 1, "version": 1}]
+    assert model["price"] == OPEN // 2
+    assert (model["owner_bps"], model["contributors_bps"], model["datanet_owners_bps"]) == (5000, 4000, 1000)
+    listed = chain_cli.json("model", "list")
+    assert [m["id"] for m in listed] == [1]
+
+
+def test_contribute_rerun_skips_what_is_already_there(chain_cli, story):
+    again = chain_cli.json("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "bob")
+    assert again == {"contributionIds": [], "skipped": 3}
+
+
+def test_wallet_files_are_keystore_v3_readable_by_ape_layout(chain_cli, story):
+    import json
+
+    from eth_account import Account
+
+    path = chain_cli.home / "accounts" / "alice.json"
+    keystore = json.loads(path.read_text())
+    assert keystore["version"] == 3 and "crypto" in keystore
+    address = Account.from_key(Account.decrypt(keystore, chain_cli.env["ATTRIBUTION_PASSWORD"])).address
+    listed = {w["alias"]: w["address"] for w in chain_cli.json("wallet", "list")}
+    assert Web3.to_checksum_address(listed["alice"]) == address
