@@ -243,7 +243,9 @@ def publish(app: App, datanet_id: int, sender: str, password_file: Path | None) 
     """
     signer = app.signer(sender, password_file)
     registry = app.contract("DatanetRegistry")
-    app.client.call(registry.functions.getDatanet(datanet_id))
+    owner = app.client.call(registry.functions.getDatanet(datanet_id))[0]
+    if owner != signer.address:
+        raise UserError(f"{sender} is not the datanet owner of datanet {datanet_id} (the owner is {owner})")
     hashes = approved_hashes_onchain(app, datanet_id)
     if not hashes:
         raise UserError(f"datanet {datanet_id} has no approved contributions to publish")

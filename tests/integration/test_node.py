@@ -1,0 +1,32 @@
+"""`node start|stop|status`: a real Anvil in the background, its state kept across restarts."""
+
+from __future__ import annotations
+
+from conftest import free_port, make_cli
+
+
+def test_start_status_stop_restart_keeps_state(tmp_path):
+    ao = make_cli(tmp_path, f"http://127.0.0.1:{free_port()}")
+    assert ao.json("node", "status")["running"] is False
+    started = ao.json("node", "start")
+    try:
+        assert started["running"] is True
+        ao("wallet", "fund", "dev:5", "--eth", "1", "--from", "dev:0")
+        block = ao.json("node", "status")["block"]
+        assert block >= 1
+        again = ao("node", "start", ok=False)
+        assert again.exit_code == 1 and "already running" in again.output
+    finally:
+        assert ao.json("node", "stop") == {"stopped": True}
+    assert ao.json("node", "status")["running"] is False
+    ao("node", "start")
+    try:
+        assert ao.json("node", "status")["block"] == block  # state came back from state.json
+    finally:
+        ao("node", "stop")
+    ao("node", "start", "--fresh")
+    try:
+        assert ao.json("node", "status")["block"] == 0
+    finally:
+        ao("node", "stop")
+    assert ao.json("node", "stop") == {"stopped": False}
