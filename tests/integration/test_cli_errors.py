@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port, make_cli
 
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
@@ -39,7 +38,9 @@ def _contribution_count(ao) -> int:
 
 
 def test_missing_file(world):
-    assert_user_error(world("datanet", "contribute", "1", "/no/such/file.txt", "--from", "alice", ok=False), "no such file")
+    assert_user_error(
+        world("datanet", "contribute", "1", "/no/such/file.txt", "--from", "alice", ok=False), "no such file"
+    )
 
 
 def test_unknown_datanet(world):

@@ -28,7 +28,14 @@ def story(chain_cli):
     alice = ao.json("datanet", "contribute", "1", str(CORPUS / "alice"), "--from", "alice")
     bob = ao.json("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "bob")
     spam = ao.json("datanet", "contribute", "1", str(CORPUS / "mallory"), "--from", "mallory")
-    ao("datanet", "approve", *map(str, alice["contributionIds"][:10]), *map(str, bob["contributionIds"]), "--from", "owner")
+    ao(
+        "datanet",
+        "approve",
+        *map(str, alice["contributionIds"][:10]),
+        *map(str, bob["contributionIds"]),
+        "--from",
+        "owner",
+    )
     ao("datanet", "reject", str(alice["contributionIds"][10]), "--from", "owner")
     ao("datanet", "reject", str(spam["contributionIds"][0]), "--malicious", "--from", "owner")
     ao("datanet", "withdraw", str(alice["contributionIds"][11]), "--from", "alice")
@@ -60,7 +67,9 @@ def test_contributions_have_the_statuses_the_curators_gave(chain_cli, story):
 
 
 def test_stakes_returned_or_slashed_and_fee_paid(chain_cli, story):
-    balances = {b["account"]: int(b["open"]) for b in chain_cli.json("wallet", "balance", "owner", "alice", "mallory", "dev:0")}
+    balances = {
+        b["account"]: int(b["open"]) for b in chain_cli.json("wallet", "balance", "owner", "alice", "mallory", "dev:0")
+    }
     assert balances["owner"] == 100 * OPEN - 10 * OPEN  # creation fee
     assert balances["alice"] == 100 * OPEN  # approved, rejected and withdrawn stakes all came back
     assert balances["mallory"] == 95 * OPEN  # slashed
@@ -99,7 +108,9 @@ def test_model_points_at_the_published_version(chain_cli, story):
 
 
 def test_contribute_rerun_skips_what_is_already_there(chain_cli, story):
-    again = chain_cli.json("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "bob")
+    again = chain_cli.json(
+        "datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "bob"
+    )
     assert again == {"contributionIds": [], "skipped": 3}
 
 

@@ -2,9 +2,10 @@
 
 Leaves are double-hashed: ``leaf = keccak256(keccak256(abi.encode(value)))``; for a single ``bytes32``
 value ``abi.encode`` is the value itself. Inner nodes hash the sorted pair: ``keccak256(min(a, b) || max(a, b))``.
-An odd node at the end of a level is carried up unchanged. Leaves are kept in the given order (the
-order carries meaning: approval order for Datanet versions), so the tree of the same leaves in another
-order has another root.
+An odd node at the end of a level is carried up unchanged. Leaves are kept in the given order (approval
+order for Datanet versions). Because pairs are hashed sorted, the root does not pin the order completely
+(swapping two sibling leaves keeps it), so code that needs the order reads it from the chain
+(``getApprovedHashes``) or from the version manifest, and uses the root to check membership.
 """
 
 from __future__ import annotations
