@@ -30,8 +30,12 @@ test-contracts: setup
 test-python: setup
 	pytest tests/unit tests/integration -q -p no:cacheprovider -p no:ape_test
 
-bench: setup
-	@ls benchmarks/*.py >/dev/null 2>&1 && for b in benchmarks/*.py; do $(PY) $$b || exit 1; done || echo "no benchmarks yet"
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+bench: setup $(VENV)/.bench-installed
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: setup
 	ruff check src tests scripts benchmarks

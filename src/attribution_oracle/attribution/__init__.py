@@ -1,0 +1,35 @@
+"""Proof of Attribution, gradient side: a pure torch library (no chain imports).
+
+Public API::
+
+    from attribution_oracle.attribution import Attributor, ClassificationTask, AttributionIndex, contributor_shares
+
+    attributor = Attributor(model, ClassificationTask(), checkpoints=[...], estimator="influence", proj_dim=512)
+    attributor.featurize(train)                 # per-example grads (torch.func), projected, finalised
+    scores = attributor.score(queries)          # [n_query, n_train]
+    index = attributor.build_index(path, ids)   # safetensors + manifest.json, memory-mapped
+    top = index.top_k(attributor.query_features(queries), k=10)
+    shares = contributor_shares(amount_wei, {id: score}, {id: contributor})
+"""
+
+from attribution_oracle.attribution.engine import Attributor
+from attribution_oracle.attribution.estimators import ESTIMATORS
+from attribution_oracle.attribution.index import AttributionIndex, TopK
+from attribution_oracle.attribution.projection import Projector
+from attribution_oracle.attribution.shares import canonical_bytes, contributor_shares, split_by_weight
+from attribution_oracle.attribution.task import AttributionTask, ClassificationTask, LanguageModelTask, margin
+
+__all__ = [
+    "ESTIMATORS",
+    "AttributionIndex",
+    "AttributionTask",
+    "Attributor",
+    "ClassificationTask",
+    "LanguageModelTask",
+    "Projector",
+    "TopK",
+    "canonical_bytes",
+    "contributor_shares",
+    "margin",
+    "split_by_weight",
+]

@@ -1,0 +1,242 @@
+"""The attribution engine: featurize a training set once, then score any query batch against it.
+
+    attributor = Attributor(model, ClassificationTask(), checkpoints=[sd1, sd2], proj_dim=512)
+    attributor.featurize(train_data)          # per-example gradients -> finalised features
+    scores = attributor.score(query_data)     # [n_query, n_train], positive = helped the query
+    attributor.build_index(path, contribution_ids)
+
+Checkpoints are state dicts loaded into ``model`` in turn (several checkpoints of one run, or independently
+trained models); scores are averaged over them. Gradients flow only through the chosen parameter subset
+(default: the trainable parameters, e.g. the LoRA adapters of a peft model).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribution_oracle.attribution.data import batches, to_device
+from attribution_oracle.attribution.estimators import ESTIMATORS, finalize
+from attribution_oracle.attribution.gradients import (
+    per_example_grads,
+    per_example_output_jacobians,
+    select_parameters,
+)
+from attribution_oracle.attribution.projection import Projector
+from attribution_oracle.attribution.task import AttributionTask
+
+
+@dataclass
+class CheckpointFeatures:
+    """Finalised train features of one checkpoint and the map that finalises appended examples."""
+
+    features: Tensor  # [n, k] float64
+    transform: Tensor | None  # [k, k] or None (= -weight * I)
+    weight: float
+    self_query: Tensor  # [n, k]: each training example's own query-side features (for self-influence)
+
+
+@dataclass
+class Timings:
+    """Seconds spent featurizing and scoring."""
+
+    featurize_s: float = 0.0
+    score_s: float = 0.0
+
+
+@dataclass
+class Attributor:
+    """Gradient attribution for any ``nn.Module`` given an ``AttributionTask``."""
+
+    model: nn.Module
+    task: AttributionTask
+    checkpoints: Sequence[dict[str, Tensor]] | None = None
+    estimator: str = "influence"
+    params: Iterable[str] | Callable[[str], bool] | None = None
+    proj_dim: int | None = 512
+    seed: int = 0
+    damping: float = 0.1
+    absolute_damping: bool = False
+    curvature: str = "auto"  # "ggn" (needs task.outputs), "fisher", or "auto"
+    checkpoint_weights: Sequence[float] | None = None
+    batch_size: int = 64
+    device: str | torch.device | None = None
+    timings: Timings = field(default_factory=Timings)
+
+    def __post_init__(self) -> None:
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+        self.device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model.to(self.device)
+        self.names = select_parameters(self.model, self.params)
+        shapes = dict(self.model.named_parameters())
+        self.projector = Projector(
+            {n: tuple(shapes[n].shape) for n in self.names},
+            dim=None if self.proj_dim is None or self.proj_dim >= self._num_params(shapes) else self.proj_dim,
+            seed=self.seed,
+        )
+        # copies: a state dict shares storage with its model, and loading one checkpoint would change another
+        self._checkpoints = (
+            [{k: v.detach().clone() for k, v in c.items()} for c in self.checkpoints] if self.checkpoints else [None]
+        )
+        weights = self.checkpoint_weights or [1.0] * len(self._checkpoints)
+        if len(weights) != len(self._checkpoints):
+            raise ValueError("checkpoint_weights must have one weight per checkpoint")
+        self._weights = [float(w) for w in weights]
+        self.train_features: list[CheckpointFeatures] = []
+
+    def _num_params(self, shapes: dict[str, Tensor]) -> int:
+        return sum(shapes[n].numel() for n in self.names)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _load(self, checkpoint: dict[str, Tensor] | None) -> None:
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint, strict=False)
+        self.model.eval()
+
+    # --------------------------------------------------------------- per-example work
+
+    def _project(self, fn: Callable[[nn.Module, Any], Tensor], data: Any) -> Tensor:
+        out = []
+        for batch in batches(data, self.batch_size):
+            batch = to_device(batch, self.device)
+            out.append(self.projector.project(per_example_grads(self.model, fn, self.names, batch)).cpu())
+        return torch.cat(out).to(torch.float64)
+
+    def _ggn(self, data: Any) -> Tensor:
+        k = self.projector.out_dim
+        total = torch.zeros(k, k, dtype=torch.float64)
+        for batch in batches(data, self.batch_size):
+            batch = to_device(batch, self.device)
+            jac = per_example_output_jacobians(self.model, self.task.outputs, self.names, batch)
+            projected = self.projector.project(jac, lead=2).to(torch.float64)  # [B, C, k]
+            with torch.no_grad():
+                hessian = self.task.output_hessian(self.task.outputs(self.model, batch), batch).to(torch.float64)
+            evals, evecs = torch.linalg.eigh(hessian)
+            root = evecs * evals.clamp(min=0).sqrt().unsqueeze(-2)  # H = root root^T
+            m = torch.einsum("bcd,bck->bdk", root, projected.to(root.device))
+            total += torch.einsum("bdk,bdl->kl", m, m).cpu()
+        return total
+
+    def _trak_weights(self, data: Any) -> Tensor:
+        with torch.no_grad():
+            parts = [self.task.trak_weight(self.model, to_device(b, self.device)).cpu() for b in batches(data, 256)]
+        return torch.cat(parts).to(torch.float64)
+
+    def _uses_ggn(self) -> bool:
+        if self.curvature == "fisher":
+            return False
+        has_outputs = type(self.task).outputs is not AttributionTask.outputs
+        if self.curvature == "ggn" and not has_outputs:
+            raise ValueError("curvature='ggn' needs a task that defines outputs() and output_hessian()")
+        return has_outputs
+
+    def _featurize_checkpoint(self, data: Any, weight: float) -> CheckpointFeatures:
+        if self.estimator == "trak":
+            phi = self._project(self.task.measurement, data)
+            q = self._trak_weights(data)
+            x, a = finalize("trak", measurement_features=phi, trak_weights=q, weight=weight, **self._damping())
+            return CheckpointFeatures(x, a, weight, phi)
+        loss_g = self._project(self.task.loss, data)
+        curvature = None
+        if self.estimator == "influence":
+            curvature = self._ggn(data) if self._uses_ggn() else loss_g.T @ loss_g
+        x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
+        return CheckpointFeatures(x, a, weight, -loss_g)
+
+    def _damping(self) -> dict[str, Any]:
+        return {"damping": self.damping, "absolute_damping": self.absolute_damping}
+
+    # -------------------------------------------------------------------- public API
+
+    def featurize(self, train_data: Any) -> Attributor:
+        """Compute and finalise the training features for every checkpoint (replaces earlier ones)."""
+        start = time.perf_counter()
+        self.train_features = []
+        for checkpoint, weight in zip(self._checkpoints, self._weights, strict=True):
+            self._load(checkpoint)
+            self.train_features.append(self._featurize_checkpoint(train_data, weight))
+        self.timings.featurize_s += time.perf_counter() - start
+        return self
+
+    def finalize_new(self, new_data: Any) -> Tensor:
+        """Finalised features ``[n_new, C*k]`` of extra training examples, with the curvature already fitted."""
+        parts = []
+        for checkpoint, fitted in zip(self._checkpoints, self.train_features, strict=True):
+            self._load(checkpoint)
+            if self.estimator == "trak":
+                phi = self._project(self.task.measurement, new_data)
+                parts.append((phi @ fitted.transform) * self._trak_weights(new_data).unsqueeze(-1))
+            else:
+                g = self._project(self.task.loss, new_data)
+                parts.append(-fitted.weight * g if fitted.transform is None else g @ fitted.transform)
+        return torch.cat(parts, dim=1).to(torch.float32)
+
+    def query_features(self, query_data: Any) -> Tensor:
+        """Query-side features ``[n_query, C*k]`` (float64 measurement gradients, averaged over checkpoints)."""
+        parts = []
+        for checkpoint in self._checkpoints:
+            self._load(checkpoint)
+            parts.append(self._project(self.task.measurement, query_data))
+        return torch.cat(parts, dim=1) / len(self._checkpoints)
+
+    def train_matrix(self) -> Tensor:
+        """Finalised train features ``[n_train, C*k]`` (float32): what an index stores."""
+        self._require_features()
+        return torch.cat([f.features for f in self.train_features], dim=1).to(torch.float32)
+
+    def score(self, query_data: Any) -> Tensor:
+        """Scores ``[n_query, n_train]``: positive means the training example raised the query's measurement."""
+        self._require_features()
+        q = self.query_features(query_data)
+        start = time.perf_counter()
+        scores = q @ torch.cat([f.features for f in self.train_features], dim=1).T
+        self.timings.score_s += time.perf_counter() - start
+        return scores
+
+    def self_influence(self) -> Tensor:
+        """Each training example's influence on its own loss (high = memorised or mislabelled), ``[n_train]``."""
+        self._require_features()
+        total = sum((f.self_query * f.features).sum(-1) for f in self.train_features)
+        return total / len(self.train_features)
+
+    def build_index(self, path: Path, contribution_ids: Sequence[str], model_hash: str = "") -> Any:
+        """Persist the finalised features as an ``AttributionIndex`` at ``path``."""
+        from attribution_oracle.attribution.index import AttributionIndex
+
+        self._require_features()
+        if len(contribution_ids) != self.train_features[0].features.shape[0]:
+            raise ValueError("one contribution id per training example is needed")
+        return AttributionIndex.create(
+            Path(path),
+            self.train_matrix(),
+            list(contribution_ids),
+            manifest=self.describe(model_hash),
+            transforms=[f.transform for f in self.train_features],
+        )
+
+    def describe(self, model_hash: str = "") -> dict[str, Any]:
+        """The settings that make features reproducible (stored in an index manifest)."""
+        return {
+            "model_hash": model_hash,
+            "estimator": self.estimator,
+            "parameters": {n: list(self.projector.shapes[n]) for n in self.names},
+            "projection": {"kind": "rademacher-blocked", "dim": self.projector.out_dim, "seed": self.seed},
+            "identity_projection": self.projector.dim is None,
+            "damping": self.damping,
+            "absolute_damping": self.absolute_damping,
+            "curvature": ("ggn" if self._uses_ggn() else "fisher") if self.estimator == "influence" else None,
+            "checkpoints": len(self._checkpoints),
+            "checkpoint_weights": self._weights,
+        }
+
+    def _require_features(self) -> None:
+        if not self.train_features:
+            raise RuntimeError("call featurize(train_data) first")
