@@ -15,18 +15,23 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 ao node stop >/dev/null 2>&1 || true
 rm -rf "$ATTRIBUTION_HOME"
 
-step "Start a local chain (Anvil) and deploy OpenToken, DatanetRegistry, ModelRegistry"
-ao node start --fresh
-trap 'ao node stop >/dev/null' EXIT
-ao deploy --from dev:0
-
-step "Wallets: a Datanet owner, three contributors, a spammer and a model builder (keystore v3, encrypted)"
-for who in owner alice bob carol mallory builder; do
+step "Wallets: a Datanet owner, three contributors, a spammer, a model builder, an agent, a serving operator and three oracles"
+for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
   ao wallet new "$who" >/dev/null
-  ao wallet fund "$who" --eth 1 --from dev:0 >/dev/null
-  ao token mint "$who" 100 --from dev:0 >/dev/null
 done
 ao wallet list
+
+step "Start a local chain (Anvil) and deploy the contracts (oracle set: 3 signers, any 2 sign a report)"
+ao node start --fresh
+trap 'ao node stop >/dev/null' EXIT
+ao deploy --from dev:0 --oracle-signer oracle1 --oracle-signer oracle2 --oracle-signer oracle3 --threshold 2 \
+  --operator operator
+for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
+  ao wallet fund "$who" --eth 1 --from dev:0 >/dev/null
+done
+for who in owner alice bob carol mallory builder agent; do
+  ao token mint "$who" 100 --from dev:0 >/dev/null
+done
 
 step "The owner creates a Datanet (10 OPEN fee to the treasury; each contribution stakes 5 OPEN)"
 ao datanet create "Practical beekeeping" --metadata-uri "https://example.org/beekeeping.json" --min-stake 5 --from owner
@@ -53,4 +58,31 @@ step "Tables"
 ao datanet list
 ao datanet show 1
 ao model list
-ao wallet balance owner alice bob carol mallory builder dev:0
+
+step "An agent pays for four inferences (0.5 OPEN each, one transaction); the operator serves them"
+ao market pay 1 --from agent \
+  --prompt "How often should I inspect a hive in spring?" \
+  --prompt "When do bees forage furthest?" \
+  --prompt "How do I recognise American foulbrood?" \
+  --prompt "When is honey ready to harvest?"
+ao market serve 1 2 3 4 --from operator
+ao market show 1 2 3 4
+
+step "Epoch 1: the settlement code splits each inference's data pools by fixed example attributions"
+# Until the oracle computes attributions, demo/example-scores.json holds them: {request: {contribution: score}}.
+uri=$(ao --json report build --epoch 1 --scores demo/example-scores.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["uri"])')
+echo "report: $uri"
+ao report sign "$uri" --from oracle1
+ao report sign "$uri" --from oracle3
+ao report submit "$uri" --from operator
+ao report verify "$uri"
+
+step "Contributors claim (bob's claim is sent by the operator as a relayer; the OPEN still goes to bob)"
+ao wallet balance owner alice bob carol
+ao rewards show owner alice bob carol
+ao rewards claim alice --from alice
+ao rewards claim bob --from operator
+ao rewards claim carol --from carol
+ao rewards claim owner --from owner
+ao rewards show owner alice bob carol
+ao wallet balance owner alice bob carol mallory builder agent dev:0

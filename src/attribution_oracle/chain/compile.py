@@ -9,8 +9,6 @@ from pathlib import Path
 
 from attribution_oracle.chain.errors import ChainError
 
-CONTRACT_NAMES = ("OpenToken", "DatanetRegistry", "ModelRegistry")
-
 
 @dataclass(frozen=True)
 class Artifact:

@@ -14,6 +14,8 @@ OPEN = 10**18
 DEFAULT_CAP = 1_000_000_000 * OPEN
 DEFAULT_CREATION_FEE = 10 * OPEN
 DEFAULT_PROTOCOL_FEE_BPS = 500
+DEFAULT_EPOCH_BLOCKS = 50
+DEFAULT_SERVICE_WINDOW_S = 3600
 
 
 def deploy_all(
@@ -24,14 +26,22 @@ def deploy_all(
     supply_cap: int = DEFAULT_CAP,
     creation_fee: int = DEFAULT_CREATION_FEE,
     protocol_fee_bps: int = DEFAULT_PROTOCOL_FEE_BPS,
+    oracle_signers: list[str] | None = None,
+    oracle_threshold: int = 1,
+    claim_delay_s: int = 0,
+    epoch_blocks: int = DEFAULT_EPOCH_BLOCKS,
+    service_window_s: int = DEFAULT_SERVICE_WINDOW_S,
+    operators: list[str] | None = None,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Deployment:
-    """Deploy OpenToken, DatanetRegistry and ModelRegistry wired together; return the deployment record.
+    """Deploy and wire OpenToken, DatanetRegistry, ModelRegistry, RewardDistributor and InferenceMarket.
 
-    The deployer becomes governance of all three and the first OPEN minter; ``treasury`` (default: the
-    deployer) receives Datanet creation fees and slashed stakes.
+    The deployer becomes governance of all of them and the first OPEN minter; ``treasury`` (default: the
+    deployer) receives Datanet creation fees, slashed stakes and protocol fees. The oracle set defaults to
+    the deployer alone (m = 1); ``operators`` (default: the deployer) may mark inferences served.
     """
     treasury = treasury or deployer.address
+    signers = oracle_signers or [deployer.address]
     records: dict[str, ContractRecord] = {}
 
     def deploy(name: str, *args: object) -> str:
@@ -45,7 +55,13 @@ def deploy_all(
     token = deploy("OpenToken", supply_cap)
     datanets = deploy("DatanetRegistry", token, treasury, creation_fee)
     receipt_block = client.block("latest")
-    deploy("ModelRegistry", datanets, protocol_fee_bps)
+    models = deploy("ModelRegistry", datanets, protocol_fee_bps)
+    distributor = deploy("RewardDistributor", token, signers, oracle_threshold, claim_delay_s)
+    market = deploy("InferenceMarket", token, models, distributor, treasury, epoch_blocks, service_window_s)
+    market_contract = client.w3.eth.contract(address=market, abi=records["InferenceMarket"].abi)
+    for operator in operators or [deployer.address]:
+        on_step(f"appointing serving operator {operator}")
+        client.send(market_contract.functions.setOperator(operator, True), deployer, "appoint operator")
     return Deployment(
         chain_id=client.chain_id,
         block_number=int(receipt_block["number"]),
@@ -57,5 +73,10 @@ def deploy_all(
             "supplyCap": str(supply_cap),
             "creationFee": str(creation_fee),
             "protocolFeeBps": protocol_fee_bps,
+            "oracleSigners": signers,
+            "oracleThreshold": oracle_threshold,
+            "claimDelay": claim_delay_s,
+            "epochBlocks": epoch_blocks,
+            "serviceWindow": service_window_s,
         },
     )

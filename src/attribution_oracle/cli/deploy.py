@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from attribution_oracle.chain.deploy import DEFAULT_CREATION_FEE, DEFAULT_PROTOCOL_FEE_BPS, deploy_all
+from attribution_oracle.chain.deploy import (
+    DEFAULT_CREATION_FEE,
+    DEFAULT_EPOCH_BLOCKS,
+    DEFAULT_PROTOCOL_FEE_BPS,
+    DEFAULT_SERVICE_WINDOW_S,
+    deploy_all,
+)
 from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app, password_option, table
 
 
@@ -16,11 +22,28 @@ from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app,
     "--creation-fee", default=str(DEFAULT_CREATION_FEE // 10**18), show_default=True, help="OPEN per Datanet."
 )
 @click.option("--protocol-fee-bps", type=int, default=DEFAULT_PROTOCOL_FEE_BPS, show_default=True)
+@click.option("--oracle-signer", "oracle_signers", multiple=True, help="Oracle signer (repeat); default: the sender.")
+@click.option("--threshold", type=int, default=1, show_default=True, help="Signatures a report needs (m).")
+@click.option("--claim-delay", type=int, default=0, show_default=True, help="Seconds a report waits (veto window).")
+@click.option("--epoch-blocks", type=int, default=DEFAULT_EPOCH_BLOCKS, show_default=True, help="Blocks per epoch.")
+@click.option("--service-window", type=int, default=DEFAULT_SERVICE_WINDOW_S, show_default=True, help="Refund after.")
+@click.option("--operator", "operators", multiple=True, help="Serving operator (repeat); default: the sender.")
 @pass_app
 def command(
-    app: App, sender: str, password_file, treasury: str | None, creation_fee: str, protocol_fee_bps: int
+    app: App,
+    sender: str,
+    password_file,
+    treasury: str | None,
+    creation_fee: str,
+    protocol_fee_bps: int,
+    oracle_signers: tuple[str, ...],
+    threshold: int,
+    claim_delay: int,
+    epoch_blocks: int,
+    service_window: int,
+    operators: tuple[str, ...],
 ) -> None:
-    """Deploy OpenToken, DatanetRegistry and ModelRegistry; the sender becomes governance."""
+    """Deploy and wire all contracts; the sender becomes governance and the first OPEN minter."""
     signer = app.signer(sender, password_file)
     deployment = deploy_all(
         app.client,
@@ -28,6 +51,12 @@ def command(
         treasury=app.address(treasury) if treasury else None,
         creation_fee=parse_amount(creation_fee, "creation fee"),
         protocol_fee_bps=protocol_fee_bps,
+        oracle_signers=[app.address(s) for s in oracle_signers] or None,
+        oracle_threshold=threshold,
+        claim_delay_s=claim_delay,
+        epoch_blocks=epoch_blocks,
+        service_window_s=service_window,
+        operators=[app.address(o) for o in operators] or None,
         on_step=app.say,
     )
     path = deployment.save(app.home / "deployments")

@@ -1,0 +1,425 @@
+# pragma version ~=0.4.3
+"""
+@title Inference market
+@custom:contract-name InferenceMarket
+@license AGPL-3.0-only
+@notice Users and agents pay per inference in OPEN. A payment escrows the
+        model's price in this contract and emits `InferencePaid` (the id the
+        serving node checks) and `FeeSplit` (the exact per-request amounts).
+
+        Split of a fee f (all integer wei, summing exactly to f):
+          protocol    = f * protocolFeeBps / 10000            (rounded down)
+          rest        = f - protocol
+          owner       = rest * ownerBps / 10000                (rounded down)
+          datanets    = rest * datanetOwnersBps / 10000        (rounded down)
+          contributors= rest - owner - datanets                (receives the dust)
+
+        Storage: one slot per request, the keccak256 of its `Receipt` (all of
+        whose fields are in the two events), so payments stay cheap; serving and
+        refunding pass the receipt back and the contract checks it.
+
+        Proof of service: a serving operator (appointed by governance) marks
+        requests served with `markServed`; only then is the fee released:
+        protocol fee to the treasury, the owner's share credited to the model
+        owner (withdrawn with `withdrawEarnings`), and the Datanet-owner and
+        contributor shares sent to the RewardDistributor's pool. A request
+        not marked served within `serviceWindow` seconds of payment can be
+        refunded in full to its payer with `refund`; a refunded request can
+        never be marked served, and a served one never refunded. The oracle
+        attributes only served requests.
+"""
+
+from ethereum.ercs import IERC20
+from snekmate.auth import ownable
+from snekmate.tokens.interfaces import IERC20Permit
+from interfaces import IModelRegistry
+
+initializes: ownable
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    ownable.renounce_ownership,
+)
+
+BPS: constant(uint256) = 10_000
+MAX_BATCH: constant(uint256) = 64
+
+STATUS_NONE: constant(uint8) = 0
+STATUS_PAID: constant(uint8) = 1
+STATUS_SERVED: constant(uint8) = 2
+STATUS_REFUNDED: constant(uint8) = 3
+# @dev What a request's commitment slot holds once it is served or refunded.
+SERVED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000001
+REFUNDED: constant(bytes32) = 0x0000000000000000000000000000000000000000000000000000000000000002
+
+
+struct Split:
+    protocol: uint256
+    owner: uint256
+    datanetOwners: uint256
+    contributors: uint256
+
+
+# @dev Everything about a paid request, rebuilt by anyone from its two events.
+#      Only keccak256(abi_encode(receipt)) is stored (one slot per request).
+struct Receipt:
+    requestId: uint256
+    payer: address
+    modelId: uint256
+    modelOwner: address
+    fee: uint256
+    paidAt: uint256
+    split: Split
+
+
+event InferencePaid:
+    requestId: indexed(uint256)
+    payer: indexed(address)
+    modelId: indexed(uint256)
+    inputHash: bytes32
+    fee: uint256
+    epoch: uint256
+
+event FeeSplit:
+    requestId: indexed(uint256)
+    modelOwner: indexed(address)
+    paidAt: uint256
+    protocolFee: uint256
+    ownerAmount: uint256
+    datanetOwnersAmount: uint256
+    contributorsAmount: uint256
+
+event InferenceServed:
+    requestId: indexed(uint256)
+    operator: indexed(address)
+
+event InferenceRefunded:
+    requestId: indexed(uint256)
+    payer: indexed(address)
+    fee: uint256
+
+event OperatorSet:
+    operator: indexed(address)
+    enabled: bool
+
+event TreasurySet:
+    treasury: indexed(address)
+
+event EarningsWithdrawn:
+    owner: indexed(address)
+    amount: uint256
+
+
+token: public(immutable(IERC20))
+models: public(immutable(IModelRegistry))
+distributor: public(immutable(address))
+# @dev Blocks per epoch: a payment at block b belongs to epoch b // epochBlocks.
+epochBlocks: public(immutable(uint256))
+# @dev Seconds the operators have to serve a request before it can be refunded.
+serviceWindow: public(immutable(uint256))
+
+treasury: public(address)
+isOperator: public(HashMap[address, bool])
+requestCount: public(uint256)
+earnings: public(HashMap[address, uint256])
+# @dev requestId => keccak256 of its Receipt while paid, SERVED or REFUNDED after.
+commitments: public(HashMap[uint256, bytes32])
+
+
+@deploy
+def __init__(
+    token_: IERC20,
+    models_: IModelRegistry,
+    distributor_: address,
+    treasury_: address,
+    epoch_blocks: uint256,
+    service_window: uint256,
+):
+    """
+    @notice Deploys the market; the deployer becomes governance.
+    @param token_ The OPEN token.
+    @param models_ The ModelRegistry (prices, splits, protocol fee).
+    @param distributor_ The RewardDistributor that receives the data shares.
+    @param treasury_ The receiver of protocol fees.
+    @param epoch_blocks Blocks per epoch (at least 1).
+    @param service_window Seconds before an unserved request becomes refundable.
+    """
+    assert epoch_blocks > 0, "InferenceMarket: zero epoch length"
+    assert treasury_ != empty(address) and distributor_ != empty(address), "InferenceMarket: zero address"
+    ownable.__init__()
+    token = token_
+    models = models_
+    distributor = distributor_
+    epochBlocks = epoch_blocks
+    serviceWindow = service_window
+    self.treasury = treasury_
+
+
+# ---------------------------------------------------------------- governance
+
+
+@external
+def setOperator(operator: address, enabled: bool):
+    """
+    @notice Appoints or removes a serving operator (governance only).
+    @param operator The operator address.
+    @param enabled True to appoint.
+    """
+    ownable._check_owner()
+    self.isOperator[operator] = enabled
+    log OperatorSet(operator=operator, enabled=enabled)
+
+
+@external
+def setTreasury(treasury_: address):
+    """
+    @notice Sets the receiver of protocol fees (governance only).
+    @param treasury_ The new treasury, not the zero address.
+    """
+    ownable._check_owner()
+    assert treasury_ != empty(address), "InferenceMarket: zero address"
+    self.treasury = treasury_
+    log TreasurySet(treasury=treasury_)
+
+
+# ------------------------------------------------------------------ payments
+
+
+@external
+def payForInference(modelId: uint256, inputHash: bytes32, maxFee: uint256) -> uint256:
+    """
+    @notice Pays for one inference of `modelId` on the input with hash `inputHash`.
+    @param modelId The model (must be active).
+    @param inputHash The hash of the prompt the server will check.
+    @param maxFee Reverts if the price is higher (protects against a price change).
+    @return uint256 The request id the server needs.
+    """
+    request_id: uint256 = 0
+    fee: uint256 = 0
+    request_id, fee = self._record(msg.sender, modelId, inputHash, maxFee)
+    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
+    return request_id
+
+
+@external
+def payForInferenceWithPermit(
+    modelId: uint256, inputHash: bytes32, maxFee: uint256, deadline: uint256, v: uint8, r: bytes32, s: bytes32
+) -> uint256:
+    """
+    @notice `payForInference` with an EIP-2612 permit for `maxFee` in the same
+            transaction. A permit that was already used (e.g. front-run) is
+            ignored as long as the allowance suffices.
+    @param modelId The model.
+    @param inputHash The prompt hash.
+    @param maxFee The permit value and the highest acceptable price.
+    @param deadline The permit deadline.
+    @param v The signature's v.
+    @param r The signature's r.
+    @param s The signature's s.
+    @return uint256 The request id.
+    """
+    permitted: bool = raw_call(
+        token.address,
+        abi_encode(
+            msg.sender,
+            self,
+            maxFee,
+            deadline,
+            v,
+            r,
+            s,
+            method_id=method_id("permit(address,address,uint256,uint256,uint8,bytes32,bytes32)"),
+        ),
+        revert_on_failure=False,
+    )
+    if not permitted:
+        assert staticcall token.allowance(msg.sender, self) >= maxFee, "InferenceMarket: permit failed"
+    request_id: uint256 = 0
+    fee: uint256 = 0
+    request_id, fee = self._record(msg.sender, modelId, inputHash, maxFee)
+    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
+    return request_id
+
+
+@external
+def payForInferenceBatch(
+    modelIds: DynArray[uint256, MAX_BATCH], inputHashes: DynArray[bytes32, MAX_BATCH], maxFees: DynArray[uint256, MAX_BATCH]
+) -> DynArray[uint256, MAX_BATCH]:
+    """
+    @notice Pays for several inferences at once with a single token transfer (for agents).
+    @param modelIds The models.
+    @param inputHashes The prompt hashes.
+    @param maxFees The highest acceptable price of each.
+    @return DynArray The request ids, in order.
+    """
+    assert len(modelIds) == len(inputHashes) and len(modelIds) == len(maxFees), "InferenceMarket: length mismatch"
+    ids: DynArray[uint256, MAX_BATCH] = []
+    total: uint256 = 0
+    for i: uint256 in range(MAX_BATCH):
+        if i >= len(modelIds):
+            break
+        request_id: uint256 = 0
+        fee: uint256 = 0
+        request_id, fee = self._record(msg.sender, modelIds[i], inputHashes[i], maxFees[i])
+        total += fee
+        ids.append(request_id)
+    assert extcall token.transferFrom(msg.sender, self, total, default_return_value=True)
+    return ids
+
+
+# ------------------------------------------------------------ service/refund
+
+
+@external
+def markServed(receipts: DynArray[Receipt, MAX_BATCH]):
+    """
+    @notice Records that requests were served and releases their fees
+            (operators only): protocol fee to the treasury, owner shares credited,
+            data shares to the RewardDistributor.
+    @param receipts The receipts of paid, unserved, unrefunded requests (from their events).
+    """
+    assert self.isOperator[msg.sender], "InferenceMarket: caller is not an operator"
+    to_treasury: uint256 = 0
+    to_pool: uint256 = 0
+    for r: Receipt in receipts:
+        self._settle(r, SERVED)
+        to_treasury += r.split.protocol
+        to_pool += r.split.datanetOwners + r.split.contributors
+        self.earnings[r.modelOwner] += r.split.owner
+        log InferenceServed(requestId=r.requestId, operator=msg.sender)
+    if to_treasury > 0:
+        assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True)
+    if to_pool > 0:
+        assert extcall token.transfer(distributor, to_pool, default_return_value=True)
+
+
+@external
+def refund(receipt: Receipt):
+    """
+    @notice Returns the whole fee of a request nobody served within `serviceWindow`.
+            Anyone may call it; the OPEN goes to the payer.
+    @param receipt The request's receipt (from its events).
+    """
+    assert block.timestamp > receipt.paidAt + serviceWindow, "InferenceMarket: service window still open"
+    self._settle(receipt, REFUNDED)
+    assert extcall token.transfer(receipt.payer, receipt.fee, default_return_value=True)
+    log InferenceRefunded(requestId=receipt.requestId, payer=receipt.payer, fee=receipt.fee)
+
+
+@external
+def withdrawEarnings() -> uint256:
+    """
+    @notice Sends the caller (a model owner) the owner shares of its served requests.
+    @return uint256 The amount sent.
+    """
+    amount: uint256 = self.earnings[msg.sender]
+    assert amount > 0, "InferenceMarket: nothing to withdraw"
+    self.earnings[msg.sender] = 0
+    assert extcall token.transfer(msg.sender, amount, default_return_value=True)
+    log EarningsWithdrawn(owner=msg.sender, amount=amount)
+    return amount
+
+
+# --------------------------------------------------------------------- views
+
+
+@external
+@view
+def requestStatus(requestId: uint256) -> uint8:
+    """
+    @notice 0 unknown, 1 paid (awaiting service), 2 served, 3 refunded.
+    @param requestId The request.
+    @return uint8 The status.
+    """
+    c: bytes32 = self.commitments[requestId]
+    if c == empty(bytes32):
+        return STATUS_NONE
+    if c == SERVED:
+        return STATUS_SERVED
+    if c == REFUNDED:
+        return STATUS_REFUNDED
+    return STATUS_PAID
+
+
+@external
+@view
+def quote(modelId: uint256) -> Split:
+    """
+    @notice How a payment for `modelId` would be split right now.
+    @param modelId The model.
+    @return Split The amounts.
+    """
+    model: IModelRegistry.Model = staticcall models.getModel(modelId)
+    return self._split(model.price, model.split, staticcall models.protocolFeeBps())
+
+
+@external
+@pure
+def splitFee(fee: uint256, ownerBps: uint256, contributorsBps: uint256, datanetOwnersBps: uint256, protocolBps: uint256) -> Split:
+    """
+    @notice The split rule, exposed so anyone can check it.
+    @param fee The fee in wei.
+    @param ownerBps Model owner basis points.
+    @param contributorsBps Contributors basis points.
+    @param datanetOwnersBps Datanet owners basis points.
+    @param protocolBps Protocol fee basis points.
+    @return Split The amounts (sum to `fee`).
+    """
+    return self._split(
+        fee,
+        IModelRegistry.FeeSplit(ownerBps=ownerBps, contributorsBps=contributorsBps, datanetOwnersBps=datanetOwnersBps),
+        protocolBps,
+    )
+
+
+# ----------------------------------------------------------------- internals
+
+
+@internal
+@pure
+def _split(fee: uint256, split: IModelRegistry.FeeSplit, protocol_bps: uint256) -> Split:
+    protocol: uint256 = fee * protocol_bps // BPS
+    rest: uint256 = fee - protocol
+    owner: uint256 = rest * split.ownerBps // BPS
+    datanets: uint256 = rest * split.datanetOwnersBps // BPS
+    return Split(protocol=protocol, owner=owner, datanetOwners=datanets, contributors=rest - owner - datanets)
+
+
+@internal
+def _settle(receipt: Receipt, outcome: bytes32):
+    assert self.commitments[receipt.requestId] == keccak256(abi_encode(receipt)), "InferenceMarket: not a request awaiting service"
+    self.commitments[receipt.requestId] = outcome
+
+
+@internal
+def _record(payer: address, model_id: uint256, input_hash: bytes32, max_fee: uint256) -> (uint256, uint256):
+    model: IModelRegistry.Model = staticcall models.getModel(model_id)
+    assert model.active, "InferenceMarket: model is inactive"
+    fee: uint256 = model.price
+    assert fee <= max_fee, "InferenceMarket: price above maxFee"
+    request_id: uint256 = self.requestCount + 1
+    self.requestCount = request_id
+    split: Split = self._split(fee, model.split, staticcall models.protocolFeeBps())
+    receipt: Receipt = Receipt(
+        requestId=request_id,
+        payer=payer,
+        modelId=model_id,
+        modelOwner=model.owner,
+        fee=fee,
+        paidAt=block.timestamp,
+        split=split,
+    )
+    self.commitments[request_id] = keccak256(abi_encode(receipt))
+    epoch: uint256 = block.number // epochBlocks
+    log InferencePaid(requestId=request_id, payer=payer, modelId=model_id, inputHash=input_hash, fee=fee, epoch=epoch)
+    log FeeSplit(
+        requestId=request_id,
+        modelOwner=model.owner,
+        paidAt=block.timestamp,
+        protocolFee=split.protocol,
+        ownerAmount=split.owner,
+        datanetOwnersAmount=split.datanetOwners,
+        contributorsAmount=split.contributors,
+    )
+    return request_id, fee

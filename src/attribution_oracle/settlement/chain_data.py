@@ -1,0 +1,134 @@
+"""Read what a report needs from the chain: served inferences with their pools, training data, past reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.settlement.allocation import Contribution, ServedInference
+
+PAGE = 100
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A report accepted on-chain."""
+
+    epoch: int
+    report_uri: str
+    rewards_root: bytes
+    total_cumulative: int
+    block_number: int
+
+
+def served_inferences(
+    client: ChainClient, deployment: Deployment, from_block: int, to_block: int
+) -> list[ServedInference]:
+    """Inferences marked served in ``[from_block, to_block]``, with the pools fixed when they were paid."""
+    market = client.contract(deployment, "InferenceMarket")
+    served = [
+        e["args"]["requestId"]
+        for e in fetch_events(client, [market], from_block, to_block)
+        if e["event"] == "InferenceServed"
+    ]
+    if not served:
+        return []
+    wanted = set(served)
+    paid: dict[int, dict] = {}
+    splits: dict[int, dict] = {}
+    for event in fetch_events(client, [market], deployment.block_number, to_block):
+        request_id = event["args"].get("requestId")
+        if request_id in wanted:
+            if event["event"] == "InferencePaid":
+                paid[request_id] = event["args"]
+            elif event["event"] == "FeeSplit":
+                splits[request_id] = event["args"]
+    return [
+        ServedInference(
+            request_id=r,
+            model_id=paid[r]["modelId"],
+            contributors_amount=splits[r]["contributorsAmount"],
+            datanet_owners_amount=splits[r]["datanetOwnersAmount"],
+        )
+        for r in sorted(wanted)
+    ]
+
+
+def training_data(
+    client: ChainClient, deployment: Deployment, model_id: int
+) -> tuple[list[Contribution], dict[int, str]]:
+    """The contributions in the Datanet versions a model was trained on, and those Datanets' owners."""
+    datanets = client.contract(deployment, "DatanetRegistry")
+    models = client.contract(deployment, "ModelRegistry")
+    contributions: list[Contribution] = []
+    owners: dict[int, str] = {}
+    for datanet_id, version in client.call(models.functions.getSources(model_id)):
+        owners[datanet_id] = client.call(datanets.functions.getDatanet(datanet_id))[0]
+        count = client.call(datanets.functions.getVersion(datanet_id, version))[1]
+        hashes: list[bytes] = []
+        while len(hashes) < count:
+            page = client.call(datanets.functions.getApprovedHashes(datanet_id, len(hashes), PAGE))
+            hashes += [bytes(h) for h in page]
+        for content_hash in hashes[:count]:
+            cid = client.call(datanets.functions.contributionIdOf(datanet_id, content_hash))
+            contributor = client.call(datanets.functions.getContribution(cid))[2]
+            contributions.append(Contribution(str(cid), contributor, datanet_id))
+    return contributions, owners
+
+
+def submissions(client: ChainClient, deployment: Deployment) -> list[Submission]:
+    """Every report accepted by the RewardDistributor and not vetoed, oldest first."""
+    distributor = client.contract(deployment, "RewardDistributor")
+    head = client.block("latest")["number"]
+    events = fetch_events(client, [distributor], deployment.block_number, head)
+    vetoed = {e["args"]["epoch"] for e in events if e["event"] == "ReportVetoed"}
+    return [
+        Submission(
+            epoch=e["args"]["epoch"],
+            report_uri=e["args"]["reportURI"],
+            rewards_root=e["args"]["rewardsRoot"],
+            total_cumulative=e["args"]["totalCumulative"],
+            block_number=e["blockNumber"],
+        )
+        for e in events
+        if e["event"] == "ReportSubmitted" and e["args"]["epoch"] not in vetoed
+    ]
+
+
+def receipts(client: ChainClient, deployment: Deployment, request_ids: list[int]) -> list[dict]:
+    """Rebuild the InferenceMarket ``Receipt`` structs of requests from their InferencePaid and FeeSplit events."""
+    market = client.contract(deployment, "InferenceMarket")
+    wanted = set(request_ids)
+    paid: dict[int, dict] = {}
+    splits: dict[int, dict] = {}
+    head = client.block("latest")["number"]
+    for event in fetch_events(client, [market], deployment.block_number, head):
+        request_id = event["args"].get("requestId")
+        if request_id in wanted and event["event"] == "InferencePaid":
+            paid[request_id] = event["args"]
+        elif request_id in wanted and event["event"] == "FeeSplit":
+            splits[request_id] = event["args"]
+    missing = sorted(wanted - paid.keys())
+    if missing:
+        from attribution_oracle.chain.errors import ChainError
+
+        raise ChainError(f"unknown request {missing[0]} (no InferencePaid event)")
+    return [
+        {
+            "requestId": r,
+            "payer": paid[r]["payer"],
+            "modelId": paid[r]["modelId"],
+            "modelOwner": splits[r]["modelOwner"],
+            "fee": paid[r]["fee"],
+            "paidAt": splits[r]["paidAt"],
+            "split": {
+                "protocol": splits[r]["protocolFee"],
+                "owner": splits[r]["ownerAmount"],
+                "datanetOwners": splits[r]["datanetOwnersAmount"],
+                "contributors": splits[r]["contributorsAmount"],
+            },
+        }
+        for r in request_ids
+    ]
