@@ -33,6 +33,7 @@ from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.tokens.interfaces import IERC20Permit
 from interfaces import IModelRegistry
+from interfaces import IRewardPool
 
 initializes: ownable
 
@@ -113,7 +114,7 @@ event EarningsWithdrawn:
 
 token: public(immutable(IERC20))
 models: public(immutable(IModelRegistry))
-distributor: public(immutable(address))
+distributor: public(immutable(IRewardPool))
 # @dev Blocks per epoch: a payment at block b belongs to epoch b // epochBlocks.
 epochBlocks: public(immutable(uint256))
 # @dev Seconds the operators have to serve a request before it can be refunded.
@@ -131,7 +132,7 @@ commitments: public(HashMap[uint256, bytes32])
 def __init__(
     token_: IERC20,
     models_: IModelRegistry,
-    distributor_: address,
+    distributor_: IRewardPool,
     treasury_: address,
     epoch_blocks: uint256,
     service_window: uint256,
@@ -146,7 +147,7 @@ def __init__(
     @param service_window Seconds before an unserved request becomes refundable.
     """
     assert epoch_blocks > 0, "InferenceMarket: zero epoch length"
-    assert treasury_ != empty(address) and distributor_ != empty(address), "InferenceMarket: zero address"
+    assert treasury_ != empty(address) and distributor_.address != empty(address), "InferenceMarket: zero address"
     ownable.__init__()
     token = token_
     models = models_
@@ -291,7 +292,8 @@ def markServed(receipts: DynArray[Receipt, MAX_BATCH]):
     if to_treasury > 0:
         assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True)
     if to_pool > 0:
-        assert extcall token.transfer(distributor, to_pool, default_return_value=True)
+        assert extcall token.approve(distributor.address, to_pool, default_return_value=True)
+        extcall distributor.fund(to_pool)
 
 
 @external

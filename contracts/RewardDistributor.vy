@@ -15,7 +15,8 @@
         over the report including the current config digest, from distinct
         signers given in ascending address order; low-s only; epochs strictly
         increase; `totalCumulative` never decreases and never exceeds all OPEN
-        ever funded (`token.balanceOf(this) + totalClaimed`).
+        ever funded through `fund` (`totalFunded`). OPEN sent by a plain transfer
+        is not counted (and cannot be paid out): fund the pool with `fund`.
 
         Claims (after Uniswap's MerkleDistributor, but cumulative): the rewards
         root commits to leaves keccak256(keccak256(abi_encode(account,
@@ -51,6 +52,7 @@ MAX_PROOF: constant(uint256) = 64
 MAX_BATCH: constant(uint256) = 64
 # @dev A claim delay longer than this would lock funds unreasonably.
 MAX_CLAIM_DELAY: constant(uint256) = 30 * 86400
+EPOCH_MASK: constant(uint256) = 2**64 - 1
 
 REPORT_TYPEHASH: constant(bytes32) = keccak256(
     "Report(bytes32 configDigest,uint64 epoch,bytes32 rewardsRoot,uint256 totalCumulative,bytes32 attributionRoot,string reportURI)"
@@ -91,6 +93,11 @@ event Claimed:
 event ClaimDelaySet:
     claimDelay: uint256
 
+event Funded:
+    funder: indexed(address)
+    amount: uint256
+    totalFunded: uint256
+
 
 token: public(immutable(IERC20))
 
@@ -101,24 +108,23 @@ configVersion: public(uint256)
 configDigest: public(bytes32)
 claimDelay: public(uint256)
 
-# @dev The last accepted epoch (reports must exceed it).
-latestEpoch: public(uint64)
-# @dev The cumulative total of the last accepted report (claimable or pending).
-latestTotal: public(uint256)
+# @dev Epochs and totals are packed with the total above the 64-bit epoch: (total << 64) | epoch,
+#      so each report costs one storage write per root instead of three.
+# @dev The last accepted report (claimable or pending): packed total and epoch.
+_latest: uint256
 
-# @dev The root claims are checked against, and its epoch and cumulative total.
+# @dev The root claims are checked against, and its packed total and epoch.
 rewardsRoot: public(bytes32)
-rewardsEpoch: public(uint64)
-rewardsTotal: public(uint256)
+_claimableMeta: uint256
 
-# @dev A report waiting out `claimDelay` (empty when none).
+# @dev A report waiting out `claimDelay` (pendingClaimableAt == 0 when none).
 pendingRoot: public(bytes32)
-pendingEpoch: public(uint64)
-pendingTotal: public(uint256)
+_pendingMeta: uint256
 pendingClaimableAt: public(uint256)
 
 claimed: public(HashMap[address, uint256])
-totalClaimed: public(uint256)
+# @dev All OPEN ever sent in through `fund`.
+totalFunded: public(uint256)
 
 
 @deploy
@@ -169,13 +175,27 @@ def veto():
     """
     ownable._check_owner()
     self._promote()
-    assert self.pendingRoot != empty(bytes32), "RewardDistributor: nothing pending"
-    log ReportVetoed(epoch=self.pendingEpoch, rewardsRoot=self.pendingRoot)
+    assert self.pendingClaimableAt != 0, "RewardDistributor: nothing pending"
+    log ReportVetoed(epoch=convert(self._pendingMeta & EPOCH_MASK, uint64), rewardsRoot=self.pendingRoot)
     self.pendingRoot = empty(bytes32)
-    self.pendingEpoch = 0
-    self.pendingTotal = 0
+    self._pendingMeta = 0
     self.pendingClaimableAt = 0
-    self.latestTotal = self.rewardsTotal
+    # the next report must exceed the vetoed epoch but may lower the total back to what is claimable
+    self._latest = (self._claimableMeta >> 64 << 64) | (self._latest & EPOCH_MASK)
+
+
+@external
+def fund(amount: uint256):
+    """
+    @notice Adds OPEN to the reward pool (pulled from the caller, who must have
+            approved this contract). The InferenceMarket funds the pool this way.
+    @param amount The amount in wei.
+    """
+    assert amount > 0, "RewardDistributor: zero amount"
+    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True)
+    total: uint256 = self.totalFunded + amount
+    self.totalFunded = total
+    log Funded(funder=msg.sender, amount=amount, totalFunded=total)
 
 
 # ------------------------------------------------------------------- reports
@@ -200,10 +220,11 @@ def submitReport(
     @param reportURI Where the full report JSON lives.
     @param signatures The oracle signatures over the EIP-712 Report.
     """
-    assert epoch > self.latestEpoch, "RewardDistributor: epoch not increasing"
+    latest: uint256 = self._latest
+    assert convert(epoch, uint256) > latest & EPOCH_MASK, "RewardDistributor: epoch not increasing"
     assert rewardsRoot_ != empty(bytes32), "RewardDistributor: empty root"
-    assert totalCumulative >= self.latestTotal, "RewardDistributor: cumulative total decreased"
-    assert totalCumulative <= staticcall token.balanceOf(self) + self.totalClaimed, "RewardDistributor: exceeds funded"
+    assert totalCumulative >= latest >> 64, "RewardDistributor: cumulative total decreased"
+    assert totalCumulative <= self.totalFunded, "RewardDistributor: exceeds funded"
     assert len(signatures) == self.threshold, "RewardDistributor: wrong number of signatures"
 
     digest: bytes32 = eip712._hash_typed_data_v4(
@@ -229,17 +250,16 @@ def submitReport(
         previous = signer
 
     self._promote()
-    self.latestEpoch = epoch
-    self.latestTotal = totalCumulative
-    claimable_at: uint256 = block.timestamp + self.claimDelay
-    if self.claimDelay == 0:
+    meta: uint256 = (totalCumulative << 64) | convert(epoch, uint256)
+    self._latest = meta
+    delay: uint256 = self.claimDelay
+    claimable_at: uint256 = block.timestamp + delay
+    if delay == 0:
         self.rewardsRoot = rewardsRoot_
-        self.rewardsEpoch = epoch
-        self.rewardsTotal = totalCumulative
+        self._claimableMeta = meta
     else:
         self.pendingRoot = rewardsRoot_
-        self.pendingEpoch = epoch
-        self.pendingTotal = totalCumulative
+        self._pendingMeta = meta
         self.pendingClaimableAt = claimable_at
     log ReportSubmitted(
         epoch=epoch,
@@ -299,12 +319,52 @@ def claimMany(
 
 @external
 @view
-def totalFunded() -> uint256:
+def latestEpoch() -> uint64:
     """
-    @notice All OPEN ever sent to the distributor: its balance plus everything claimed.
-    @return uint256 The amount in wei.
+    @notice The epoch of the last accepted report (claimable or pending).
+    @return uint64 The epoch (0 before the first report).
     """
-    return staticcall token.balanceOf(self) + self.totalClaimed
+    return convert(self._latest & EPOCH_MASK, uint64)
+
+
+@external
+@view
+def latestTotal() -> uint256:
+    """
+    @notice The cumulative total of the last accepted report.
+    @return uint256 The total in wei.
+    """
+    return self._latest >> 64
+
+
+@external
+@view
+def rewardsEpoch() -> uint64:
+    """
+    @notice The epoch of the claimable root.
+    @return uint64 The epoch.
+    """
+    return convert(self._claimableMeta & EPOCH_MASK, uint64)
+
+
+@external
+@view
+def rewardsTotal() -> uint256:
+    """
+    @notice The cumulative total of the claimable root.
+    @return uint256 The total in wei.
+    """
+    return self._claimableMeta >> 64
+
+
+@external
+@view
+def pendingEpoch() -> uint64:
+    """
+    @notice The epoch of the pending report (0 when none).
+    @return uint64 The epoch.
+    """
+    return convert(self._pendingMeta & EPOCH_MASK, uint64)
 
 
 @external
@@ -318,7 +378,8 @@ def claimable(account: address, cumulativeAmount: uint256, proof: DynArray[bytes
     @return uint256 The amount in wei.
     """
     root: bytes32 = self.rewardsRoot
-    if self.pendingRoot != empty(bytes32) and block.timestamp >= self.pendingClaimableAt:
+    pending_at: uint256 = self.pendingClaimableAt
+    if pending_at != 0 and block.timestamp >= pending_at:
         root = self.pendingRoot
     if not merkle._verify(proof, root, self._leaf(account, cumulativeAmount)):
         return 0
@@ -382,7 +443,6 @@ def _claim(account: address, cumulative_amount: uint256, proof: DynArray[bytes32
     assert cumulative_amount > already, "RewardDistributor: nothing to claim"
     amount: uint256 = cumulative_amount - already
     self.claimed[account] = cumulative_amount
-    self.totalClaimed += amount
     assert extcall token.transfer(account, amount, default_return_value=True)
     log Claimed(account=account, amount=amount, cumulativeAmount=cumulative_amount, sender=msg.sender)
     return amount
@@ -393,13 +453,12 @@ def _promote():
     """
     @dev Makes a pending report claimable once its delay has passed.
     """
-    if self.pendingRoot != empty(bytes32) and block.timestamp >= self.pendingClaimableAt:
+    pending_at: uint256 = self.pendingClaimableAt
+    if pending_at != 0 and block.timestamp >= pending_at:
         self.rewardsRoot = self.pendingRoot
-        self.rewardsEpoch = self.pendingEpoch
-        self.rewardsTotal = self.pendingTotal
+        self._claimableMeta = self._pendingMeta
         self.pendingRoot = empty(bytes32)
-        self.pendingEpoch = 0
-        self.pendingTotal = 0
+        self._pendingMeta = 0
         self.pendingClaimableAt = 0
 
 

@@ -1,0 +1,94 @@
+"""Pay per inference, serve, build an epoch report, sign 2-of-3, submit, verify and claim: real CLI, real Anvil."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from attribution_oracle.attribution.shares import contributor_shares
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.deployments import load_deployment
+from conftest import free_port, make_cli
+
+OPEN = 10**18
+CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def settled(tmp_path_factory):
+    """A chain where 3 paid inferences were served and settled in epoch 1 by 2 of 3 oracles."""
+    home = tmp_path_factory.mktemp("settle")
+    ao = make_cli(home, f"http://127.0.0.1:{free_port()}")
+    ao("node", "start", "--fresh")
+    try:
+        ao(
+            "deploy", "--from", "dev:0", "--oracle-signer", "dev:7", "--oracle-signer", "dev:8",
+            "--oracle-signer", "dev:9", "--threshold", "2", "--operator", "dev:6",
+        )  # fmt: skip
+        for who in ("dev:1", "dev:2", "dev:3", "dev:4", "dev:5"):
+            ao("token", "mint", who, "100", "--from", "dev:0")
+        ao("datanet", "create", "Bees", "--from", "dev:1")
+        ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "alice").iterdir())[:2]), "--from", "dev:2")
+        ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:2]), "--from", "dev:3")
+        ao("datanet", "approve", "1", "2", "3", "4", "--from", "dev:1")
+        ao("datanet", "publish", "1", "--from", "dev:1")
+        ao("model", "register", "--base-hash", "11" * 32, "--adapter-hash", "22" * 32, "--datanet", "1",
+           "--price", "1", "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
+        paid = ao.json("market", "pay", "1", "--prompt", "a", "--prompt", "b", "--prompt", "c", "--from", "dev:5")
+        assert [p["requestId"] for p in paid] == [1, 2, 3]
+        ao("market", "serve", "1", "2", "3", "--from", "dev:6")
+        scores = home / "scores.json"
+        scores.write_text(json.dumps({"1": {"1": 3.0, "3": 1.0}, "2": {"4": 1.0, "2": -1.0}}))  # 3: equal split
+        built = ao.json("report", "build", "--epoch", "1", "--scores", str(scores))
+        yield ao, built
+    finally:
+        ao("node", "stop", ok=False)
+
+
+def test_two_of_three_signatures_settle_and_contributors_claim(settled):
+    ao, built = settled
+    uri = built["uri"]
+    # contributors pool per inference: 1 OPEN - 5% protocol = 0.95; contributors 40% = 0.38, datanets 10% = 0.095
+    assert int(built["totalCumulative"]) == 3 * (38 * OPEN // 100 + 95 * OPEN // 1000)
+    ao("report", "sign", uri, "--from", "dev:7")
+    one = ao("report", "submit", uri, "--from", "dev:6", ok=False)
+    assert one.exit_code == 1 and "needs 2" in one.output
+    ao("report", "sign", uri, "--from", "dev:9")
+    ao("report", "submit", uri, "--from", "dev:6")
+    verified = ao.json("report", "verify", uri)
+    assert verified["ok"] is True
+
+    before = {b["account"]: int(b["open"]) for b in ao.json("wallet", "balance", "dev:1", "dev:2", "dev:3")}
+    shown = {r["account"]: r for r in ao.json("rewards", "show", "dev:1", "dev:2", "dev:3")}
+    assert sum(r["cumulative"] for r in shown.values()) == int(built["totalCumulative"])
+    ao("rewards", "claim", "dev:2", "--from", "dev:2")
+    ao("rewards", "claim", "dev:3", "--from", "dev:6")  # a relayer pays the gas; dev:3 gets the OPEN
+    ao("rewards", "claim", "dev:1", "--from", "dev:1")
+    after = {b["account"]: int(b["open"]) for b in ao.json("wallet", "balance", "dev:1", "dev:2", "dev:3")}
+    for account in ("dev:1", "dev:2", "dev:3"):
+        assert after[account] - before[account] == shown[account]["cumulative"]
+    # inference 1: contribution 1 (dev:2) 3x contribution 3 (dev:3); inference 2: only contribution 4 (dev:3);
+    # inference 3: no scores, equal split between the two contributors
+    pool = 38 * OPEN // 100
+    first = contributor_shares(pool, {"1": 3.0, "3": 1.0}, {"1": "a", "3": "b"})  # quantised 3:1
+    assert abs(first["a"] - pool * 3 // 4) < pool // 2**30
+    assert shown["dev:2"]["cumulative"] == first["a"] + pool // 2
+    assert shown["dev:3"]["cumulative"] == first["b"] + pool + pool // 2
+    assert shown["dev:1"]["cumulative"] == 3 * 95 * OPEN // 1000
+
+    again = ao("rewards", "claim", "dev:2", "--from", "dev:2", ok=False)
+    assert again.exit_code == 1 and "already claimed" in again.output
+    client = ChainClient(ao.env["ATTRIBUTION_RPC"])
+    deployment = load_deployment(client.chain_id, [ao.home / "deployments"])
+    token = client.contract(deployment, "OpenToken")
+    assert token.functions.balanceOf(deployment.contracts["RewardDistributor"].address).call() == 0
+
+
+def test_a_second_epoch_with_nothing_new_keeps_cumulative_amounts(settled):
+    ao, _ = settled
+    built = ao.json("report", "build", "--epoch", "2")
+    assert built["inferences"] == 0
+    stale = ao("report", "build", "--epoch", "1", ok=False)
+    assert stale.exit_code == 1 and "must be greater" in stale.output
