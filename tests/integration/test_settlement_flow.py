@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import free_port, make_cli
 
 from attribution_oracle.attribution.shares import contributor_shares
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
-from conftest import free_port, make_cli
 
 OPEN = 10**18
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
