@@ -257,6 +257,12 @@ def submitReport(
     if delay == 0:
         self.rewardsRoot = rewardsRoot_
         self._claimableMeta = meta
+        if self.pendingClaimableAt != 0:
+            # a report still waiting under an earlier delay is superseded by this newer one; left in place it
+            # would later be promoted over this root and roll the claimable epoch back
+            self.pendingRoot = empty(bytes32)
+            self._pendingMeta = 0
+            self.pendingClaimableAt = 0
     else:
         self.pendingRoot = rewardsRoot_
         self._pendingMeta = meta
