@@ -1,0 +1,151 @@
+"""Fixtures of the settlement tests: the whole system, wired as `deploy_all` wires it.
+
+OPEN, a DatanetRegistry with one published version, a ModelRegistry with one active model, a RewardDistributor
+with three oracle signers (ape test accounts 7-9, signing off-chain with ``eth_account``) and threshold 2 (no
+claim delay; tests that need one set it), and an InferenceMarket with one serving operator. Everything is
+session-scoped: ape snapshots the chain after building it and restores it around every test.
+
+Roles: governance = accounts[0] (deployer and owner of everything), treasury = accounts[1], model owner =
+accounts[2], Datanet owner = accounts[3], payer = accounts[4], stranger = accounts[5] (no role anywhere),
+operator = accounts[6].
+"""
+
+from __future__ import annotations
+
+import ape.exceptions
+import ape_ethereum.trace
+import pytest
+from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, content_hash
+from eth_account import Account
+from settlement_helpers import (
+    EPOCH_BLOCKS,
+    ONE,
+    PRICE,
+    PROTOCOL_FEE_BPS,
+    SERVICE_WINDOW,
+    SPLIT,
+    THRESHOLD,
+    Oracles,
+)
+
+from attribution_oracle.store.merkle import MerkleTree
+
+
+@pytest.fixture(autouse=True)
+def _no_revert_diagnostics(monkeypatch):
+    """Skip the diagnostics ape builds for every reverted transaction, in this folder only.
+
+    For each revert ape rebuilds a Vyper source traceback by streaming the transaction's struct logs over
+    RPC (seconds for a ``claimMany``) and ape-foundry prints an enriched call tree (~0.5 s). These tests
+    assert revert messages with ``ape.reverts("...")``, which need neither; the revert reason is unaffected.
+    """
+    monkeypatch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
+    monkeypatch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
+
+
+@pytest.fixture(scope="session")
+def model_owner(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def datanet_owner(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def payer(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts):
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def operator(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def oracle_accounts(accounts):
+    return [accounts[7], accounts[8], accounts[9]]
+
+
+@pytest.fixture(scope="session")
+def oracle_keys(oracle_accounts):
+    """The three oracle signers as eth-account LocalAccounts (they sign reports off-chain)."""
+    return [Account.from_key(a.private_key) for a in oracle_accounts]
+
+
+@pytest.fixture(scope="session")
+def oracles(oracle_keys, chain):
+    return Oracles(oracle_keys, chain.chain_id)
+
+
+@pytest.fixture(scope="session")
+def token(project, governance):
+    return project.OpenToken.deploy(CAP, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def datanet_registry(project, token, treasury, governance):
+    return project.DatanetRegistry.deploy(token, treasury, CREATION_FEE, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def datanet_version(datanet_registry, token, governance, datanet_owner):
+    """(datanetId, version) of a published version with two approved contributions."""
+    token.mint(datanet_owner, CREATION_FEE, sender=governance)
+    token.approve(datanet_registry, CREATION_FEE, sender=datanet_owner)
+    datanet_id = datanet_registry.createDatanet("medical-qa", "ipfs://meta", 0, sender=datanet_owner).return_value
+    hashes = [content_hash("settlement-a"), content_hash("settlement-b")]
+    for h in hashes:
+        cid = datanet_registry.contribute(datanet_id, h, "blob://x", 1, 0, sender=datanet_owner).return_value
+        datanet_registry.approve(cid, sender=datanet_owner)
+    root = MerkleTree(hashes).root
+    version = datanet_registry.publishVersion(datanet_id, root, 2, "ipfs://v1", sender=datanet_owner).return_value
+    return datanet_id, version
+
+
+@pytest.fixture(scope="session")
+def model_registry(project, datanet_registry, governance):
+    return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def model_id(model_registry, datanet_version, model_owner):
+    """An active model priced PRICE with split SPLIT, trained on the published version."""
+    tx = model_registry.register(
+        content_hash("base"), content_hash("adapter"), [datanet_version], PRICE, SPLIT, "ipfs://m", sender=model_owner
+    )
+    return tx.return_value
+
+
+@pytest.fixture(scope="session")
+def distributor(project, token, oracle_keys, governance):
+    return project.RewardDistributor.deploy(token, [k.address for k in oracle_keys], THRESHOLD, 0, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def market(project, token, model_registry, distributor, treasury, governance, operator):
+    market = project.InferenceMarket.deploy(
+        token, model_registry, distributor, treasury, EPOCH_BLOCKS, SERVICE_WINDOW, sender=governance
+    )
+    market.setOperator(operator, True, sender=governance)
+    return market
+
+
+@pytest.fixture(scope="session")
+def funded_payer(token, governance, payer, market):
+    """The payer holds 100,000 OPEN and has approved the market for all of it."""
+    token.mint(payer, 100_000 * ONE, sender=governance)
+    token.approve(market, MAX_UINT256, sender=payer)
+    return payer
+
+
+@pytest.fixture(scope="session")
+def system(token, datanet_registry, model_registry, model_id, distributor, market, funded_payer):
+    """Everything deployed and wired, the payer funded: tests that use several contracts ask for this."""
+    return market
