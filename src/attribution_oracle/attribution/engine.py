@@ -59,9 +59,9 @@ class Attributor:
     checkpoints: Sequence[dict[str, Tensor]] | None = None
     estimator: str = "influence"
     params: Iterable[str] | Callable[[str], bool] | None = None
-    proj_dim: int | None = 512
+    proj_dim: int | None = 1024
     seed: int = 0
-    damping: float = 0.1
+    damping: float = 0.3
     absolute_damping: bool = False
     curvature: str = "auto"  # "ggn" (needs task.outputs), "fisher", or "auto"
     checkpoint_weights: Sequence[float] | None = None

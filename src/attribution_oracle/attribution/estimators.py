@@ -42,7 +42,7 @@ def finalize(
     measurement_features: Tensor | None = None,
     trak_weights: Tensor | None = None,
     curvature: Tensor | None = None,
-    damping: float = 0.1,
+    damping: float = 0.3,
     absolute_damping: bool = False,
     weight: float = 1.0,
 ) -> tuple[Tensor, Tensor | None]:
