@@ -138,7 +138,9 @@ def test_console_script_prints_one_line_and_no_traceback(world):
 def test_settlement_commands_with_bad_input(world, tmp_path):
     assert_user_error(world("market", "pay", "99", "--prompt", "hi", "--from", "alice", ok=False), "unknown model")
     assert_user_error(world("market", "serve", "999", "--from", "dev:0", ok=False), "unknown request 999")
-    assert_user_error(world("report", "sign", "sha256://" + "ab" * 32, "--from", "dev:0", ok=False), "not in the content store")
+    assert_user_error(
+        world("report", "sign", "sha256://" + "ab" * 32, "--from", "dev:0", ok=False), "not in the content store"
+    )
     assert_user_error(world("report", "verify", "ipfs://nope", ok=False), "not a content-store URI")
     bad = tmp_path / "scores.json"
     bad.write_text("[1, 2")
