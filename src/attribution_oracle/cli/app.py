@@ -139,6 +139,13 @@ def read_password(alias: str, password_file: Path | None = None) -> str:
     return click.prompt(f"Password for {alias}", hide_input=True)
 
 
+def as_dict(record: Any) -> dict:
+    """A catalog record (dataclass) or mapping as a plain dict, for --json output."""
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(record) if is_dataclass(record) else dict(record)
+
+
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     """A rich table with the given header and rows (cells are stringified)."""
     t = Table(title=title, title_justify="left")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.chain.errors import TransactionError
 from attribution_oracle.chain.token import ensure_allowance, events_of
-from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app, password_option, table
+from attribution_oracle.cli.app import App, as_dict, from_option, parse_amount, pass_app, password_option, table
 from attribution_oracle.errors import UserError
 from attribution_oracle.store.digests import digest_to_bytes32
 from attribution_oracle.store.merkle import MerkleTree
@@ -279,7 +279,7 @@ def list_(app: App) -> None:
     datanets = app.catalog.list_datanets()
     rows = [_datanet_row(d) for d in datanets]
     app.emit(
-        [_as_dict(d) for d in datanets],
+        [as_dict(d) for d in datanets],
         table("datanets", ["id", "name", "owner", "min stake", "contributions", "approved", "versions"], rows),
     )
 
@@ -296,9 +296,9 @@ def show(app: App, datanet_id: int) -> None:
     if app.json_output:
         app.emit(
             {
-                "datanet": _as_dict(d),
-                "contributions": [_as_dict(c) for c in contributions],
-                "versions": [_as_dict(v) for v in versions],
+                "datanet": as_dict(d),
+                "contributions": [as_dict(c) for c in contributions],
+                "versions": [as_dict(v) for v in versions],
             }
         )
         return
@@ -352,12 +352,6 @@ def _get(obj, key: str):
 
 def _hex(value) -> str:
     return value.hex() if isinstance(value, bytes) else str(value).removeprefix("0x")
-
-
-def _as_dict(obj) -> dict:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(obj) if is_dataclass(obj) else dict(obj)
 
 
 def _datanet_row(d) -> list:

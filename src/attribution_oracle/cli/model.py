@@ -9,7 +9,7 @@ import click
 
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.chain.token import events_of
-from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app, password_option, table
+from attribution_oracle.cli.app import App, as_dict, from_option, parse_amount, pass_app, password_option, table
 from attribution_oracle.errors import UserError
 from attribution_oracle.store.digests import digest_to_bytes32
 
@@ -119,8 +119,7 @@ def _model_row(m: dict) -> list:
 def list_(app: App) -> None:
     """List registered models."""
     app.sync()
-    models = [app.catalog.get_model(m["id"]) for m in map(_as_dict, app.catalog.list_models())]
-    models = [_as_dict(m) for m in models]
+    models = [as_dict(m) for m in app.catalog.list_models()]
     app.emit(
         models,
         table(
@@ -135,12 +134,6 @@ def list_(app: App) -> None:
 def show(app: App, model_id: int) -> None:
     """Show one model record."""
     app.sync()
-    m = _as_dict(app.catalog.get_model(model_id))
+    m = as_dict(app.catalog.get_model(model_id))
     rows = [[k, v] for k, v in m.items()]
     app.emit(m, table(f"model {model_id}", ["field", "value"], rows))
-
-
-def _as_dict(obj) -> dict:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(obj) if is_dataclass(obj) else dict(obj)
