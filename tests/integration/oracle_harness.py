@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from conftest import PASSWORD, free_port, make_cli
+from web3.logs import DISCARD
 
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deploy import deploy_all
@@ -93,7 +94,7 @@ def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10) -> Marke
     ao("datanet", "create", "Bees", "--from", "dev:1")
     ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "alice").iterdir())[:3]), "--from", "dev:2")
     ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "dev:3")
-    ao("datanet", "approve", "1", "1", "2", "3", "4", "5", "6", "--from", "dev:1")
+    ao("datanet", "approve", "1", "2", "3", "4", "5", "6", "--from", "dev:1")
     ao("datanet", "publish", "1", "--from", "dev:1")
     ao("model", "register", "--base-hash", "11" * 32, "--adapter-hash", "22" * 32, "--datanet", "1",
        "--price", "1", "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
@@ -125,8 +126,11 @@ class Driver:
             fn = contract.functions.payForInferenceBatch([1] * n, hashes, [10**18] * n)
             receipt = m.client.send(fn, dev_account(PAYER), f"pay {n}")
             now = time.time()
-            paid = contract.events.InferencePaid().process_receipt(receipt)
-            splits = {e["args"]["requestId"]: e["args"] for e in contract.events.FeeSplit().process_receipt(receipt)}
+            paid = contract.events.InferencePaid().process_receipt(receipt, errors=DISCARD)
+            splits = {
+                e["args"]["requestId"]: e["args"]
+                for e in contract.events.FeeSplit().process_receipt(receipt, errors=DISCARD)
+            }
             for event in paid:
                 a = event["args"]
                 s = splits[a["requestId"]]
@@ -220,6 +224,17 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             return self.proc.wait(10)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the node's HTTP server answers /health."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.alive(), f"node {self.index} exited: see {self.home / 'node.log'}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code in (200, 503):
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"node {self.index} did not come up within {timeout_s}s")
 
     def status(self) -> dict | None:
         """The node's ``/v1/status`` (None when it does not answer)."""

@@ -110,6 +110,8 @@ def test_nodes_wait_for_a_restarted_anvil_and_resume(market, nodes):
     driver = Driver(market, prompts=10_000)
     for node in nodes:
         node.start()
+    for node in nodes:
+        node.wait_ready()
     driver.serve(driver.pay(40))
     market.anvil.stop()  # SIGTERM: Anvil dumps its state (--state) and exits; the nodes see RPC errors
     time.sleep(3)
@@ -125,6 +127,8 @@ def test_nodes_wait_for_a_restarted_anvil_and_resume(market, nodes):
 def test_a_reorg_is_rolled_back_and_reprocessed_without_double_payment(market, nodes):
     for node in nodes:
         node.start()
+    for node in nodes:
+        node.wait_ready()
     before = set(served_pools(market))
     snapshot = market.rpc_call("evm_snapshot", [])
     driver = Driver(market, prompts=20_000)

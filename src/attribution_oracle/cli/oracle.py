@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -60,8 +61,9 @@ def run(
     once: bool,
 ) -> None:
     """Run a node until SIGTERM: follow the chain, attribute, build, sign, exchange and submit reports."""
+    from attribution_oracle.chain.errors import RpcUnavailableError
     from attribution_oracle.oracle import logs
-    from attribution_oracle.oracle.node import NodeConfig, OracleNode
+    from attribution_oracle.oracle.node import Backoff, NodeConfig, OracleNode
     from attribution_oracle.oracle.scoring import ScorerContext, load_provider
     from attribution_oracle.oracle.sources import open_source
 
@@ -71,27 +73,37 @@ def run(
     directory = _state_dir(app, wallet, state_dir)
     logs.configure(wallet, directory / "oracle.log")
     signer = app.signer(wallet, password_file)
-    context = ScorerContext(app.client, app.deployment, app.store, cache_dir=directory / "scorer-cache")
-    node = OracleNode(
-        app.client,
-        app.deployment,
-        app.store,
-        signer,
-        open_source(served),
-        load_provider(scorer, context),
-        context,
-        NodeConfig(
-            state_dir=directory,
-            port=port,
-            host=host,
-            peers=list(peers),
-            epoch_blocks=epoch_blocks,
-            epoch_seconds=epoch_seconds,
-            confirmations=confirmations,
-            poll_interval_s=poll_interval,
-            submit_delay_s=submit_delay,
-        ),
-    )
+    backoff = Backoff()
+    while True:  # the chain may be down when the node starts: wait for it like the loop does
+        try:
+            context = ScorerContext(app.client, app.deployment, app.store, cache_dir=directory / "scorer-cache")
+            node = OracleNode(
+                app.client,
+                app.deployment,
+                app.store,
+                signer,
+                open_source(served),
+                load_provider(scorer, context),
+                context,
+                NodeConfig(
+                    state_dir=directory,
+                    port=port,
+                    host=host,
+                    peers=list(peers),
+                    epoch_blocks=epoch_blocks,
+                    epoch_seconds=epoch_seconds,
+                    confirmations=confirmations,
+                    poll_interval_s=poll_interval,
+                    submit_delay_s=submit_delay,
+                ),
+            )
+            break
+        except RpcUnavailableError as exc:
+            if once:
+                raise
+            wait = backoff.next()
+            logs.warn("chain unreachable at start, retrying", error=str(exc), retry_in_s=wait)
+            time.sleep(wait)
     node.run(once=once)
 
 
