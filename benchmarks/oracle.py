@@ -186,7 +186,8 @@ Anvil with 0.2 s blocks, 2 confirmations, epochs of {args.epoch_blocks} blocks, 
 {table}
 
 Goal >= {GOAL_PER_S:.0f} inferences/s with 3 nodes: {verdict} ({three}/s). Latency is payment -> seen in an accepted
-report; it is dominated by block time x (epoch length + confirmations) and the submission transaction.
+report: block time x (epoch length + confirmations) plus the submission when nodes keep up, plus the backlog when
+payments arrive faster than the nodes settle (the driver pays and serves in parallel, so the nodes are the limit).
 
 Profile of one node catching up on the 3-node chain (cProfile, cumulative):
 
