@@ -14,10 +14,13 @@ insertion point in the suffix array), the maximal spans are exactly ``output[i:i
    (OLMoTrace's filter of spans made of frequent tokens such as " the", ",").
 3. A span's weight is its unigram self-information ``sum(-log p(t))`` over its tokens (nats): longer and
    rarer spans weigh more.
-4. **Copies rule** (``split="earliest"``, the default): the whole weight goes to the *earliest* contribution
-   in index order (the approval order) that contains the span. A contribution that copies text from an
-   earlier one therefore never takes credit for the copied text, and the original's credit is not diluted;
-   text the later contribution added itself still earns for it. ``split="equal"`` instead splits the weight
+4. **Copies rule** (``split="earliest"``, the default): first to contribute a passage owns it. Each token
+   of the span carries its own self-information, and goes to the *earliest* contribution in index order (the
+   approval order) that contains some ``min_len``-token window of the span covering that token. A
+   contribution that copies text from an earlier one (verbatim, or with additions, i.e. a near copy) therefore
+   never takes credit for the copied text and the original's credit is not diluted; the text the later
+   contribution added itself still earns for it. ``min_len`` must thus be long enough to be distinctive
+   (e.g. 8+ model tokens, 24+ bytes in text mode). ``split="equal"`` instead splits the weight
    equally among all distinct contributions containing the span (for corpora known to be free of copies).
 5. A contribution's score is the sum of the credit it received (only positive scores are returned).
    The scores feed ``attribution.shares.contributor_shares`` unchanged.
@@ -87,6 +90,27 @@ def _occurring_documents(index: SpanIndex, lo: int, hi: int) -> np.ndarray:
     return np.unique(index.documents_of(index.pointers(lo, hi)))
 
 
+def _earliest_document(index: SpanIndex, pattern: bytes) -> int:
+    lo, hi = index.range(pattern)
+    return int(index.documents_of(index.pointers(lo, hi).min(keepdims=True))[0])
+
+
+def _earliest_owners(
+    index: SpanIndex, pattern: bytes, start: int, end: int, min_len: int, info: np.ndarray
+) -> list[tuple[int, float]]:
+    """Rule 4: each token of the span goes to the earliest document holding a ``min_len`` window covering it."""
+    step = index.dtype.itemsize
+    owner = np.full(end - start, np.iinfo(np.int64).max, dtype=np.int64)
+    for x in range(start, end - min_len + 1):
+        first = _earliest_document(index, pattern[x * step : (x + min_len) * step])
+        window = owner[x - start : x - start + min_len]
+        np.minimum(window, first, out=window)
+    credit = []
+    for doc in np.unique(owner).tolist():
+        credit.append((doc, math.fsum(info[start:end][owner == doc].tolist())))
+    return credit
+
+
 def maximal_spans(
     index: SpanIndex,
     tokens: Sequence[int] | np.ndarray | str,
@@ -139,7 +163,8 @@ def attribute(
     step = index.dtype.itemsize
     output = np.frombuffer(pattern, dtype=index.dtype).astype(np.int64)
     probs = index.unigrams[output] / float(index.n_tokens)
-    info = -np.log(probs)
+    with np.errstate(divide="ignore"):
+        info = -np.log(probs)  # tokens absent from the corpus (inf) are never inside a span
     common = probs >= common_p
     scores: dict[int, float] = {}
     for start, end in raw:
@@ -148,11 +173,11 @@ def attribute(
         lo, hi = index.range(pattern[start * step : end * step])
         if hi - lo > max_count:
             continue
-        weight = math.fsum(info[start:end].tolist())
         if split == "earliest":
-            first = int(index.documents_of(np.array([index.pointers(lo, hi).min()]))[0])
-            scores[first] = scores.get(first, 0.0) + weight
+            for doc, weight in _earliest_owners(index, pattern, start, end, min_len, info):
+                scores[doc] = scores.get(doc, 0.0) + weight
         else:
+            weight = math.fsum(info[start:end].tolist())
             docs = _occurring_documents(index, lo, hi)
             share = weight / len(docs)
             for d in docs.tolist():
