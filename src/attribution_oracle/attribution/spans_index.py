@@ -6,11 +6,14 @@ Layout of an index directory (written to a temporary sibling directory, then ren
     tokens.bin      the corpus: doc0 SEP doc1 SEP ... docN-1 SEP, tokens big-endian (u8, >u2 or >u4)
     sa.bin          the suffix array, each pointer little-endian in the fewest bytes that hold the corpus
                     length (3 bytes below 16M tokens, 4 below 4G, 5 below 1T: what infini-gram does)
-    buckets.bin     uint64 start of every k-token prefix in the suffix array (k = 0, 1 or 2, chosen so the
-                    table stays at most 1/32 of the corpus): it replaces the first binary-search steps
-    offsets.npy     int64 start of each document in ``tokens.bin`` (plus the total length at the end)
-    unigrams.npy    int64 count of every token id in the documents (separators excluded)
-    ids.json        the contribution id of each document, in index order
+    buckets.bin     start rank of every k-token prefix in the suffix array (little-endian u4, or u8 past 4G
+                    tokens; k = 0, 1 or 2, chosen so the table has at most 1/256 entry per token): it replaces
+                    the first binary-search steps, and its differences are the unigram counts
+    ids.txt         the contribution id of each document, in index order, one per line
+
+Nothing else is stored: document offsets are the separator positions (found once, on the first query that needs
+them) and unigram counts come from the bucket table, so the index costs ``1 + pointer width`` bytes per token
+plus a few bytes per document.
 
 The separator is a token id that no query may contain (``vocab_size`` in token mode; byte 0xFF in text
 mode, which UTF-8 never produces), so no match can cross a document boundary. Tokens are stored big-endian so
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 FORMAT = "attribution-oracle/span-index@1"
 TEXT_SEPARATOR = 0xFF  # never appears in UTF-8
-_BUCKET_FRACTION = 32
+_BUCKET_FRACTION = 256
 
 
 class SpanIndexError(UserError):
@@ -177,8 +180,8 @@ class SpanIndex:
         overwrite: bool,
     ) -> SpanIndex:
         path = Path(path)
-        if any(not isinstance(i, str) for i in ids):
-            raise SpanIndexError("contribution ids must be strings")
+        if any(not isinstance(i, str) or "\n" in i or "\r" in i for i in ids):
+            raise SpanIndexError("contribution ids must be strings without line breaks")
         if len(set(ids)) != len(ids):
             raise SpanIndexError("contribution ids must be unique")
         if path.exists() and not overwrite:
@@ -191,9 +194,6 @@ class SpanIndex:
         corpus = np.full(n, separator, dtype=native)
         for start, array in zip(offsets[:-1], arrays, strict=True):
             corpus[start : start + array.size] = array
-        unigrams = np.bincount(corpus, minlength=separator + 1)[:vocab_size].astype(np.int64)
-        if separator < vocab_size:
-            unigrams[separator] = 0
         width = _pointer_width(n)
         depth = _bucket_depth(separator + 1, n)
 
@@ -209,10 +209,8 @@ class SpanIndex:
             else:
                 (tmp / "sa.bin").write_bytes(b"")
                 buckets = np.zeros(2, dtype=np.uint64)
-            _write_raw(tmp / "buckets.bin", buckets.astype("<u8"))
-            np.save(tmp / "offsets.npy", offsets)
-            np.save(tmp / "unigrams.npy", unigrams)
-            (tmp / "ids.json").write_text(json.dumps(ids))
+            _write_raw(tmp / "buckets.bin", buckets.astype(_bucket_dtype(n)))
+            (tmp / "ids.txt").write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
             manifest = {
                 "format": FORMAT,
                 "mode": mode,
@@ -247,10 +245,11 @@ class SpanIndex:
         self._files = []
         self._tok = self._map("tokens.bin")
         self._sa = self._map("sa.bin")
-        self._buckets = memoryview(self._map("buckets.bin")).cast("Q") if self.depth else None
-        self.offsets = np.load(self.path / "offsets.npy", mmap_mode="r")
-        self.unigrams = np.load(self.path / "unigrams.npy")
-        self.ids: list[str] = json.loads((self.path / "ids.json").read_text())
+        self._buckets = memoryview(self._map("buckets.bin")).cast(_bucket_dtype(self.n_positions).char)
+        self._offsets: np.ndarray | None = None
+        self._unigrams: np.ndarray | None = None
+        text = (self.path / "ids.txt").read_text(encoding="utf-8")
+        self.ids: list[str] = text.split("\n")[:-1]
         self._step = self.dtype.itemsize
         self._sa4 = memoryview(self._sa).cast("I") if self.width == 4 and len(self._sa) else None
         self._loaded = True
@@ -260,6 +259,32 @@ class SpanIndex:
             if os.fstat(handle.fileno()).st_size == 0:
                 return b""
             return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Start of each document in the corpus, then the corpus length (int64; from the separator positions)."""
+        self._load()
+        if self._offsets is None:
+            corpus = np.frombuffer(self._tok, dtype=self.dtype) if self.n_positions else np.zeros(0, self.dtype)
+            ends = np.flatnonzero(corpus == self.separator) + 1
+            self._offsets = np.concatenate([[0], ends]).astype(np.int64)
+        return self._offsets
+
+    @property
+    def unigrams(self) -> np.ndarray:
+        """Occurrences of every token id in the documents (int64, length ``vocab_size``; separators excluded)."""
+        self._load()
+        if self._unigrams is None:
+            if self.depth:
+                per_key = np.diff(np.asarray(self._buckets, dtype=np.int64))
+                counts = per_key.reshape(self.alphabet, -1).sum(axis=1)
+            else:
+                corpus = np.frombuffer(self._tok, dtype=self.dtype) if self.n_positions else np.zeros(0, np.int64)
+                counts = np.bincount(corpus.astype(np.int64), minlength=self.alphabet)
+            counts = counts.astype(np.int64)
+            counts[self.separator] = 0
+            self._unigrams = counts[: self.vocab_size]
+        return self._unigrams
 
     @property
     def documents(self) -> list[str]:
@@ -280,6 +305,13 @@ class SpanIndex:
             if self.mode != "text":
                 raise SpanIndexError("this index holds token ids; pass token ids, not text")
             return tokens.encode("utf-8")
+        if self.dtype.itemsize == 1 and isinstance(tokens, list | tuple | bytes):
+            try:  # fast path for byte-sized ids: bytes() checks the 0..255 range in C
+                pattern = bytes(tokens)
+            except (TypeError, ValueError):
+                pattern = None
+            if pattern is not None and (not pattern or max(pattern) < min(self.vocab_size, self.separator)):
+                return pattern
         array = np.asarray(tokens)
         if array.size == 0:
             return b""
@@ -417,6 +449,10 @@ def _common_prefix(a: bytes, b: bytes) -> int:
         else:
             hi = mid
     return lo
+
+
+def _bucket_dtype(n: int) -> np.dtype:
+    return np.dtype("<u4") if n < 2**32 else np.dtype("<u8")
 
 
 def _buckets(corpus: np.ndarray, sa: np.ndarray, depth: int, alphabet: int) -> np.ndarray:

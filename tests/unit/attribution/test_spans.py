@@ -157,7 +157,7 @@ def test_deterministic_and_reloadable(tmp_path):
     docs = [(f"d{i}", rng.integers(0, 50, size=200)) for i in range(20)]
     a = SpanIndex.build(tmp_path / "a", docs, 50)
     b = SpanIndex.build(tmp_path / "b", docs, 50)
-    for name in ("tokens.bin", "sa.bin", "buckets.bin", "offsets.npy", "unigrams.npy", "ids.json", "manifest.json"):
+    for name in ("tokens.bin", "sa.bin", "buckets.bin", "ids.txt", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     output = np.concatenate([docs[3][1][10:40], docs[7][1][100:130]])
     first = a.attribute(output, min_len=5)
@@ -181,7 +181,7 @@ def _sliding_count(docs: list[np.ndarray], piece: np.ndarray) -> int:
     return total
 
 
-@pytest.mark.parametrize(("vocab", "size", "depth", "width"), [(20, 30_000, 2, 2), (256, 300_000, 1, 3)])
+@pytest.mark.parametrize(("vocab", "size", "depth", "width"), [(20, 120_000, 2, 3), (256, 300_000, 1, 3)])
 def test_bucket_tables_and_pointer_widths(tmp_path, vocab, size, depth, width):
     rng = np.random.default_rng(1)
     corpus = rng.integers(0, min(vocab, 4), size=size)
@@ -192,4 +192,6 @@ def test_bucket_tables_and_pointer_widths(tmp_path, vocab, size, depth, width):
         piece = corpus[1000 : 1000 + n]
         assert index.count(piece) == _sliding_count(docs, piece)
     assert index.count([vocab - 2]) == 0
-    assert index.nbytes() < (1 + width) * (size + 2) + 8 * (index.alphabet**depth + 1) + 4096
+    assert index.nbytes() < (1 + width) * (size + 2) + 4 * (index.alphabet**depth + 1) + 1024
+    expected = np.bincount(corpus, minlength=index.vocab_size)
+    assert index.unigrams.tolist() == expected.tolist()
