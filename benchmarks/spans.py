@@ -224,7 +224,6 @@ def run_corpus(name: str, docs: list[str], work: Path, quick: bool) -> dict[str,
         },
     }
     result["_tokens"] = {"n": n_tokens, "documents": len(docs)}  # removed before writing the schema file
-    del engine, index
     for sub in ("data", "ours", "ig"):
         shutil.rmtree(work / f"{name}-{sub}", ignore_errors=True)
     return result
