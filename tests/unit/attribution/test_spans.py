@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +197,9 @@ def test_bucket_tables_and_pointer_widths(tmp_path, vocab, size, depth, width):
     assert index.nbytes() < (1 + width) * (size + 2) + 4 * (index.alphabet**depth + 1) + 1024
     expected = np.bincount(corpus, minlength=index.vocab_size)
     assert index.unigrams.tolist() == expected.tolist()
+
+
+def test_readme_span_example_runs(tmp_path):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = re.search(r"## Span attribution.*?```python\n(.*?)```", readme, re.S).group(1)
+    exec(compile(block.replace("/tmp/readme-spans", str(tmp_path / "spans")), "README.md", "exec"), {})
