@@ -7,7 +7,7 @@ Layout of an index directory (written to a temporary sibling directory, then ren
     sa.bin          the suffix array, each pointer little-endian in the fewest bytes that hold the corpus
                     length (3 bytes below 16M tokens, 4 below 4G, 5 below 1T: what infini-gram does)
     buckets.bin     start rank of every k-token prefix in the suffix array (little-endian u4, or u8 past 4G
-                    tokens; k = 0, 1 or 2, chosen so the table has at most 1/256 entry per token): it replaces
+                    tokens; k = 0, 1 or 2, chosen so the table has at most one entry per 2048 tokens): it replaces
                     the first binary-search steps, and its differences are the unigram counts
     ids.txt         the contribution id of each document, in index order, one per line
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 FORMAT = "attribution-oracle/span-index@1"
 TEXT_SEPARATOR = 0xFF  # never appears in UTF-8
-_BUCKET_FRACTION = 256
+_BUCKET_FRACTION = 2048
 
 
 class SpanIndexError(UserError):

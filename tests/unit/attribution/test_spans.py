@@ -183,7 +183,7 @@ def _sliding_count(docs: list[np.ndarray], piece: np.ndarray) -> int:
     return total
 
 
-@pytest.mark.parametrize(("vocab", "size", "depth", "width"), [(20, 120_000, 2, 3), (256, 300_000, 1, 3)])
+@pytest.mark.parametrize(("vocab", "size", "depth", "width"), [(20, 1_000_000, 2, 3), (256, 1_000_000, 1, 3)])
 def test_bucket_tables_and_pointer_widths(tmp_path, vocab, size, depth, width):
     rng = np.random.default_rng(1)
     corpus = rng.integers(0, min(vocab, 4), size=size)
