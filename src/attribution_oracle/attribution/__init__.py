@@ -12,12 +12,49 @@ Public API::
     shares = contributor_shares(amount_wei, {id: score}, {id: contributor})
 """
 
-from attribution_oracle.attribution.engine import Attributor
-from attribution_oracle.attribution.estimators import ESTIMATORS
-from attribution_oracle.attribution.index import AttributionIndex, TopK
-from attribution_oracle.attribution.projection import Projector
-from attribution_oracle.attribution.shares import canonical_bytes, contributor_shares, split_by_weight
-from attribution_oracle.attribution.task import AttributionTask, ClassificationTask, LanguageModelTask, margin
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from attribution_oracle.attribution.engine import Attributor
+    from attribution_oracle.attribution.estimators import ESTIMATORS
+    from attribution_oracle.attribution.index import AttributionIndex, TopK
+    from attribution_oracle.attribution.projection import Projector
+    from attribution_oracle.attribution.shares import canonical_bytes, contributor_shares, split_by_weight
+    from attribution_oracle.attribution.task import AttributionTask, ClassificationTask, LanguageModelTask, margin
+
+# Imported on first use (PEP 562): ``shares`` is pure Python, so the oracle and settlement code that only splits
+# amounts does not pay for importing torch; ``from attribution_oracle.attribution import X`` works as before.
+_LAZY = {
+    "Attributor": "engine",
+    "ESTIMATORS": "estimators",
+    "AttributionIndex": "index",
+    "TopK": "index",
+    "Projector": "projection",
+    "canonical_bytes": "shares",
+    "contributor_shares": "shares",
+    "split_by_weight": "shares",
+    "AttributionTask": "task",
+    "ClassificationTask": "task",
+    "LanguageModelTask": "task",
+    "margin": "task",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "ESTIMATORS",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.events import LogDecoder, fetch_events, rpc_request
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import log
 
@@ -44,16 +44,16 @@ class ChainFollower:
             client.contract(deployment, "InferenceMarket"),
             client.contract(deployment, "RewardDistributor"),
         ]
+        self.decoder = LogDecoder(self.contracts)  # topic tables built once
         self.on_rollback: list = []
 
     def _hash(self, number: int) -> str | None:
-        try:
-            block = self.client.block(number)
-        except Exception as exc:  # web3 raises BlockNotFound for heights beyond the head
-            if type(exc).__name__ == "BlockNotFound":
-                return None
-            raise
-        return block["hash"].to_0x_hex()
+        """The chain's hash of block ``number`` (None beyond the head); a raw call, no web3 block formatters."""
+        block = rpc_request(self.client, "eth_getBlockByNumber", [hex(number), False])
+        return None if block is None else str(block["hash"]).lower()
+
+    def _head(self) -> int:
+        return int(rpc_request(self.client, "eth_blockNumber", []), 16)
 
     def check_reorg(self) -> int | None:
         """Roll back to the newest stored block the chain still has if the cursor block changed; returns it."""
@@ -98,7 +98,7 @@ class ChainFollower:
     def step(self) -> Step:
         """Check for a reorg, then ingest the next confirmed block range."""
         reorg_to = self.check_reorg()
-        head = self.client.block("latest")["number"]
+        head = self._head()
         target = head - self.confirmations
         cursor = self.db.cursor()
         start = cursor[0] + 1 if cursor else self.deployment.block_number
@@ -106,7 +106,7 @@ class ChainFollower:
             return Step(head, start - 1, 0, reorg_to)
         end = min(target, start + MAX_STEP_BLOCKS - 1)
         before = self._hash(end)
-        events = fetch_events(self.client, self.contracts, start, end)
+        events = fetch_events(self.client, self.contracts, start, end, self.decoder)
         after = self._hash(end)
         if before is None or before != after:
             return Step(head, start - 1, 0, reorg_to)  # the chain moved under us: read again next step
@@ -116,19 +116,18 @@ class ChainFollower:
     def _commit(self, events: list[dict], end: int, end_hash: str) -> None:
         now = time.time()
         splits = {e["args"]["requestId"]: e["args"] for e in events if e["event"] == "FeeSplit"}
+        blocks = {e["blockNumber"]: e["blockHash"] for e in events}
+        blocks[end] = end_hash
+        payments, served = [], []
         with self.db.transaction() as db:
             for event in events:
                 name, args, block = event["event"], event["args"], event["blockNumber"]
-                db.execute("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", (block, event["blockHash"]))
                 if name == "InferencePaid":
                     split = splits[args["requestId"]]
-                    db.execute(
-                        "INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)",
-                        (args["requestId"], args["modelId"], block, str(split["contributorsAmount"]),
-                         str(split["datanetOwnersAmount"])),
-                    )  # fmt: skip
+                    payments.append((args["requestId"], args["modelId"], block, str(split["contributorsAmount"]),
+                                     str(split["datanetOwnersAmount"])))  # fmt: skip
                 elif name == "InferenceServed":
-                    db.execute("INSERT OR REPLACE INTO served VALUES (?, ?, ?)", (args["requestId"], block, now))
+                    served.append((args["requestId"], block, now))
                 elif name == "ReportSubmitted":
                     db.execute(
                         "INSERT OR REPLACE INTO submissions (epoch, report_uri, rewards_root, total_cumulative, "
@@ -139,6 +138,8 @@ class ChainFollower:
                     db.execute("UPDATE epochs SET status = 'submitted' WHERE epoch = ?", (args["epoch"],))
                 elif name == "ReportVetoed":
                     db.execute("UPDATE submissions SET vetoed = 1 WHERE epoch = ?", (args["epoch"],))
-            db.execute("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", (end, end_hash))
+            db.executemany("INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)", payments)
+            db.executemany("INSERT OR REPLACE INTO served VALUES (?, ?, ?)", served)
+            db.executemany("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", sorted(blocks.items()))
             OracleDB.set_meta(db, "cursor_number", str(end))
             OracleDB.set_meta(db, "cursor_hash", end_hash)

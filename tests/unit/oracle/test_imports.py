@@ -1,0 +1,30 @@
+"""A node starts without importing torch; the attribution package's public API is unchanged by lazy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_node_and_cli_do_not_import_torch() -> None:
+    code = (
+        "import sys, attribution_oracle.oracle.node, attribution_oracle.cli.main, attribution_oracle.settlement.report;"
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_public_name_of_attribution_resolves() -> None:
+    import attribution_oracle.attribution as attribution
+    from attribution_oracle.attribution import engine, shares
+
+    assert attribution.Attributor is engine.Attributor
+    assert attribution.contributor_shares is shares.contributor_shares
+    for name in attribution.__all__:
+        assert getattr(attribution, name) is not None
+        assert name in dir(attribution)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        attribution.no_such_name  # noqa: B018
