@@ -125,15 +125,15 @@ class Consensus:
         return [dict(zip(keys, row, strict=True)) for row in self.db.query(sql, params)]
 
     def _own(self, draft: Draft) -> dict:
-        report = draft.report
-        signature = sign_report(report.message(draft.uri), self.client.chain_id, self.distributor.address, self.signer)
+        message = draft.message
+        signature = sign_report(message, self.client.chain_id, self.distributor.address, self.signer)
         return {
             "epoch": draft.epoch,
             "reportURI": draft.uri,
             "signer": signature.signer,
-            "rewardsRoot": _hex(report.rewards_root),
-            "totalCumulative": str(report.total_cumulative),
-            "attributionRoot": _hex(report.attribution_root),
+            "rewardsRoot": _hex(message.rewards_root),
+            "totalCumulative": str(message.total_cumulative),
+            "attributionRoot": _hex(message.attribution_root),
             "v": signature.v,
             "r": _hex(signature.r),
             "s": _hex(signature.s),
@@ -179,7 +179,8 @@ class Consensus:
             [Signature(to_checksum_address(s["signer"]), int(s["v"]), _bytes(s["r"]), _bytes(s["s"])) for s in matching]
         )[:threshold]
         fn = self.distributor.functions.submitReport(
-            draft.epoch, report.rewards_root, report.total_cumulative, report.attribution_root, draft.uri,
+            draft.epoch, draft.message.rewards_root, draft.message.total_cumulative, draft.message.attribution_root,
+            draft.uri,
             [s.as_tuple() for s in chosen],
         )  # fmt: skip
         try:
@@ -198,13 +199,13 @@ class Consensus:
         return "submitted"
 
     def _matching(self, draft: Draft) -> list[dict]:
-        report = draft.report
+        message = draft.message
         return [
             s
             for s in self.signatures(draft.epoch, draft.uri)
-            if s["rewardsRoot"] == _hex(report.rewards_root)
-            and int(s["totalCumulative"]) == report.total_cumulative
-            and s["attributionRoot"] == _hex(report.attribution_root)
+            if s["rewardsRoot"] == _hex(message.rewards_root)
+            and int(s["totalCumulative"]) == message.total_cumulative
+            and s["attributionRoot"] == _hex(message.attribution_root)
         ]
 
     def _disagreements(self, draft: Draft) -> None:

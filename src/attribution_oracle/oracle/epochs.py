@@ -15,8 +15,9 @@ Rule (every node derives the same report from the same chain and records):
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from attribution_oracle.chain.client import ChainClient
@@ -26,6 +27,7 @@ from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import log, warn
 from attribution_oracle.settlement.report import InferenceShares, Report, build_report
 from attribution_oracle.settlement.service import URI_PREFIX, report_uri
+from attribution_oracle.settlement.typed_data import ReportMessage
 from attribution_oracle.store.blobs import BlobStore
 
 
@@ -88,13 +90,20 @@ class TimeEpochs:
         return high - 1
 
 
+REPORT_CACHE = 16
+
+
 @dataclass
 class Draft:
-    """This node's report for an epoch."""
+    """This node's report for an epoch, with the message it signs (roots computed once)."""
 
     epoch: int
     uri: str
     report: Report
+    message: ReportMessage = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.message = self.report.message(self.uri)
 
 
 class EpochBuilder:
@@ -117,6 +126,8 @@ class EpochBuilder:
         self.clock = clock
         self.fetch_report = fetch_report
         self._config_digest: bytes | None = None
+        self._reports: OrderedDict[str, Report] = OrderedDict()  # by URI: content-addressed, so never stale
+        self._drafts: dict[str, Draft] = {}
 
     def config_digest(self) -> bytes:
         """The distributor's config digest (asked again after a rollback or config change)."""
@@ -128,9 +139,16 @@ class EpochBuilder:
     def forget(self, _ancestor: int | None = None) -> None:
         """Drop cached chain reads."""
         self._config_digest = None
+        self._drafts = {}
 
     def load(self, uri: str) -> Report | None:
-        """A report from the content store, else from a peer (checked against its digest); None if unavailable."""
+        """A report from the content store, else from a peer (checked against its digest); None if unavailable.
+
+        Parsed reports are kept (the last ``REPORT_CACHE``): a URI names exactly one document."""
+        cached = self._reports.get(uri)
+        if cached is not None:
+            self._reports.move_to_end(uri)
+            return cached
         digest = uri.removeprefix(URI_PREFIX)
         if not self.store.has(digest):
             data = self.fetch_report(uri)
@@ -139,7 +157,10 @@ class EpochBuilder:
             if self.store.put_bytes(data) != digest:
                 warn("peer sent a report that does not match its digest", uri=uri)
                 return None
-        return Report.from_json(self.store.get(digest))
+        report = self._reports[uri] = Report.from_json(self.store.get(digest))
+        if len(self._reports) > REPORT_CACHE:
+            self._reports.popitem(last=False)
+        return report
 
     def previous(self) -> tuple[Report | None, str, int] | None:
         """``(report, uri, toBlock)`` of the last accepted report (``None, "", deployment block - 1`` if none);
@@ -179,9 +200,12 @@ class EpochBuilder:
         )
         if existing:
             uri = existing[0][0]
+            draft = self._drafts.get(uri)
+            if draft is not None and draft.epoch == epoch:
+                return draft
             report = self.load(uri)
             if report is not None:
-                return Draft(epoch, uri, report)
+                return self._draft(Draft(epoch, uri, report))
         served = self.db.scalar(
             "SELECT COUNT(*) FROM served s JOIN payments USING (request_id) WHERE s.block_number > ? "
             "AND s.block_number <= ?",
@@ -217,4 +241,8 @@ class EpochBuilder:
             )  # fmt: skip
         log("epoch built", epoch=epoch, uri=uri, inferences=len(inferences), from_block=settled_to + 1, to_block=end,
             total_cumulative=str(report.total_cumulative), seconds=round(time.perf_counter() - started, 4))  # fmt: skip
-        return Draft(epoch, uri, report)
+        return self._draft(Draft(epoch, uri, report))
+
+    def _draft(self, draft: Draft) -> Draft:
+        self._drafts = {draft.uri: draft}  # the open epoch's draft only
+        return draft

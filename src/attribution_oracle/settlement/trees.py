@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from attribution_oracle.store.merkle import MerkleTree, leaf_hash
+
+# EIP-55 checksums cost a keccak each; reports repeat the same few accounts thousands of times
+to_checksum_address = lru_cache(maxsize=65_536)(to_checksum_address)
 
 
 def rewards_leaf_value(account: str, cumulative: int) -> bytes:
