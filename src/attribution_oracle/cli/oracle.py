@@ -41,6 +41,8 @@ def command() -> None:
               help="Node state folder (default <home>/oracle/<wallet>).")  # fmt: skip
 @click.option("--poll-interval", type=float, default=0.25, show_default=True, help="Seconds between loop passes.")
 @click.option("--submit-delay", type=float, default=1.0, show_default=True, help="Seconds between nodes' turns.")
+@click.option("--record-grace-blocks", type=int, default=100, show_default=True,
+              help="Blocks a served inference may lack its record before its pools are split equally.")  # fmt: skip
 @click.option("--once", is_flag=True, help="One pass (catch up, attribute, advance the epoch), then exit.")
 @pass_app
 def run(
@@ -58,6 +60,7 @@ def run(
     state_dir: Path | None,
     poll_interval: float,
     submit_delay: float,
+    record_grace_blocks: int,
     once: bool,
 ) -> None:
     """Run a node until SIGTERM: follow the chain, attribute, build, sign, exchange and submit reports."""
@@ -67,6 +70,8 @@ def run(
     from attribution_oracle.oracle.scoring import ScorerContext, load_provider
     from attribution_oracle.oracle.sources import open_source
 
+    if record_grace_blocks < 0:
+        raise UserError("--record-grace-blocks must be >= 0")
     if confirmations < 0 or (epoch_blocks is not None and epoch_blocks < 1) or (epoch_seconds is not None and
                                                                                epoch_seconds < 1):  # fmt: skip
         raise UserError("--confirmations must be >= 0 and --epoch-blocks / --epoch-seconds >= 1")
@@ -95,6 +100,7 @@ def run(
                     confirmations=confirmations,
                     poll_interval_s=poll_interval,
                     submit_delay_s=submit_delay,
+                    record_grace_blocks=record_grace_blocks,
                 ),
             )
             break

@@ -169,6 +169,36 @@ class OracleDB:
         number, block_hash = self.get_meta("cursor_number"), self.get_meta("cursor_hash")
         return None if number is None or block_hash is None else (int(number), block_hash)
 
+    def rollback(self, ancestor: int) -> None:
+        """Undo everything above block ``ancestor`` in one transaction (a reorg).
+
+        Removes blocks, payments, served marks and submissions above it, the attributions of requests whose
+        payment or served mark went, the drafts (with their signatures and disagreements) that reached past it,
+        and puts back to 'signed' a draft whose submission was undone. The cursor moves to ``ancestor`` if its
+        hash is stored, else it is cleared (the follower then re-reads from the deployment block).
+        """
+        with self.transaction() as db:
+            db.execute("DELETE FROM blocks WHERE number > ?", (ancestor,))
+            db.execute("DELETE FROM payments WHERE block_number > ?", (ancestor,))
+            db.execute("DELETE FROM served WHERE block_number > ?", (ancestor,))
+            db.execute("DELETE FROM attributions WHERE request_id NOT IN (SELECT request_id FROM served)")
+            db.execute("DELETE FROM attributions WHERE request_id NOT IN (SELECT request_id FROM payments)")
+            db.execute("DELETE FROM submissions WHERE block_number > ?", (ancestor,))
+            stale = [e for (e,) in db.execute("SELECT epoch FROM epochs WHERE to_block > ?", (ancestor,))]
+            for epoch in stale:
+                db.execute("DELETE FROM epochs WHERE epoch = ?", (epoch,))
+                db.execute("DELETE FROM signatures WHERE epoch = ?", (epoch,))
+                db.execute("DELETE FROM disagreements WHERE epoch = ?", (epoch,))
+            db.execute("UPDATE epochs SET status = 'signed' WHERE status = 'submitted' AND epoch NOT IN "
+                       "(SELECT epoch FROM submissions)")  # fmt: skip
+            row = db.execute("SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT 1",
+                             (ancestor,)).fetchone()  # fmt: skip
+            if row is None or row[0] != ancestor:
+                db.execute("DELETE FROM meta WHERE key IN ('cursor_number', 'cursor_hash')")  # re-read from the start
+            else:
+                self.set_meta(db, "cursor_number", str(row[0]))
+                self.set_meta(db, "cursor_hash", row[1])
+
     def close(self) -> None:
         """Close this thread's connection."""
         db = getattr(self._local, "db", None)

@@ -4,8 +4,11 @@ Rule (every node derives the same report from the same chain and records):
 
 - The previous report is the last one accepted on-chain (not vetoed); it covered blocks up to its ``toBlock``.
 - The next epoch ``e`` is ``max(previous epoch + 1, index(first block after previous.toBlock with a served
-  inference))``, where ``index`` is ``block // epoch_blocks`` (the contract's ``InferencePaid.epoch`` rule) or,
-  for time epochs, ``timestamp // epoch_seconds`` of that block.
+  inference), index(S) - 1)``, where ``index`` is ``block // epoch_blocks`` (the contract's
+  ``InferencePaid.epoch`` rule) or, for time epochs, ``timestamp // epoch_seconds`` of that block, and ``S`` is
+  the block in which the previous report was accepted (its ``ReportSubmitted`` event). The last term is the
+  catch-up rule: a report covers every epoch that had closed when the previous report landed, so when payments
+  outpace the report cycle the reports grow instead of the backlog; it depends on chain data only.
 - Epoch ``e`` ends at the last block of index ``e`` (for time epochs: the last block with a timestamp below
   ``(e + 1) * epoch_seconds``); it is closed once a confirmed block lies past that end.
 - Its report covers ``[previous.toBlock + 1, end]``: every inference marked served in those blocks, built with
@@ -60,17 +63,19 @@ class BlockEpochs:
 class TimeEpochs:
     """Epochs of ``seconds`` of block time: index ``timestamp // seconds`` (block timestamps, not local clocks)."""
 
-    def __init__(self, seconds: int, client: ChainClient) -> None:
-        """Read block timestamps through ``client``."""
+    def __init__(self, seconds: int, timestamp: Callable[[int], int]) -> None:
+        """``timestamp(block)`` reads a block's timestamp from the chain (cached here)."""
+        if seconds < 1:
+            raise ValueError("epoch seconds must be >= 1")
         self.seconds = seconds
-        self.client = client
+        self.timestamp = timestamp
         self._stamps: dict[int, int] = {}
 
     def _stamp(self, block: int) -> int:
         if block not in self._stamps:
             if len(self._stamps) > 100_000:
                 self._stamps.clear()
-            self._stamps[block] = int(self.client.block(block)["timestamp"])
+            self._stamps[block] = int(self.timestamp(block))
         return self._stamps[block]
 
     def index(self, block: int) -> int:  # noqa: D102
@@ -91,6 +96,18 @@ class TimeEpochs:
 
 
 REPORT_CACHE = 16
+
+
+def next_epoch(clock: EpochClock, previous_epoch: int, first_served: int, accepted_at: int | None) -> int:
+    """The epoch of the next report (the rule in the module docstring), from chain data only.
+
+    ``previous_epoch`` is the last accepted report's epoch (0 if none), ``first_served`` the first block after
+    its range holding an ``InferenceServed``, ``accepted_at`` the block of its ``ReportSubmitted`` (None if none).
+    """
+    epoch = max(previous_epoch + 1, clock.index(first_served))
+    if accepted_at is not None:
+        epoch = max(epoch, clock.index(accepted_at) - 1)
+    return epoch
 
 
 @dataclass
@@ -190,7 +207,13 @@ class EpochBuilder:
         first = self.db.scalar("SELECT MIN(block_number) FROM served WHERE block_number > ?", (settled_to,))
         if first is None:
             return None
-        epoch = max((previous.epoch if previous else 0) + 1, self.clock.index(int(first)))
+        accepted_at = None
+        if previous is not None:
+            accepted_at = self.db.scalar("SELECT block_number FROM submissions WHERE report_uri = ? AND vetoed = 0 "
+                                         "ORDER BY epoch DESC LIMIT 1", (previous_uri,))  # fmt: skip
+        epoch = next_epoch(
+            self.clock, previous.epoch if previous else 0, int(first), None if accepted_at is None else int(accepted_at)
+        )
         end = self.clock.end(epoch, cursor[0])
         if end is None:
             return None

@@ -70,28 +70,8 @@ class ChainFollower:
         return ancestor
 
     def rollback(self, ancestor: int) -> None:
-        """Forget everything above block ``ancestor`` (one transaction)."""
-        with self.db.transaction() as db:
-            db.execute("DELETE FROM blocks WHERE number > ?", (ancestor,))
-            db.execute("DELETE FROM payments WHERE block_number > ?", (ancestor,))
-            db.execute("DELETE FROM served WHERE block_number > ?", (ancestor,))
-            db.execute("DELETE FROM attributions WHERE request_id NOT IN (SELECT request_id FROM served)")
-            db.execute("DELETE FROM attributions WHERE request_id NOT IN (SELECT request_id FROM payments)")
-            db.execute("DELETE FROM submissions WHERE block_number > ?", (ancestor,))
-            stale = [e for (e,) in db.execute("SELECT epoch FROM epochs WHERE to_block > ?", (ancestor,))]
-            for epoch in stale:
-                db.execute("DELETE FROM epochs WHERE epoch = ?", (epoch,))
-                db.execute("DELETE FROM signatures WHERE epoch = ?", (epoch,))
-                db.execute("DELETE FROM disagreements WHERE epoch = ?", (epoch,))
-            db.execute("UPDATE epochs SET status = 'signed' WHERE status = 'submitted' AND epoch NOT IN "
-                       "(SELECT epoch FROM submissions)")  # fmt: skip
-            row = db.execute("SELECT number, hash FROM blocks WHERE number <= ? ORDER BY number DESC LIMIT 1",
-                             (ancestor,)).fetchone()  # fmt: skip
-            if row is None or row[0] != ancestor:
-                db.execute("DELETE FROM meta WHERE key IN ('cursor_number', 'cursor_hash')")  # re-read from the start
-            else:
-                OracleDB.set_meta(db, "cursor_number", str(row[0]))
-                OracleDB.set_meta(db, "cursor_hash", row[1])
+        """Forget everything above block ``ancestor`` (one transaction), then tell the other parts."""
+        self.db.rollback(ancestor)
         for callback in self.on_rollback:
             callback(ancestor)
 

@@ -35,6 +35,9 @@ class Metrics:
         self.epochs_submitted = Counter("oracle_epochs_submitted", "Epoch reports this node submitted", registry=r)
         self.disagreements = Counter("oracle_disagreements", "Peer signatures over a different report", registry=r)
         self.rpc_errors = Counter("oracle_rpc_errors", "Failed steps (RPC or source errors), retried", registry=r)
+        self.missing_records = Counter(
+            "oracle_missing_served_records", "Served inferences settled by the equal fallback (no record)", registry=r
+        )
         self.reorgs = Counter("oracle_reorgs", "Reorgs detected and rolled back", registry=r)
 
     def render(self) -> bytes:

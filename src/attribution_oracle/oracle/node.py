@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
 from attribution_oracle.errors import UserError
-from attribution_oracle.oracle.attributor import Attributor
+from attribution_oracle.oracle.attributor import DEFAULT_RECORD_GRACE_BLOCKS, Attributor
 from attribution_oracle.oracle.consensus import Consensus
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.epochs import BlockEpochs, EpochBuilder, EpochClock, TimeEpochs
@@ -48,6 +48,7 @@ class NodeConfig:
     confirmations: int = 2
     poll_interval_s: float = 0.25
     submit_delay_s: float = 1.0
+    record_grace_blocks: int = DEFAULT_RECORD_GRACE_BLOCKS  # served but no record after this: equal fallback
 
 
 class Backoff:
@@ -92,7 +93,7 @@ class OracleNode:
         self.db.bind(deployment.key, signer.address)
         self.peers = Peers(config.peers)
         self.follower = ChainFollower(client, deployment, self.db, config.confirmations)
-        self.attributor = Attributor(self.db, source, provider, context, self.metrics)
+        self.attributor = Attributor(self.db, source, provider, context, self.metrics, config.record_grace_blocks)
         self.builder = EpochBuilder(client, deployment, self.db, store, self._clock(), self.peers.report)
         self.consensus = Consensus(
             client, deployment, self.db, signer, self.peers, self.builder, self.metrics, config.submit_delay_s
@@ -105,7 +106,7 @@ class OracleNode:
 
     def _clock(self) -> EpochClock:
         if self.config.epoch_seconds:
-            return TimeEpochs(self.config.epoch_seconds, self.client)
+            return TimeEpochs(self.config.epoch_seconds, lambda block: int(self.client.block(block)["timestamp"]))
         blocks = self.config.epoch_blocks
         if blocks is None:
             market = self.client.contract(self.deployment, "InferenceMarket")
@@ -133,11 +134,13 @@ class OracleNode:
             self.metrics.lag.set(step.head - step.cursor)
             if step.head - self.config.confirmations <= step.cursor:
                 break
+        after = -1  # requests still waiting for their record do not hold back the ones after them
         while not self.stop_event.is_set():
-            done = self.attributor.step()
+            done = self.attributor.step(after)
             summary["attributed"] += done.attributed
-            if done.attributed == 0:
+            if done.attributed + done.waiting == 0:
                 break
+            after = done.last
         draft = None if self.stop_event.is_set() else self.builder.current()
         if draft is not None:
             summary["epoch"] = draft.epoch
