@@ -4,7 +4,7 @@ Logs are read with a raw ``eth_getLogs`` call (no web3 result formatters) and de
 tables built once per contract set: ``(address, topic0) -> (event name, indexed types, data types)``. The
 output is the same as web3's ``get_event_data`` (checksummed addresses, structs as dicts keyed by component
 name, arrays as lists, ``bytes``/``bytesN`` as ``bytes``, indexed dynamic values as their 32-byte topic);
-``tests/unit/chain/test_events.py`` checks that for every event of the deployed contracts.
+``tests/unit/chain/test_chain_events.py`` checks that for every event of the deployed contracts.
 """
 
 from __future__ import annotations

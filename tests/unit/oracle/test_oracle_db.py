@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.chain.compile import compile_contract
-from attribution_oracle.chain.deployments import ContractRecord, Deployment
 from attribution_oracle.oracle.db import OracleDB, StateMismatchError
 from attribution_oracle.oracle.follower import ChainFollower
 
@@ -47,24 +45,14 @@ def test_state_is_bound_to_one_deployment_and_signer(tmp_path: Path) -> None:
         OracleDB(tmp_path / "o.sqlite").bind("31337:0xabc", "0xbbb")
 
 
-def _deployment() -> Deployment:
-    """The real contracts' ABIs at made-up addresses (the follower's decoding tables need only those)."""
-    names = ("InferenceMarket", "RewardDistributor")
-    contracts = {
-        n: ContractRecord(address="0x" + f"{i + 1:040x}", abi=compile_contract(n).abi) for i, n in enumerate(names)
-    }
-    return Deployment(chain_id=31337, block_number=1, block_hash="0x" + "00" * 32, deployer="0x" + "11" * 20,
-                      contracts=contracts)  # fmt: skip
-
-
 def _event(name: str, block: int, **args: object) -> dict:
     return {"event": name, "args": args, "blockNumber": block, "blockHash": f"0x{block:064x}", "logIndex": 0}
 
 
-def test_a_follower_step_commits_events_and_cursor_together_or_not_at_all(tmp_path: Path) -> None:
+def test_a_follower_step_commits_events_and_cursor_together_or_not_at_all(tmp_path: Path, deployment) -> None:
     db = OracleDB(tmp_path / "o.sqlite")
     # no RPC happens here: _commit writes already fetched events (the client is never called)
-    follower = ChainFollower(ChainClient("http://127.0.0.1:9"), _deployment(), db, confirmations=2)
+    follower = ChainFollower(ChainClient("http://127.0.0.1:9"), deployment, db, confirmations=2)
     paid = _event("InferencePaid", 5, requestId=1, modelId=3)
     split = _event("FeeSplit", 5, requestId=1, contributorsAmount=40, datanetOwnersAmount=10)
     served = _event("InferenceServed", 6, requestId=1)
