@@ -144,11 +144,15 @@ class Driver:
         self._tag = tag
         return receipts
 
-    def serve(self, receipts: list[tuple], tag: str = "") -> None:
-        """Write each request's served record (as the server does), then mark them served on-chain."""
+    def serve(self, receipts: list[tuple], tag: str = "", without_record: frozenset[int] = frozenset()) -> None:
+        """Write each request's served record (as the server does), then mark them served on-chain.
+
+        Requests in ``without_record`` are marked served but get no record (a faulty server)."""
         store = ServedRecordStore(self.market.served_log)
         for r in receipts:
             request_id = r[0]
+            if request_id in without_record:
+                continue
             prompt = f"{tag}prompt {request_id}: how do bees make honey?"
             output = f"answer {request_id * 7919 % 1000}"
             store.add(
