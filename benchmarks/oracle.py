@@ -49,6 +49,8 @@ from oracle_harness import (  # noqa: E402
     make_market,
 )
 
+from attribution_oracle.chain.events import LogDecoder, fetch_events  # noqa: E402
+from attribution_oracle.settlement.report import Report  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 
 GOAL_PER_S = 50.0
@@ -72,17 +74,25 @@ def run_setup(root: Path, nodes: int, inferences: int, scorer: str, epoch_blocks
         batches = [64] * (inferences // 64) + ([inferences % 64] if inferences % 64 else [])
         paid: queue.Queue = queue.Queue()
         # the payer and the serving operator are different accounts: pay batch k+1 while batch k is served
-        server = threading.Thread(target=lambda: [driver.serve(r) for r in iter(paid.get, None)], daemon=True)
+        served_done: list[float] = []
+
+        def serve() -> None:
+            for receipts in iter(paid.get, None):
+                driver.serve(receipts)
+            served_done.append(time.time())
+
+        server = threading.Thread(target=serve, daemon=True)
         server.start()
+        poller = Poller(market, stores, included)
         first = time.time()
         for n in batches:
             paid.put(driver.pay(n))
-            _poll(market, stores, included)
+            poller.poll()
         paid.put(None)
         server.join(120)
         deadline = time.monotonic() + 180
         while len(included) < inferences and time.monotonic() < deadline:
-            _poll(market, stores, included)
+            poller.poll()
             time.sleep(0.1)
         if len(included) < inferences:
             raise SystemExit(f"only {len(included)} of {inferences} inferences settled within 180 s")
@@ -95,6 +105,7 @@ def run_setup(root: Path, nodes: int, inferences: int, scorer: str, epoch_blocks
             "p50_s": round(statistics.median(latencies), 3),
             "p95_s": round(q[94], 3),
             "epochs": len(accepted_reports(market, stores)),
+            "offered_per_s": round(inferences / (served_done[0] - first), 2),
         }
         return figures, market
     finally:
@@ -102,11 +113,29 @@ def run_setup(root: Path, nodes: int, inferences: int, scorer: str, epoch_blocks
             p.stop()
 
 
-def _poll(market: Market, stores: list[BlobStore], included: dict[int, float]) -> None:
-    now = time.time()
-    for report in accepted_reports(market, stores):
-        for item in report.inferences:
-            included.setdefault(item.request_id, now)
+class Poller:
+    """Notes when each request first appears in an accepted report (reads only new ReportSubmitted events)."""
+
+    def __init__(self, market: Market, stores: list[BlobStore], included: dict[int, float]) -> None:
+        """Fill ``included`` (request id -> time first seen in an accepted report)."""
+        self.market, self.stores, self.included = market, stores, included
+        self.distributor = market.contract("RewardDistributor")
+        self.decoder = LogDecoder([self.distributor])
+        self.next_block = market.deployment.block_number
+
+    def poll(self) -> None:
+        """Read the reports accepted since the last poll."""
+        now = time.time()
+        head = self.market.client.block("latest")["number"]
+        events = fetch_events(self.market.client, [self.distributor], self.next_block, head, self.decoder)
+        self.next_block = head + 1
+        for event in events:
+            if event["event"] != "ReportSubmitted":
+                continue  # the benchmark never vetoes
+            digest = event["args"]["reportURI"].removeprefix("sha256://")
+            store = next(s for s in self.stores if s.has(digest))
+            for item in Report.from_json(store.get(digest)).inferences:
+                self.included.setdefault(item.request_id, now)
 
 
 def profile_node(market: Market, root: Path, scorer: str) -> str:
@@ -165,13 +194,17 @@ def main() -> None:
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     rows = [
         f"| {k.split('_')[1]} | {1 if k == 'nodes_1' else 2} | {v['inferences']} | {v['epochs']} | "
-        f"{v['inferences_per_s']} | {v['p50_s']} | {v['p95_s']} |"
+        f"{v['offered_per_s']} | {v['inferences_per_s']} | {v['p50_s']} | {v['p95_s']} |"
         for k, v in results.items()
     ]
     three = results["nodes_3"]["inferences_per_s"]
     verdict = "met" if three >= GOAL_PER_S else "MISSED"
     table = "\n".join(
-        ["| nodes | m | inferences | epochs | inferences/s | p50 s | p95 s |", "|---|---|---|---|---|---|---|", *rows]
+        [
+            "| nodes | m | inferences | epochs | paid+served/s | settled inferences/s | p50 s | p95 s |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+        ]  # fmt: skip
     )
     section = f"""
 ## Oracle: paid inferences attributed and settled per second (`benchmarks/oracle.py`)
@@ -185,9 +218,11 @@ Anvil with 0.2 s blocks, 2 confirmations, epochs of {args.epoch_blocks} blocks, 
 
 {table}
 
-Goal >= {GOAL_PER_S:.0f} inferences/s with 3 nodes: {verdict} ({three}/s). Latency is payment -> seen in an accepted
-report: block time x (epoch length + confirmations) plus the submission when nodes keep up, plus the backlog when
-payments arrive faster than the nodes settle (the driver pays and serves in parallel, so the nodes are the limit).
+Goal >= {GOAL_PER_S:.0f} inferences/s with 3 nodes: {verdict} ({three}/s). `paid+served/s` is the rate the driver
+offered (payments and `markServed` in batches of 64, in parallel); settled/s cannot exceed it. Latency is payment ->
+seen in an accepted report: block time x (epoch length + confirmations) plus the report cycle, plus the backlog when
+payments arrive faster than the nodes settle. Nodes decode logs with `chain.events.LogDecoder` (raw `eth_getLogs`,
+`eth_abi`), and a report covers every epoch closed when the previous one landed (catch-up rule, `oracle/epochs.py`).
 
 Profile of one node catching up on the 3-node chain (cProfile, cumulative):
 

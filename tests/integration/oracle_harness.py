@@ -19,12 +19,11 @@ from pathlib import Path
 
 import httpx
 from conftest import PASSWORD, free_port, make_cli
-from web3.logs import DISCARD
 
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deploy import deploy_all
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.events import LogDecoder, fetch_events
 from attribution_oracle.chain.node import LocalNode
 from attribution_oracle.chain.wallets import Wallets, dev_account
 from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
@@ -115,6 +114,9 @@ class Driver:
     paid_at: dict[int, float] = field(default_factory=dict)
     served: list[int] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._decoder = LogDecoder([self.market.contract("InferenceMarket")])
+
     def pay(self, count: int, tag: str = "") -> list[tuple]:
         """Pay for ``count`` inferences (batches of 64); returns their receipts (for ``markServed``)."""
         m = self.market
@@ -126,11 +128,9 @@ class Driver:
             fn = contract.functions.payForInferenceBatch([1] * n, hashes, [10**18] * n)
             receipt = m.client.send(fn, dev_account(PAYER), f"pay {n}")
             now = time.time()
-            paid = contract.events.InferencePaid().process_receipt(receipt, errors=DISCARD)
-            splits = {
-                e["args"]["requestId"]: e["args"]
-                for e in contract.events.FeeSplit().process_receipt(receipt, errors=DISCARD)
-            }
+            events = [e for e in map(self._decoder.decode, map(_raw_log, receipt["logs"])) if e is not None]
+            paid = [e for e in events if e["event"] == "InferencePaid"]
+            splits = {e["args"]["requestId"]: e["args"] for e in events if e["event"] == "FeeSplit"}
             for event in paid:
                 a = event["args"]
                 s = splits[a["requestId"]]
@@ -164,6 +164,19 @@ class Driver:
             chunk = receipts[start : start + BATCH]
             self.market.client.send(contract.functions.markServed(chunk), dev_account(OPERATOR), "serve")
             self.served += [r[0] for r in chunk]
+
+
+def _raw_log(log: dict) -> dict:
+    """A web3-formatted receipt log back in JSON-RPC form (for ``LogDecoder``)."""
+    return {
+        "address": log["address"],
+        "topics": [t.to_0x_hex() for t in log["topics"]],
+        "data": log["data"].to_0x_hex(),
+        "blockNumber": hex(log["blockNumber"]),
+        "blockHash": log["blockHash"].to_0x_hex(),
+        "logIndex": hex(log["logIndex"]),
+        "transactionHash": log["transactionHash"].to_0x_hex(),
+    }
 
 
 class NodeProcess:
