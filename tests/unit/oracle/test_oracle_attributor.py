@@ -1,0 +1,144 @@
+"""Attribution of served requests, and the grace rule for served requests whose record never appears."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.oracle.attributor import Attributor, load_scores, load_shares
+from attribution_oracle.oracle.db import OracleDB
+from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.scoring import ScorerContext
+from attribution_oracle.oracle.sources import StoreServedRecords
+from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.allocation import Contribution, ServedInference, allocate
+from attribution_oracle.store.blobs import BlobStore
+
+ALICE, BOB, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
+CONTRIBUTIONS = [Contribution("1", ALICE, 1), Contribution("2", ALICE, 1), Contribution("3", BOB, 1)]
+OWNERS = {1: OWNER}
+
+
+class GivenTrainingData(ScorerContext):
+    """The model's contributions and Datanet owners as the chain would give them (no RPC in a unit test)."""
+
+    def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
+        return CONTRIBUTIONS, OWNERS
+
+
+class FixedScorer:
+    """Scores every contribution: 1 gets 3.0, 2 gets -1.0, 3 gets 1.0."""
+
+    def scores(self, prompt_token_ids, output_token_ids) -> dict[str, float]:
+        return {"1": 3.0, "2": -1.0, "3": 1.0}
+
+
+def make(tmp: Path, grace: int, deployment) -> tuple[Attributor, OracleDB, ServedRecordStore, Metrics]:
+    db = OracleDB(tmp / "o.sqlite")
+    log = ServedRecordStore(tmp / "served.sqlite")
+    context = GivenTrainingData(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp / "blobs"))
+    metrics = Metrics()
+    return (
+        Attributor(db, StoreServedRecords(log.path), lambda _: FixedScorer(), context, metrics, grace),
+        db,
+        log,
+        metrics,
+    )
+
+
+def serve(db: OracleDB, log: ServedRecordStore | None, request_id: int, block: int, pools=(1000, 101)) -> None:
+    with db.transaction() as c:
+        c.execute("INSERT INTO payments VALUES (?, 1, ?, ?, ?)", (request_id, block - 1, str(pools[0]), str(pools[1])))
+        c.execute("INSERT INTO served VALUES (?, ?, 0)", (request_id, block))
+    if log is not None:
+        log.add(ServedRecord(request_id, 1, "22" * 32, "p", (112,), (111,), "o", 0.0))
+
+
+def set_cursor(db: OracleDB, number: int) -> None:
+    with db.transaction() as c:
+        OracleDB.set_meta(c, "cursor_number", str(number))
+        OracleDB.set_meta(c, "cursor_hash", f"h{number}")
+
+
+def attributed(db: OracleDB) -> dict[int, tuple[dict, dict]]:
+    rows = db.query("SELECT request_id, scores, shares FROM attributions")
+    return {r: (load_scores(sc), load_shares(sh)) for r, sc, sh in rows}
+
+
+def test_a_missing_record_waits_for_the_grace_period_then_falls_back_to_equal_shares(tmp_path, deployment) -> None:
+    attributor, db, log, metrics = make(tmp_path, 3, deployment)
+    serve(db, log, 1, 11)
+    serve(db, None, 2, 11)  # marked served on-chain, but the server never logged it
+    serve(db, log, 3, 11)
+    set_cursor(db, 13)  # 11 + 3 not reached
+    done = attributor.step()
+    assert (done.attributed, done.waiting) == (2, 1)
+    assert set(attributed(db)) == {1, 3}
+    assert attributed(db)[1][1] == allocate(ServedInference(1, 1, 1000, 101), FixedScorer().scores((), ()),
+                                            CONTRIBUTIONS, OWNERS)  # fmt: skip
+    assert attributor.step().attributed == 0, "still waiting"
+    set_cursor(db, 14)
+    assert attributor.step().attributed == 1
+    scores, shares = attributed(db)[2]
+    assert scores == {}
+    assert shares == allocate(ServedInference(2, 1, 1000, 101), {}, CONTRIBUTIONS, OWNERS)
+    assert shares == {ALICE: 500, BOB: 500, OWNER: 101}, "contributors equally (not per contribution), owners all"
+    assert metrics.missing_records._value.get() == 1
+
+
+def test_a_record_that_arrives_within_the_grace_period_is_scored(tmp_path, deployment) -> None:
+    attributor, db, log, _ = make(tmp_path, 5, deployment)
+    serve(db, None, 7, 20)
+    set_cursor(db, 24)
+    assert attributor.step().waiting == 1
+    log.add(ServedRecord(7, 1, "22" * 32, "p", (112,), (111,), "o", 0.0))
+    set_cursor(db, 30)
+    assert attributor.step().attributed == 1
+    assert attributed(db)[7][0] == FixedScorer().scores((), ())
+
+
+def test_waiting_requests_do_not_hold_back_later_ones(tmp_path, deployment) -> None:
+    attributor, db, log, _ = make(tmp_path, 100, deployment)
+    serve(db, None, 1, 5)
+    serve(db, log, 2, 5)
+    set_cursor(db, 6)
+    first = attributor.step()
+    assert (first.attributed, first.waiting, first.last) == (1, 1, 2)
+    assert attributor.step(after=first.last).attributed + attributor.step(after=first.last).waiting == 0
+
+
+def test_grace_must_not_be_negative(tmp_path, deployment) -> None:
+    with pytest.raises(ValueError, match="grace"):
+        make(tmp_path, -1, deployment)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    contributors=st.integers(0, 10**21),
+    owners=st.integers(0, 10**19),
+    grace=st.integers(0, 20),
+    served_block=st.integers(1, 50),
+    cursor_delta=st.integers(0, 40),
+)
+def test_the_fallback_is_exact_and_only_after_the_grace(
+    tmp_path_factory, deployment, contributors, owners, grace, served_block, cursor_delta
+) -> None:
+    attributor, db, _, _ = make(tmp_path_factory.mktemp("a"), grace, deployment)
+    serve(db, None, 1, served_block, (contributors, owners))
+    set_cursor(db, served_block + cursor_delta)
+    done = attributor.step()
+    if cursor_delta < grace:
+        assert (done.attributed, done.waiting) == (0, 1)
+        return
+    _, shares = attributed(db)[1]
+    assert sum(shares.values()) == contributors + owners
+    assert abs(shares.get(ALICE, 0) - shares.get(BOB, 0)) <= 1
+    assert shares.get(OWNER, 0) == owners
+    assert json.dumps(shares, sort_keys=True) == json.dumps(
+        allocate(ServedInference(1, 1, contributors, owners), {}, CONTRIBUTIONS, OWNERS), sort_keys=True
+    )
