@@ -65,8 +65,10 @@ class Market:
         return response["result"]
 
 
-def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10) -> Market:
-    """Start Anvil (0.2 s blocks) and set up the market; the caller stops ``market.anvil``."""
+def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10, served_log: Path | None = None) -> Market:
+    """Start Anvil (0.2 s blocks) and set up the market; the caller stops ``market.anvil``.
+
+    ``served_log`` is where the emulated server writes its records (default ``root/served.sqlite``)."""
     anvil = LocalNode(root / "anvil", port=free_port())
     anvil.start(fresh=True, block_time=BLOCK_TIME_S)
     client = ChainClient(anvil.rpc_url)
@@ -100,7 +102,7 @@ def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10) -> Marke
     market = client.contract(deployment, "InferenceMarket")
     token = client.contract(deployment, "OpenToken")
     client.send(token.functions.approve(market.address, 2**255), dev_account(PAYER), "approve market")
-    served_log = root / "served.sqlite"
+    served_log = served_log or root / "served.sqlite"
     ServedRecordStore(served_log)
     return Market(root, anvil, client, deployment, served_log, names, threshold)
 
