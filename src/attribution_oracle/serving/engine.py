@@ -42,6 +42,8 @@ class GenerationRequest:
     stop_token_ids: frozenset[int] = frozenset()
     keep_logits: bool = False
     on_token: Callable[[int], None] | None = None
+    on_finish: Callable[[], None] | None = None
+    cancelled: bool = False
     output_ids: list[int] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)
     finish_reason: str | None = None
@@ -217,7 +219,9 @@ class BatchGenerator:
                 request.logits.append(logits[i].cpu())
             if request.on_token is not None:
                 request.on_token(token)
-            if token in request.stop_token_ids:
+            if request.cancelled:
+                request.finish_reason = "cancelled"
+            elif token in request.stop_token_ids:
                 request.finish_reason = "stop"
             elif len(request.output_ids) >= request.max_tokens:
                 request.finish_reason = "length"
@@ -253,6 +257,17 @@ class BatchGenerator:
         request.error = error
         self._generators.pop(id(request), None)
         request.done.set()
+        if request.on_finish is not None:
+            request.on_finish()
+
+    def fail_all(self, error: BaseException) -> None:
+        """Fail every running and waiting request (after an unexpected error in a step) and reset the batch."""
+        with self._lock:
+            waiting, self.waiting = list(self.waiting), collections.deque()
+        for request in self.rows + waiting:
+            self._finish(request, "error", error)
+        self.rows, self._slots = [], []
+        self._cache = self._mask = self._next_pos = self._last = None
 
 
 def _left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
