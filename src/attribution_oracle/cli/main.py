@@ -48,10 +48,11 @@ def cli(ctx: click.Context, home: Path | None, rpc: str | None, json_output: boo
 
 
 def _register() -> None:
-    from attribution_oracle.cli import datanet, deploy, market, model, node, report, rewards, token, wallet
+    from attribution_oracle.cli import datanet, deploy, market, model, node, report, rewards, serve, token, wallet
 
-    for module in (node, deploy, wallet, token, datanet, model, market, report, rewards):
+    for module in (node, deploy, wallet, token, datanet, model, market, report, rewards, serve):
         cli.add_command(module.command)
+    cli.add_command(serve.infer)
 
 
 _register()

@@ -131,10 +131,23 @@ def create_app(service: OpenLoraService) -> FastAPI:
                     "finish_reason": request.finish_reason,
                 }
             else:
-                choice = {"index": 0, "text": record.output_text, "finish_reason": request.finish_reason, "logprobs": None}
+                choice = {
+                    "index": 0,
+                    "text": record.output_text,
+                    "finish_reason": request.finish_reason,
+                    "logprobs": None,
+                }
             kind = "chat.completion" if chat else "text_completion"
             return JSONResponse(
-                {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice], "usage": usage(record), **extra}
+                {
+                    "id": ident,
+                    "object": kind,
+                    "created": created,
+                    "model": model,
+                    "choices": [choice],
+                    "usage": usage(record),
+                    **extra,
+                }
             )
 
         kind = "chat.completion.chunk" if chat else "text_completion"

@@ -16,7 +16,9 @@ class ServingMetrics:
         r = self.registry
         self.requests = Counter("openlora_requests", "Completion requests by outcome", ["outcome"], registry=r)
         self.tokens = Counter("openlora_generated_tokens", "Generated tokens", registry=r)
-        self.adapter_events = Counter("openlora_adapter_cache", "Adapter cache hits, misses, evictions", ["event"], registry=r)
+        self.adapter_events = Counter(
+            "openlora_adapter_cache", "Adapter cache hits, misses, evictions", ["event"], registry=r
+        )
         self.adapter_bytes = Gauge("openlora_adapter_cache_bytes", "Bytes of cached adapters", registry=r)
         self.batch_rows = Gauge("openlora_batch_rows", "Rows in the running batch", registry=r)
         self.waiting = Gauge("openlora_waiting_requests", "Requests queued for the batch", registry=r)

@@ -13,6 +13,7 @@ accepts connections (bounded), and on exit stops uvicorn, then the service, each
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 
@@ -82,11 +83,24 @@ class ServerThread:
         self.stop()
 
 
+class _ForegroundServer(uvicorn.Server):
+    """uvicorn's server, except that SIGINT/SIGTERM are not re-raised after the graceful shutdown.
+
+    uvicorn re-raises the signal it caught once it stopped, which would kill the process before the service
+    could mark what it served on-chain; here the caller stops the service and returns normally instead.
+    """
+
+    def handle_exit(self, sig, frame) -> None:  # noqa: D102
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+
+
 def serve_forever(service: OpenLoraService, host: str, port: int, log_level: str = "info") -> None:
-    """Serve in the foreground until SIGINT/SIGTERM (uvicorn handles both), then stop the service cleanly."""
+    """Serve in the foreground until SIGINT/SIGTERM, then stop the service cleanly (pending markServed first)."""
     service.start()
     try:
-        uvicorn.Server(_config(service, host, port, log_level)).run()
+        _ForegroundServer(_config(service, host, port, log_level)).run()
     finally:
         log.info("stopping: marking what was served, then exiting")
         service.stop()

@@ -64,7 +64,9 @@ class Ticket:
     prompt_ids: tuple[int, ...]
 
 
-def resolve_models(client: ChainClient, deployment: Deployment, model_ids: list[int], base_hash: str) -> list[ServedModel]:
+def resolve_models(
+    client: ChainClient, deployment: Deployment, model_ids: list[int], base_hash: str
+) -> list[ServedModel]:
     """Read models from the ModelRegistry; refuse inactive ones and ones registered for another base model."""
     registry = client.contract(deployment, "ModelRegistry")
     served = []
@@ -284,7 +286,16 @@ class OpenLoraService:
     ) -> OpenLoraService:
         """A service for ``model_ids`` as registered on ``deployment``; every adapter is verified up front."""
         models = resolve_models(client, deployment, model_ids, base.sha256)
-        service = cls(base, store, ServedRecordStore(records_path), models, PaymentGate(client, deployment), operator, **options)
+        if operator is not None:
+            market = client.contract(deployment, "InferenceMarket")
+            if not client.call(market.functions.isOperator(operator.address)):
+                raise UserError(
+                    f"{operator.address} is not an InferenceMarket operator (governance appoints operators with "
+                    "setOperator; `deploy --operator` does it at deployment)"
+                )
+        service = cls(
+            base, store, ServedRecordStore(records_path), models, PaymentGate(client, deployment), operator, **options
+        )
         try:
             for served in models:  # fail at start, not at the first request, on a missing or tampered adapter
                 service.cache.get(served.adapter_hash)
