@@ -78,7 +78,7 @@ def test_mixed_batch_matches_peft_per_adapter(setup, mode):
     # continuous batching: a request arriving mid-generation joins the running batch
     late = engine.submit(GenerationRequest(tok(PROMPTS[2]).input_ids, "0", max_tokens=4, keep_logits=True))
     engine.run_until_idle()
-    for (prompt_index, adapter_index, steps), request in [*zip(plan, requests), ((2, 0, 4), late)]:
+    for (prompt_index, adapter_index, steps), request in [*zip(plan, requests, strict=True), ((2, 0, 4), late)]:
         assert request.done.is_set() and request.error is None
         prompt_ids = tok(PROMPTS[prompt_index]).input_ids
         if adapter_index is None:
