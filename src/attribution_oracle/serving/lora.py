@@ -15,8 +15,11 @@ adds the LoRA delta of each row's adapter to the base output, in one of two ways
 - ``segment``: one pair of matmuls per distinct adapter on its rows (S-LoRA/Punica SGMV idea, without
   custom kernels), which avoids the per-row copies but costs a Python-level loop over adapters.
 
-``auto`` picks ``segment`` when the batch has at most ``segment_max_adapters`` distinct adapters and ``gather``
-otherwise; the threshold comes from ``benchmarks/serving.py`` (see BENCHMARKS.md).
+``auto`` uses ``segment`` only when the batch has a single adapter (``segment_max_adapters=1``: one matmul
+pair on all rows, no gathered copies) and ``gather`` otherwise. Measured on SmolLM2-135M (batch of 64, one
+decode step, 1 thread): the LoRA part is small next to the base forward in both modes, and ``segment``'s
+per-adapter Python loop (60 target modules x adapters) stops paying off as adapters multiply; the numbers
+per adapter count are in BENCHMARKS.md (``benchmarks/serving.py`` prints ``ours gather``/``ours segment``).
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ class MultiLoraLinear(nn.Module):
 class LoraPool:
     """Wraps a model's targeted linears and holds the slots of the adapters being served."""
 
-    def __init__(self, model: nn.Module, capacity: int = 8, mode: str = "auto", segment_max_adapters: int = 2):
+    def __init__(self, model: nn.Module, capacity: int = 8, mode: str = "auto", segment_max_adapters: int = 1):
         """Serve adapters over ``model`` (modified in place); ``capacity`` slots to start with (grows as needed)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
