@@ -132,7 +132,10 @@ class LoraPool:
     """Wraps a model's targeted linears and holds the slots of the adapters being served."""
 
     def __init__(self, model: nn.Module, capacity: int = 8, mode: str = "auto", segment_max_adapters: int = 1):
-        """Serve adapters over ``model`` (modified in place); ``capacity`` slots to start with (grows as needed)."""
+        """Serve adapters over ``model`` (modified in place); ``capacity`` slots to start with (grows as needed).
+
+        A model has one live pool: a new pool over the same model takes over the modules it wraps.
+        """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.model = model
@@ -158,6 +161,8 @@ class LoraPool:
             module = self.model.get_submodule(name)
         except AttributeError:
             raise UnsupportedAdapterError(f"the base model has no module {name!r}") from None
+        if isinstance(module, MultiLoraLinear):  # wrapped by an earlier pool: this pool takes the model over
+            module = module.base
         if not isinstance(module, nn.Linear):
             raise UnsupportedAdapterError(f"LoRA on {name!r} ({type(module).__name__}) is unsupported: linears only")
         parent_name, _, child = name.rpartition(".")
@@ -235,7 +240,7 @@ class LoraPool:
             module = self.model.get_submodule(name)
         except AttributeError:
             raise UnsupportedAdapterError(f"the base model has no module {name!r}") from None
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, nn.Linear | MultiLoraLinear):
             raise UnsupportedAdapterError(f"LoRA on {name!r} ({type(module).__name__}) is unsupported: linears only")
 
     def pin(self, slots: Sequence[int]) -> None:
