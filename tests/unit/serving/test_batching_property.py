@@ -16,7 +16,6 @@ from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest
 from attribution_oracle.serving.lora import LoraPool, LoraWeights
 from attribution_oracle.serving.synthetic import random_adapter_blob
 
-
 TIE = 1e-4
 
 
@@ -41,7 +40,11 @@ request = st.tuples(
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plan=st.lists(request, min_size=1, max_size=6), max_batch=st.integers(1, 4), mode=st.sampled_from(["gather", "segment"]))
+@given(
+    plan=st.lists(request, min_size=1, max_size=6),
+    max_batch=st.integers(1, 4),
+    mode=st.sampled_from(["gather", "segment"]),
+)
 def test_batched_tokens_equal_solo_tokens(engine_parts, plan, max_batch, mode):
     model, weights = engine_parts
     engine = BatchGenerator(model, LoraPool(model, capacity=2, mode=mode), weights.__getitem__, 257, max_batch)
