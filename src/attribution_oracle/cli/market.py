@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import click
+from eth_account.signers.local import LocalAccount
 
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.chain.token import ensure_allowance, events_of
@@ -18,6 +19,30 @@ STATUS = {0: "unknown", 1: "paid", 2: "served", 3: "refunded"}
 def input_hash(prompt: str) -> bytes:
     """The on-chain hash of a prompt: sha256 of its UTF-8 bytes (what the server checks)."""
     return hashlib.sha256(prompt.encode()).digest()
+
+
+def pay_for_prompts(
+    app: App, signer: LocalAccount, model_id: int, prompts: list[str], max_fee: int | None = None
+) -> list[dict]:
+    """Pay for one inference of ``model_id`` per prompt (one transaction); returns the InferencePaid events.
+
+    Each payment commits to ``input_hash(prompt)``; ``max_fee`` (wei, default the current price) caps the price.
+    Shared by ``market pay`` and ``infer``.
+    """
+    market, models, token = app.contract("InferenceMarket"), app.contract("ModelRegistry"), app.contract("OpenToken")
+    model = app.client.call(models.functions.getModel(model_id))
+    price, active = model[4], model[7]
+    if not active:
+        raise UserError(f"model {model_id} is inactive")
+    limit = price if max_fee is None else max_fee
+    ensure_allowance(app.client, token, signer, market.address, price * len(prompts))
+    hashes = [input_hash(p) for p in prompts]
+    if len(prompts) == 1:
+        fn = market.functions.payForInference(model_id, hashes[0], limit)
+    else:
+        fn = market.functions.payForInferenceBatch([model_id] * len(prompts), hashes, [limit] * len(prompts))
+    receipt = app.client.send(fn, signer, f"pay for {len(prompts)} inference(s)")
+    return events_of(market, "InferencePaid", receipt)
 
 
 @click.group("market")
@@ -36,21 +61,8 @@ def pay(app: App, model_id: int, prompts: tuple[str, ...], max_fee: str | None, 
     """Pay for inferences of MODEL_ID (one transaction for several prompts)."""
     from attribution_oracle.cli.app import parse_amount
 
-    signer = app.signer(sender, password_file)
-    market, models, token = app.contract("InferenceMarket"), app.contract("ModelRegistry"), app.contract("OpenToken")
-    model = app.client.call(models.functions.getModel(model_id))
-    price, active = model[4], model[7]
-    if not active:
-        raise UserError(f"model {model_id} is inactive")
-    limit = price if max_fee is None else parse_amount(max_fee, "max fee")
-    ensure_allowance(app.client, token, signer, market.address, price * len(prompts))
-    hashes = [input_hash(p) for p in prompts]
-    if len(prompts) == 1:
-        fn = market.functions.payForInference(model_id, hashes[0], limit)
-    else:
-        fn = market.functions.payForInferenceBatch([model_id] * len(prompts), hashes, [limit] * len(prompts))
-    receipt = app.client.send(fn, signer, f"pay for {len(prompts)} inference(s)")
-    paid = events_of(market, "InferencePaid", receipt)
+    limit = None if max_fee is None else parse_amount(max_fee, "max fee")
+    paid = pay_for_prompts(app, app.signer(sender, password_file), model_id, list(prompts), limit)
     rows = [
         [e["requestId"], model_id, format_eth(e["fee"]), e["epoch"], "0x" + e["inputHash"].hex()[:16]] for e in paid
     ]

@@ -1,0 +1,258 @@
+"""The HTTP API (FastAPI): OpenAI-compatible completions over paid on-chain requests.
+
+Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (both with ``stream: true`` over SSE),
+``POST /v1/chat/render`` (the canonical chat prompt to hash and pay for), ``GET /v1/models``, ``GET /health``,
+``GET /metrics`` (Prometheus) and ``GET /v1/served?after=N&limit=M`` (the served-record log, for oracles).
+
+Errors are OpenAI-shaped: ``{"error": {"message", "type", "code", ...}}``; an unpaid, replayed or mismatched
+request gets HTTP 402 with ``type: "payment_required"`` and a ``code`` among ``missing_request_id``,
+``unpaid``, ``model_mismatch``, ``prompt_mismatch``, ``already_served``, ``refunded``, ``in_flight``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import UserError
+from .chat import ChatFormatError, render_chat
+from .payments import PaymentRequiredError
+from .service import ModelNotServedError, OpenLoraService, Ticket
+
+__all__ = ["create_app"]
+
+
+class BadRequestError(UserError):
+    """A malformed request body (HTTP 400)."""
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+
+
+def _request_id(body: dict, request: Request) -> int | None:
+    value = body.get("request_id", request.headers.get("x-request-id"))
+    if value is None:
+        return None
+    try:
+        request_id = int(str(value))
+    except ValueError:
+        raise BadRequestError(f"request_id {value!r} is not an integer") from None
+    if request_id <= 0:
+        raise BadRequestError("request_id must be positive")
+    return request_id
+
+
+def _limits(body: dict) -> tuple[int, float]:
+    try:
+        max_tokens = int(body.get("max_tokens") or 16)
+        temperature = float(body.get("temperature") or 0.0)
+    except (TypeError, ValueError):
+        raise BadRequestError("max_tokens must be an integer and temperature a number") from None
+    if max_tokens <= 0 or temperature < 0:
+        raise BadRequestError("max_tokens must be positive and temperature non-negative")
+    return max_tokens, temperature
+
+
+async def _json_body(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequestError("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    return body
+
+
+def _completion_prompt(body: dict) -> str:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise BadRequestError("prompt must be a string (one prompt per paid request)")
+    return prompt
+
+
+def create_app(service: OpenLoraService) -> FastAPI:
+    """The FastAPI application serving ``service``."""
+    app = FastAPI(title="OpenLoRA", description="Many LoRA adapters over one base model, paid per request.")
+
+    @app.exception_handler(PaymentRequiredError)
+    async def _payment(_: Request, exc: PaymentRequiredError) -> JSONResponse:
+        service.metrics.requests.labels("payment_required").inc()
+        return JSONResponse(exc.body(), status_code=402)
+
+    @app.exception_handler(ModelNotServedError)
+    async def _not_served(_: Request, exc: ModelNotServedError) -> JSONResponse:
+        return _error(404, str(exc), "invalid_request_error", "model_not_found")
+
+    @app.exception_handler(UserError)
+    async def _bad(_: Request, exc: UserError) -> JSONResponse:
+        return _error(400, str(exc), "invalid_request_error")
+
+    async def _run(ticket: Ticket, body: dict, chat: bool) -> Response:
+        max_tokens, temperature = _limits(body)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        request = service.generate(
+            ticket,
+            max_tokens,
+            temperature,
+            on_token=lambda token: loop.call_soon_threadsafe(queue.put_nowait, token),
+            on_finish=lambda: loop.call_soon_threadsafe(queue.put_nowait, None),
+        )
+        created = int(time.time())
+        ident = f"{'chatcmpl' if chat else 'cmpl'}-{ticket.payment.request_id}"
+        model = str(ticket.model.model_id)
+        extra = {"request_id": ticket.payment.request_id, "adapter_hash": ticket.model.adapter_hash}
+
+        def usage(record) -> dict:
+            prompt_tokens, completion_tokens = len(record.prompt_token_ids), len(record.output_token_ids)
+            return {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+
+        if not body.get("stream"):
+            while await queue.get() is not None:
+                pass
+            record = await run_in_threadpool(service.finish, ticket, request)
+            if chat:
+                choice = {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": record.output_text},
+                    "finish_reason": request.finish_reason,
+                }
+            else:
+                choice = {
+                    "index": 0,
+                    "text": record.output_text,
+                    "finish_reason": request.finish_reason,
+                    "logprobs": None,
+                }
+            kind = "chat.completion" if chat else "text_completion"
+            return JSONResponse(
+                {
+                    "id": ident,
+                    "object": kind,
+                    "created": created,
+                    "model": model,
+                    "choices": [choice],
+                    "usage": usage(record),
+                    **extra,
+                }
+            )
+
+        kind = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(text: str | None, finish: str | None, first: bool = False, tail: dict | None = None) -> str:
+            if chat:
+                delta = {"role": "assistant"} if first else ({"content": text} if text else {})
+                choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            else:
+                choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+            data = {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice], **extra}
+            return f"data: {json.dumps({**data, **(tail or {})})}\n\n"
+
+        async def events() -> AsyncIterator[str]:
+            recorded = False
+            try:
+                if chat:
+                    yield chunk(None, None, first=True)
+                sent = ""
+                while (token := await queue.get()) is not None:
+                    text = service.decode(request.output_ids)
+                    if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+                        continue
+                    if len(text) > len(sent) and text.startswith(sent):
+                        yield chunk(text[len(sent) :], None)
+                        sent = text
+                    del token
+                record = await run_in_threadpool(service.finish, ticket, request)
+                recorded = True
+                if record.output_text.startswith(sent) and len(record.output_text) > len(sent):
+                    yield chunk(record.output_text[len(sent) :], None)
+                yield chunk(None, request.finish_reason, tail={"usage": usage(record)})
+                yield "data: [DONE]\n\n"
+            except Exception as exc:  # noqa: BLE001 - reported in the stream, the payment stays refundable
+                yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'server_error'}})}\n\n"
+            finally:
+                if not recorded:
+                    request.cancelled = True
+                    service.release(ticket.payment.request_id)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = await _json_body(request)
+        prompt = _completion_prompt(body)
+        _limits(body)
+        ticket = await run_in_threadpool(service.reserve, body.get("model"), prompt, _request_id(body, request))
+        return await _run(ticket, body, chat=False)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        body = await _json_body(request)
+        prompt = render_chat(service.base.tokenizer, body.get("messages"))
+        _limits(body)
+        ticket = await run_in_threadpool(service.reserve, body.get("model"), prompt, _request_id(body, request))
+        return await _run(ticket, body, chat=True)
+
+    @app.post("/v1/chat/render")
+    async def chat_render(request: Request) -> Response:
+        body = await _json_body(request)
+        try:
+            prompt = render_chat(service.base.tokenizer, body.get("messages"))
+        except ChatFormatError as exc:
+            raise BadRequestError(str(exc)) from None
+        from .payments import prompt_hash
+
+        return JSONResponse({"prompt": prompt, "input_hash": "0x" + prompt_hash(prompt).hex()})
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": str(m.model_id),
+                    "object": "model",
+                    "created": int(service.started_at),
+                    "owned_by": m.owner,
+                    "adapter_hash": m.adapter_hash,
+                    "price_wei": str(m.price),
+                    "base_model": service.base.sha256,
+                }
+                for m in service.models.values()
+            ],
+        }
+
+    @app.get("/health")
+    async def health() -> dict:
+        return await run_in_threadpool(service.health)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        service.metrics.batch_rows.set(len(service.engine.rows))
+        service.metrics.waiting.set(len(service.engine.waiting))
+        service.metrics.adapter_bytes.set(service.cache.bytes)
+        if service.marker is not None:
+            service.metrics.mark_pending.set(service.marker.pending)
+        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/served")
+    async def served(after: int = 0, limit: int = 100) -> dict:
+        if after < 0 or not 1 <= limit <= 1000:
+            raise BadRequestError("after must be >= 0 and limit between 1 and 1000")
+        records = await run_in_threadpool(service.records.after, after, limit)
+        return {"records": [r.to_dict() for r in records]}
+
+    return app

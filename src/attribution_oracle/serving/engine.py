@@ -1,0 +1,285 @@
+"""Continuous batching of generation over one base model, each request with its own LoRA adapter.
+
+The batch is a left-padded block: one ``DynamicCache`` for all running rows, a 2-D attention mask marking
+real tokens, per-row position ids (the count of real tokens before each one). Every ``step``:
+
+1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled
+   together in one forward (left-padded, each row with its adapter) and their key/value blocks are merged
+   into the running cache (the shorter block is left-padded with masked zeros);
+2. one decode forward runs for every row (its last token, its own position, its adapter);
+3. rows that hit ``max_tokens`` or an end-of-sequence token leave the batch; columns that are padding for
+   every remaining row are trimmed.
+
+Greedy decoding by default (reproducible); ``temperature > 0`` samples with a generator seeded by the
+request's ``seed``.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from .lora import LoraPool, LoraWeights
+
+__all__ = ["BatchGenerator", "GenerationRequest"]
+
+
+@dataclass(eq=False)
+class GenerationRequest:
+    """One generation: the prompt's token ids, its adapter and limits; filled in as it runs."""
+
+    prompt_ids: list[int]
+    adapter_hash: str | None
+    max_tokens: int = 16
+    temperature: float = 0.0
+    seed: int = 0
+    stop_token_ids: frozenset[int] = frozenset()
+    keep_logits: bool = False
+    on_token: Callable[[int], None] | None = None
+    on_finish: Callable[[], None] | None = None
+    cancelled: bool = False
+    output_ids: list[int] = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)
+    finish_reason: str | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    queued_at: float = field(default_factory=time.monotonic)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the request finished (or failed); returns False on timeout."""
+        return self.done.wait(timeout)
+
+
+class BatchGenerator:
+    """Runs the batch; ``step`` is called by one thread (``Scheduler``) or directly by tests and benchmarks."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        pool: LoraPool,
+        adapters: Callable[[str], LoraWeights],
+        pad_token_id: int,
+        max_batch: int = 64,
+    ) -> None:
+        """``adapters`` returns the weights of an adapter hash (blocking until loaded)."""
+        self.model = model
+        self.pool = pool
+        self.adapters = adapters
+        self.pad_token_id = pad_token_id
+        self.max_batch = max_batch
+        self.device = next(model.parameters()).device
+        self.waiting: collections.deque[GenerationRequest] = collections.deque()
+        self.rows: list[GenerationRequest] = []
+        self._slots: list[int] = []
+        self._cache: DynamicCache | None = None
+        self._mask: torch.Tensor | None = None  # [B, L]
+        self._next_pos: torch.Tensor | None = None  # [B]
+        self._last: torch.Tensor | None = None  # [B]
+        self._generators: dict[int, torch.Generator] = {}
+        self._lock = threading.Lock()
+        self.tokens_generated = 0
+
+    # --------------------------------------------------------------- queue
+
+    def submit(self, request: GenerationRequest) -> GenerationRequest:
+        """Queue a request; it joins the batch at the next step."""
+        if not request.prompt_ids:
+            raise ValueError("a prompt needs at least one token")
+        with self._lock:
+            self.waiting.append(request)
+        return request
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is running or waiting."""
+        return bool(self.rows or self.waiting)
+
+    def step(self) -> None:
+        """Admit waiting requests, then decode one token for every running row."""
+        admitted = self._admit()
+        if admitted:
+            self._prefill(admitted)
+        self._retire()
+        if self.rows:
+            self._decode()
+            self._retire()
+
+    def run_until_idle(self) -> None:
+        """Step until nothing is running or waiting (tests, benchmarks)."""
+        while self.busy:
+            self.step()
+
+    # ----------------------------------------------------------- admission
+
+    def _admit(self) -> list[tuple[GenerationRequest, int]]:
+        admitted: list[tuple[GenerationRequest, int]] = []
+        self.pool.pin(self._slots)
+        while len(self.rows) + len(admitted) < self.max_batch:
+            with self._lock:
+                if not self.waiting:
+                    break
+                request = self.waiting.popleft()
+            try:
+                slot = 0
+                if request.adapter_hash is not None:
+                    slot = self.pool.load(self.adapters(request.adapter_hash))
+                    self.pool.pin(self._slots + [s for _, s in admitted] + [slot])
+            except Exception as exc:  # noqa: BLE001 - the request fails, the batch goes on
+                self._finish(request, "error", exc)
+                continue
+            admitted.append((request, slot))
+        return admitted
+
+    def _forward(self, slots: list[int], **kwargs) -> torch.Tensor:
+        with torch.inference_mode(), self.pool.batch(slots):
+            out = self.model(use_cache=True, logits_to_keep=1, **kwargs)
+        return out.logits[:, -1, :].float()
+
+    def _prefill(self, admitted: list[tuple[GenerationRequest, int]]) -> None:
+        width = max(len(r.prompt_ids) for r, _ in admitted)
+        ids = torch.full((len(admitted), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(admitted), width), dtype=torch.long)
+        for i, (request, _) in enumerate(admitted):
+            n = len(request.prompt_ids)
+            ids[i, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
+            mask[i, width - n :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        slots = [s for _, s in admitted]
+        logits = self._forward(slots, input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache)
+        requests = [r for r, _ in admitted]
+        tokens = self._choose(requests, logits)
+        self._merge(requests, slots, cache, mask, mask.sum(-1), tokens)
+        self._emit(requests, tokens, logits)
+
+    def _merge(
+        self,
+        requests: list[GenerationRequest],
+        slots: list[int],
+        cache: DynamicCache,
+        mask: torch.Tensor,
+        next_pos: torch.Tensor,
+        last: torch.Tensor,
+    ) -> None:
+        if self._cache is None:
+            self._cache, self._mask, self._next_pos, self._last = cache, mask, next_pos, last
+        else:
+            width = max(self._mask.shape[1], mask.shape[1])
+            layers = []
+            for old, new in zip(self._cache.layers, cache.layers, strict=True):
+                keys = torch.cat([_left_pad(old.keys, width), _left_pad(new.keys, width)])
+                values = torch.cat([_left_pad(old.values, width), _left_pad(new.values, width)])
+                layers.append((keys, values))
+            self._cache = DynamicCache(ddp_cache_data=layers)
+            self._mask = torch.cat([_left_pad_mask(self._mask, width), _left_pad_mask(mask, width)])
+            self._next_pos = torch.cat([self._next_pos, next_pos])
+            self._last = torch.cat([self._last, last])
+        self.rows += requests
+        self._slots += slots
+
+    # --------------------------------------------------------------- decode
+
+    def _decode(self) -> None:
+        ones = torch.ones((len(self.rows), 1), dtype=self._mask.dtype, device=self.device)
+        mask = torch.cat([self._mask, ones], dim=1)
+        logits = self._forward(
+            self._slots,
+            input_ids=self._last[:, None],
+            attention_mask=mask,
+            position_ids=self._next_pos[:, None],
+            past_key_values=self._cache,
+        )
+        tokens = self._choose(self.rows, logits)
+        self._mask, self._next_pos, self._last = mask, self._next_pos + 1, tokens
+        self._emit(self.rows, tokens, logits)
+
+    def _choose(self, requests: list[GenerationRequest], logits: torch.Tensor) -> torch.Tensor:
+        tokens = logits.argmax(-1)
+        for i, request in enumerate(requests):
+            if request.temperature > 0:
+                generator = self._generators.get(id(request))
+                if generator is None:
+                    generator = self._generators[id(request)] = torch.Generator().manual_seed(request.seed)
+                probs = torch.softmax(logits[i].cpu() / request.temperature, -1)
+                tokens[i] = torch.multinomial(probs, 1, generator=generator)[0]
+        return tokens
+
+    def _emit(self, requests: list[GenerationRequest], tokens: torch.Tensor, logits: torch.Tensor) -> None:
+        for i, (request, token) in enumerate(zip(requests, tokens.tolist(), strict=True)):
+            request.output_ids.append(token)
+            self.tokens_generated += 1
+            if request.keep_logits:
+                request.logits.append(logits[i].cpu())
+            if request.on_token is not None:
+                request.on_token(token)
+            if request.cancelled:
+                request.finish_reason = "cancelled"
+            elif token in request.stop_token_ids:
+                request.finish_reason = "stop"
+            elif len(request.output_ids) >= request.max_tokens:
+                request.finish_reason = "length"
+
+    def _retire(self) -> None:
+        keep = [i for i, r in enumerate(self.rows) if r.finish_reason is None]
+        if len(keep) == len(self.rows):
+            return
+        for request in self.rows:
+            if request.finish_reason is not None:
+                self._finish(request, request.finish_reason)
+        if not keep:
+            self.rows, self._slots = [], []
+            self._cache = self._mask = self._next_pos = self._last = None
+            return
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        mask = self._mask.index_select(0, index)
+        used = mask.any(0).nonzero()
+        start = int(used[0]) if len(used) else mask.shape[1]
+        layers = [
+            (layer.keys.index_select(0, index)[:, :, start:], layer.values.index_select(0, index)[:, :, start:])
+            for layer in self._cache.layers
+        ]
+        self._cache = DynamicCache(ddp_cache_data=layers)
+        self._mask = mask[:, start:]
+        self._next_pos = self._next_pos.index_select(0, index)
+        self._last = self._last.index_select(0, index)
+        self.rows = [self.rows[i] for i in keep]
+        self._slots = [self._slots[i] for i in keep]
+
+    def _finish(self, request: GenerationRequest, reason: str, error: BaseException | None = None) -> None:
+        request.finish_reason = reason
+        request.error = error
+        self._generators.pop(id(request), None)
+        request.done.set()
+        if request.on_finish is not None:
+            request.on_finish()
+
+    def fail_all(self, error: BaseException) -> None:
+        """Fail every running and waiting request (after an unexpected error in a step) and reset the batch."""
+        with self._lock:
+            waiting, self.waiting = list(self.waiting), collections.deque()
+        for request in self.rows + waiting:
+            self._finish(request, "error", error)
+        self.rows, self._slots = [], []
+        self._cache = self._mask = self._next_pos = self._last = None
+
+
+def _left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
+    missing = width - tensor.shape[2]
+    if missing == 0:
+        return tensor
+    pad = torch.zeros(*tensor.shape[:2], missing, tensor.shape[3], dtype=tensor.dtype, device=tensor.device)
+    return torch.cat([pad, tensor], dim=2)
+
+
+def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    missing = width - mask.shape[1]
+    if missing == 0:
+        return mask
+    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype, device=mask.device), mask], dim=1)

@@ -1,0 +1,134 @@
+"""Checking that a request was paid on-chain for this model and this prompt, and not served yet.
+
+A completion request carries the ``requestId`` of an ``InferenceMarket.InferencePaid`` event. It is served
+only if that event exists, its ``modelId`` is the requested model, its ``inputHash`` is the sha256 of the
+prompt's UTF-8 bytes, and the market still holds the request as paid (not served, not refunded). The
+``Receipt`` struct that ``markServed`` needs is rebuilt from the request's ``InferencePaid`` and ``FeeSplit``
+events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ..chain.client import ChainClient
+from ..chain.deployments import Deployment
+from ..errors import UserError
+
+__all__ = ["Payment", "PaymentGate", "PaymentRequiredError", "prompt_hash"]
+
+STATUS_PAID, STATUS_SERVED, STATUS_REFUNDED = 1, 2, 3
+
+
+def prompt_hash(prompt: str) -> bytes:
+    """The on-chain ``inputHash`` of a prompt: sha256 of its UTF-8 bytes."""
+    return hashlib.sha256(prompt.encode("utf-8")).digest()
+
+
+class PaymentRequiredError(UserError):
+    """The request is not paid for what it asks (HTTP 402); ``code`` says why."""
+
+    def __init__(self, message: str, code: str, request_id: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+
+    def body(self) -> dict:
+        """The JSON body of the 402 response."""
+        return {
+            "error": {
+                "message": str(self),
+                "type": "payment_required",
+                "code": self.code,
+                "request_id": self.request_id,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A verified payment: the request, who paid, and the receipt ``markServed`` takes."""
+
+    request_id: int
+    model_id: int
+    payer: str
+    fee: int
+    epoch: int
+    input_hash: bytes
+    receipt: dict
+
+
+class PaymentGate:
+    """Verifies payments against the InferenceMarket of one deployment."""
+
+    def __init__(self, client: ChainClient, deployment: Deployment) -> None:
+        """Check payments on ``deployment`` through ``client``."""
+        self.client = client
+        self.deployment = deployment
+        self.market = client.contract(deployment, "InferenceMarket")
+
+    def status(self, request_id: int) -> int:
+        """0 unknown, 1 paid, 2 served, 3 refunded."""
+        return int(self.client.call(self.market.functions.requestStatus(request_id)))
+
+    def _logs(self, event: str, request_id: int) -> list:
+        with self.client.rpc():
+            return self.market.events[event].get_logs(
+                argument_filters={"requestId": request_id}, from_block=self.deployment.block_number
+            )
+
+    def payment(self, request_id: int) -> Payment:
+        """The payment of ``request_id`` (its events), without checking the model, prompt or status."""
+        paid = self._logs("InferencePaid", request_id)
+        split = self._logs("FeeSplit", request_id)
+        if not paid or not split:
+            raise PaymentRequiredError(
+                f"request {request_id} was never paid: no InferencePaid event on the InferenceMarket",
+                "unpaid",
+                request_id,
+            )
+        p, s = paid[0]["args"], split[0]["args"]
+        receipt = {
+            "requestId": request_id,
+            "payer": p["payer"],
+            "modelId": p["modelId"],
+            "modelOwner": s["modelOwner"],
+            "fee": p["fee"],
+            "paidAt": s["paidAt"],
+            "split": {
+                "protocol": s["protocolFee"],
+                "owner": s["ownerAmount"],
+                "datanetOwners": s["datanetOwnersAmount"],
+                "contributors": s["contributorsAmount"],
+            },
+        }
+        return Payment(request_id, p["modelId"], p["payer"], p["fee"], p["epoch"], bytes(p["inputHash"]), receipt)
+
+    def check(self, request_id: int, model_id: int, prompt: str) -> Payment:
+        """The payment of ``request_id`` if it pays for ``prompt`` on ``model_id`` and awaits service."""
+        payment = self.payment(request_id)
+        if payment.model_id != model_id:
+            raise PaymentRequiredError(
+                f"request {request_id} paid for model {payment.model_id}, not model {model_id}",
+                "model_mismatch",
+                request_id,
+            )
+        expected = payment.input_hash
+        actual = prompt_hash(prompt)
+        if expected != actual:
+            raise PaymentRequiredError(
+                f"request {request_id} paid for a prompt with sha256 0x{expected.hex()}, but this prompt's sha256 "
+                f"is 0x{actual.hex()} (the hash covers the prompt's exact UTF-8 bytes; for chat, the rendered "
+                "chat template)",
+                "prompt_mismatch",
+                request_id,
+            )
+        status = self.status(request_id)
+        if status == STATUS_SERVED:
+            raise PaymentRequiredError(f"request {request_id} was already served", "already_served", request_id)
+        if status == STATUS_REFUNDED:
+            raise PaymentRequiredError(f"request {request_id} was refunded to its payer", "refunded", request_id)
+        if status != STATUS_PAID:
+            raise PaymentRequiredError(f"request {request_id} is not awaiting service", "unpaid", request_id)
+        return payment

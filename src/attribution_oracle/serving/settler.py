@@ -1,0 +1,145 @@
+"""Proof of service in the background: the operator marks served requests on-chain, in batches, with retries.
+
+Served requests are queued with their receipts; a worker thread sends ``InferenceMarket.markServed`` for up
+to 64 receipts at a time (the contract's ``MAX_BATCH``), which releases each fee to the treasury, the model
+owner and the RewardDistributor. A failed transaction is retried with exponential backoff; before a retry,
+receipts the market no longer holds as paid (served by another operator, refunded) are dropped, since one
+of them would make the whole batch revert. The served-record log is the source of truth: on start,
+``recover`` re-queues every recorded request the chain still shows as paid.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from eth_account.signers.local import LocalAccount
+
+from .payments import STATUS_PAID, PaymentGate
+from .records import ServedRecordStore
+
+__all__ = ["ServiceMarker"]
+
+MAX_BATCH = 64
+log = logging.getLogger("attribution_oracle.serving")
+
+
+class ServiceMarker:
+    """Sends ``markServed`` for queued receipts from one operator account."""
+
+    def __init__(
+        self,
+        gate: PaymentGate,
+        operator: LocalAccount,
+        interval_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        on_event: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """``on_event(name, count)`` reports ``marked``, ``failed`` and ``dropped`` (metrics)."""
+        self.gate = gate
+        self.operator = operator
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self._on_event = on_event or (lambda name, count: None)
+        self._pending: dict[int, dict] = {}
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.marked: list[int] = []
+        self.last_error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        """Receipts waiting to be marked served."""
+        with self._cond:
+            return len(self._pending)
+
+    def enqueue(self, receipt: dict) -> None:
+        """Queue one served request's receipt."""
+        with self._cond:
+            self._pending[int(receipt["requestId"])] = receipt
+            self._cond.notify()
+
+    def recover(self, store: ServedRecordStore) -> int:
+        """Queue every recorded request that the chain still holds as paid; returns how many."""
+        count, after = 0, 0
+        while page := store.after(after, 500):
+            for record in page:
+                if self.gate.status(record.request_id) == STATUS_PAID:
+                    self.enqueue(self.gate.payment(record.request_id).receipt)
+                    count += 1
+            after = page[-1].request_id
+        return count
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread = threading.Thread(target=self._run, name="mark-served", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Try to mark what is pending (bounded by ``timeout_s``), then stop the worker."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending and time.monotonic() < deadline and self._thread and self._thread.is_alive():
+            time.sleep(0.05)
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(max(0.1, deadline - time.monotonic()))
+
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Block until nothing is pending; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.pending:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _run(self) -> None:
+        backoff = self.interval_s
+        while True:
+            with self._cond:
+                if not self._pending and not self._stop:
+                    self._cond.wait(self.interval_s)
+                if self._stop:
+                    return
+                batch = [self._pending[r] for r in sorted(self._pending)[:MAX_BATCH]]
+            if not batch:
+                continue
+            try:
+                self.gate.client.send(
+                    self.gate.market.functions.markServed(batch), self.operator, f"mark {len(batch)} request(s) served"
+                )
+            except Exception as exc:  # noqa: BLE001 - logged, retried
+                self.last_error = str(exc)
+                self._on_event("failed", len(batch))
+                log.warning("markServed failed (retrying in %.1fs): %s", backoff, exc)
+                self._drop_settled(batch)
+                with self._cond:
+                    self._cond.wait(backoff)
+                backoff = min(self.max_backoff_s, backoff * 2)
+                continue
+            backoff = self.interval_s
+            ids = [int(r["requestId"]) for r in batch]
+            with self._cond:
+                for request_id in ids:
+                    self._pending.pop(request_id, None)
+            self.marked += ids
+            self._on_event("marked", len(ids))
+            log.info("marked served on-chain: %s", ", ".join(map(str, ids)))
+
+    def _drop_settled(self, batch: list[dict]) -> None:
+        for receipt in batch:
+            request_id = int(receipt["requestId"])
+            try:
+                status = self.gate.status(request_id)
+            except Exception:  # noqa: BLE001 - the chain is unreachable: keep everything, retry later
+                return
+            if status != STATUS_PAID:
+                with self._cond:
+                    self._pending.pop(request_id, None)
+                self._on_event("dropped", 1)
+                log.warning("request %d is no longer awaiting service (status %d): not marking it", request_id, status)
