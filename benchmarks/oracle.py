@@ -29,6 +29,7 @@ import os
 import platform
 import pstats
 import queue
+import shutil
 import statistics
 import subprocess
 import sys
@@ -206,6 +207,8 @@ def main() -> None:
             if nodes == 3:
                 profile = profile_node(market, Path(tmp) / "prof", args.scorer)
             market.anvil.stop()
+            if args.served_log_dir is not None:
+                shutil.rmtree(market.served_log.parent, ignore_errors=True)  # the log's own mkdtemp folder
     out = ROOT / "benchmarks" / "results" / "oracle.json"
     out.write_text(
         json.dumps(
