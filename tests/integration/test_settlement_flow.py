@@ -59,6 +59,13 @@ def test_two_of_three_signatures_settle_and_contributors_claim(settled):
     ao("report", "submit", uri, "--from", "dev:6")
     verified = ao.json("report", "verify", uri)
     assert verified["ok"] is True
+    shown_report = ao.json("report", "show", "--top", "1")
+    by_request = {i["requestId"]: i for i in shown_report["inferences"]}
+    assert by_request[1]["top"] == [{"contribution": "1", "score": 3.0}]
+    assert by_request[2]["top"] == [{"contribution": "4", "score": 1.0}]
+    assert by_request[3]["top"] == []  # equal split
+    assert sum(int(v) for v in shown_report["earned"].values()) == int(built["totalCumulative"])
+    assert "top contributions per inference" in ao("report", "show").output
 
     before = {b["account"]: int(b["open"]) for b in ao.json("wallet", "balance", "dev:1", "dev:2", "dev:3")}
     shown = {r["account"]: r for r in ao.json("rewards", "show", "dev:1", "dev:2", "dev:3")}

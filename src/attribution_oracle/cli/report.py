@@ -10,6 +10,7 @@ import click
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.cli.app import App, from_option, pass_app, password_option, table
 from attribution_oracle.errors import UserError
+from attribution_oracle.settlement.chain_data import submissions, training_data
 from attribution_oracle.settlement.service import build_epoch_report, load_report, verify_report
 from attribution_oracle.settlement.typed_data import Signature, order_for_contract, recover_signer, sign_report
 
@@ -154,3 +155,74 @@ def verify(app: App, uri: str) -> None:
     )
     if not ok:
         raise UserError(f"report {uri} does not verify")
+
+
+def _wallet_names(app: App) -> dict[str, str]:
+    """Checksummed address -> wallet alias, for the wallets this home knows."""
+    try:
+        return {w.address: w.alias for w in app.wallets.list()}
+    except (OSError, UserError):
+        return {}
+
+
+def _accepted_uris(app: App, uri: str | None) -> list[str]:
+    if uri is not None:
+        return [uri]
+    uris = [s.report_uri for s in submissions(app.client, app.deployment)]
+    if not uris:
+        raise UserError("no report has been accepted on-chain yet")
+    return uris
+
+
+@command.command("show")
+@click.argument("uri", required=False)
+@click.option("--top", type=click.IntRange(1, 100), default=3, show_default=True, help="Contributions per inference.")
+@pass_app
+def show(app: App, uri: str | None, top: int) -> None:
+    """Per inference, its top contributions and who got what; then each account's earnings.
+
+    Without URI: every report accepted on-chain, oldest first (reports are read from the local content store).
+    """
+    names = _wallet_names(app)
+    label = {}  # contribution id -> (contributor, datanet)
+    inference_rows, earned, data = [], {}, []
+    for report_uri in _accepted_uris(app, uri):
+        report = load_report(app.store, report_uri)
+        for inference in report.inferences:
+            if inference.model_id not in label:
+                contributions, _ = training_data(app.client, app.deployment, inference.model_id)
+                label[inference.model_id] = {c.id: (c.contributor, c.datanet_id) for c in contributions}
+            known = label[inference.model_id]
+            ranked = sorted(inference.scores.items(), key=lambda kv: (-kv[1], int(kv[0]) if kv[0].isdigit() else 0))
+            best = [(cid, score) for cid, score in ranked if score > 0][:top]
+            for account, amount in inference.shares.items():
+                earned[account] = earned.get(account, 0) + amount
+            top_text = ", ".join(
+                f"#{cid} {names.get(known.get(cid, ('?',))[0], known.get(cid, ('?',))[0][:10])} ({score:.3g})"
+                for cid, score in best
+            )
+            paid = sum(inference.shares.values())
+            inference_rows.append(
+                [report.epoch, inference.request_id, inference.model_id, top_text or "(equal split)", format_eth(paid)]
+            )
+            data.append(
+                {
+                    "epoch": report.epoch,
+                    "requestId": inference.request_id,
+                    "modelId": inference.model_id,
+                    "top": [{"contribution": cid, "score": score} for cid, score in best],
+                    "shares": {a: str(v) for a, v in inference.shares.items()},
+                }
+            )
+    earned_rows = [
+        [names.get(account, account), format_eth(amount)]
+        for account, amount in sorted(earned.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    if app.json_output:
+        app.emit({"inferences": data, "earned": {a: str(v) for a, v in sorted(earned.items())}})
+        return
+    app.emit(
+        None,
+        table("top contributions per inference", ["epoch", "request", "model", "top", "paid OPEN"], inference_rows),
+    )
+    app.emit(None, table("earned from these inferences", ["account", "OPEN"], earned_rows))
