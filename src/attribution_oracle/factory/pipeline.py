@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,10 +107,15 @@ def train_model(
     runs_root: Path | None = None,
     progress: Progress | None = None,
     base: BaseModel | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> TrainedModel:
     """Verify the data, train (resuming when ``run_dir`` holds a checkpoint), store the adapter, the artefacts and
-    the manifest. Give ``run_dir``, or ``runs_root`` to use ``runs_root / run_name(...)``."""
+    the manifest. Give ``run_dir``, or ``runs_root`` to use ``runs_root / run_name(...)``; ``phase`` hears what
+    is being done."""
+    say = phase or (lambda _: None)
+    say("verifying the datanet versions against their on-chain roots")
     data = fetch_training_data(source, store, specs)
+    say(f"loading base model {base_spec}")
     base = base or load_base_model(base_spec)
     chunks = tokenize_documents(data.documents, base.tokenizer, config.seq_len)
     train, held_out = split_eval(chunks, config.eval_fraction, config.seed)
@@ -124,10 +129,12 @@ def train_model(
 
     lora_config = config.lora_config()
     model = attach_lora(base.model, lora_config, config.seed)
+    say(f"training in {run_dir}")
     outcome = train_loop(model, base.tokenizer, train, config, run_dir, progress)
     adapter_digest = store.put_bytes(pack_adapter(adapter_state(model), lora_config, base.sha256))
     metrics_eval = evaluate(model, base.tokenizer, held_out, config.seq_len, config.batch_size)
 
+    say("building the attribution artefacts")
     started = time.perf_counter()
     checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:

@@ -83,7 +83,7 @@ def train_loop(
     run_dir: Path,
     progress: Progress | None = None,
 ) -> TrainOutcome:
-    """Train the trainable parameters of ``model`` on ``chunks``, resuming from ``run_dir`` when it holds a checkpoint."""
+    """Train the trainable parameters of ``model`` on ``chunks``; resumes from ``run_dir``'s checkpoint if any."""
     if not chunks:
         raise ValueError("no training chunks")
     device = next(model.parameters()).device
@@ -167,7 +167,10 @@ def evaluate(model: nn.Module, tokenizer, chunks: Sequence[Chunk], seq_len: int,
     rows = [[chunks[i] for i in row] for row in pack_rows(chunks, seq_len)]
     total, count = 0.0, 0
     for start in range(0, len(rows), batch_size):
-        batch = {k: v.to(device) for k, v in packed_batch(rows[start : start + batch_size], _pad_id(tokenizer), dtype).items()}
+        batch = {
+            k: v.to(device)
+            for k, v in packed_batch(rows[start : start + batch_size], _pad_id(tokenizer), dtype).items()
+        }
         loss_sum, n = _loss_sum(model, batch)
         total += float(loss_sum.double())
         count += n

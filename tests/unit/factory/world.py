@@ -50,9 +50,7 @@ def make_world(root: Path, texts: list[str] = TEXTS, publish: bool = True) -> Wo
     store = BlobStore(root / "blobs")
     catalog = Catalog(root / "catalog.sqlite", KEY)
     hashes = [store.put_bytes(t.encode()) for t in texts]
-    events = [
-        _ev("DatanetCreated", 1, datanetId=1, owner=OWNER, name="bees", metadataURI="", minStake=0, feePaid=0)
-    ]
+    events = [_ev("DatanetCreated", 1, datanetId=1, owner=OWNER, name="bees", metadataURI="", minStake=0, feePaid=0)]
     block = 2
     for i, digest in enumerate(hashes):
         events.append(
