@@ -173,20 +173,10 @@ def train(
         price_wei = parse_amount(price, "price")
         signer = app.signer(sender, password_file)
     source = ChainSource(app.client, app.deployment)
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
-    )  # fmt: skip
-    with Progress(*columns, console=app.console, disable=app.json_output) as bar:
-        task = bar.add_task("training", total=steps, loss="-")
-
-        def progress(step: int, total: int, loss: float) -> None:
-            bar.update(task, completed=step, loss="-" if math.isnan(loss) else f"{loss:.4f}")
-
+    with _TrainProgress(app, steps) as shown:
         result = train_model(
             source, app.store, datanets, base_spec=base_spec, config=config, run_dir=run_dir,
-            runs_root=app.home / "runs", progress=progress, phase=lambda text: bar.console.print(text)
-            if not app.json_output else None,
+            runs_root=app.home / "runs", progress=shown.step, phase=shown.phase,
         )  # fmt: skip
     data = {
         "manifest": result.manifest_digest,
@@ -221,6 +211,46 @@ def train(
     if data["modelId"] is not None:
         rows.append(["registered model", data["modelId"]])
     app.emit(data, table("trained model", ["field", "value"], rows))
+
+
+class _TrainProgress:
+    """A rich progress bar that appears only once the data has verified (so a refusal stays one line)."""
+
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    )  # fmt: skip
+
+    def __init__(self, app: App, steps: int) -> None:
+        self.app, self.steps = app, steps
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __enter__(self) -> _TrainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def phase(self, text: str) -> None:
+        """Show what is being done (the verification step stays silent unless it fails)."""
+        if self.app.json_output or text.startswith("verifying"):
+            return
+        if self.bar is None:
+            self.app.say(text)
+        else:
+            self.bar.console.print(text)
+
+    def step(self, step: int, total: int, loss: float) -> None:
+        """Advance the bar."""
+        if self.app.json_output:
+            return
+        if self.bar is None:
+            self.bar = Progress(*self.columns, console=self.app.console)
+            self.bar.start()
+            self.task = self.bar.add_task("training", total=total, loss="-")
+        self.bar.update(self.task, completed=step, loss="-" if math.isnan(loss) else f"{loss:.4f}")
 
 
 def _manifest_digest(app: App, model_id: int | None, manifest: str | None) -> str:

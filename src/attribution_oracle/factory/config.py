@@ -38,7 +38,7 @@ class TrainConfig:
             "--lr": self.lr > 0,
             "--rank": self.rank >= 1,
             "--checkpoint-every": self.checkpoint_every >= 1,
-            "--attribution-checkpoints": 1 <= self.attribution_checkpoints <= self.steps,
+            "--attribution-checkpoints": self.steps < 1 or 1 <= self.attribution_checkpoints <= self.steps,
             "--eval-fraction": 0 <= self.eval_fraction < 1,
             "--proj-dim": self.proj_dim >= 1,
         }

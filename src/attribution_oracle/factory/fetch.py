@@ -54,7 +54,8 @@ def _resolve(source: DatanetSource, spec: str) -> VersionRecord:
 def fetch_training_data(source: DatanetSource, store: BlobStore, specs: Sequence[str]) -> TrainingData:
     """Resolve ``ID[@VERSION]`` specs, verify each version's root and blobs, and return the documents.
 
-    A content hash present in several versions is trained on once (its first occurrence).
+    One version per Datanet (as ModelRegistry requires); a content hash present in several Datanets is trained
+    on once (its first occurrence).
     """
     if not specs:
         raise DataVerificationError("give at least one --datanet ID[@VERSION]")
@@ -63,8 +64,12 @@ def fetch_training_data(source: DatanetSource, store: BlobStore, specs: Sequence
     seen: set[str] = set()
     for spec in specs:
         record = _resolve(source, spec)
-        if any((v.datanet_id, v.version) == (record.datanet_id, record.version) for v in versions):
-            raise DataVerificationError(f"datanet {record.datanet_id}@{record.version} is given twice")
+        earlier = [v for v in versions if v.datanet_id == record.datanet_id]
+        if earlier:
+            raise DataVerificationError(
+                f"datanet {record.datanet_id} is given twice (versions {earlier[0].version} and {record.version}): "
+                "name one version, later versions contain the earlier ones"
+            )
         approved = source.approved(record.datanet_id, record.count)
         if len(approved) != record.count:
             raise DataVerificationError(

@@ -74,7 +74,7 @@ def test_training_refuses_an_unknown_datanet_or_version(tmp_path: Path) -> None:
     world = make_world(tmp_path)
     _refused(tmp_path, world, ["7"], "unknown datanet 7")
     _refused(tmp_path, world, ["1@2"], "no published version 2")
-    _refused(tmp_path, world, ["1", "1@1"], "given twice")
+    _refused(tmp_path, world, ["1", "1@1"], "datanet 1 is given twice")
 
 
 class _LyingSource(CatalogSource):
