@@ -65,7 +65,7 @@ def test_the_registered_model_points_at_the_trained_versions_and_blobs(chain_cli
     verify_manifest(store, trained["manifest"])
     shown = chain_cli.json("model", "show", "1")
     manifest = shown["manifest"]
-    assert shown["model"]["metadata_uri"] == f"sha256://{trained['manifest']}"
+    assert shown["metadata_uri"] == f"sha256://{trained['manifest']}" and shown["sources"][0]["datanet_id"] == 2
     assert [(d["datanet_id"], d["version"], d["merkle_root"]) for d in manifest["datanets"]] == [
         (2, 1, world["d2"]["merkleRoot"].removeprefix("0x")),
         (1, 1, world["v1"]["merkleRoot"].removeprefix("0x")),

@@ -117,7 +117,7 @@ def register(
 @click.option(
     "--attribution-checkpoints", type=int, default=2, show_default=True, help="Adapter snapshots the index ensembles."
 )
-@click.option("--proj-dim", type=int, default=1024, show_default=True, help="Gradient projection dimension.")
+@click.option("--proj-dim", type=int, default=512, show_default=True, help="Gradient projection dimension.")
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -334,7 +334,7 @@ def show(app: App, model_id: int, json_here: bool) -> None:
     except ManifestError as exc:
         note = str(exc)
     if app.json_output:
-        app.emit({"model": m, "manifest": manifest, "manifestNote": note or None})
+        app.emit({**m, "manifest": manifest, "manifestNote": note or None})
         return
     app.console.print(table(f"model {model_id}", ["field", "value"], [[k, v] for k, v in m.items()]))
     if manifest is None:

@@ -27,7 +27,7 @@ class TrainConfig:
     eval_fraction: float = 0.1
     checkpoint_every: int = 10
     attribution_checkpoints: int = 2
-    proj_dim: int = 1024
+    proj_dim: int = 512  # its random blocks (params x 512 float32) fit the projector's 1 GB cache for SmolLM2
     index_batch_size: int = 8
 
     def __post_init__(self) -> None:

@@ -92,6 +92,7 @@ def train_loop(
     rows = [[chunks[i] for i in row] for row in layout]
     order = DataOrder(len(rows), config.batch_size, config.seed)
     pad = _pad_id(tokenizer)
+    row_tokens = [sum(len(c.tokens) for c in row) for row in rows]
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(
         params.values(), lr=config.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=config.weight_decay
@@ -131,7 +132,8 @@ def train_loop(
     if progress is not None:
         progress(start, config.steps, losses[-1] if losses else float("nan"))
     for step in range(start, config.steps):
-        batch = packed_batch([rows[r] for r in order.rows(step)], pad, dtype)
+        picked = order.rows(step)
+        batch = packed_batch([rows[r] for r in picked], pad, dtype)
         batch = {k: v.to(device) for k, v in batch.items()}
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(step)
@@ -142,7 +144,7 @@ def train_loop(
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
         optimizer.step()
-        tokens += count + len(batch["input_ids"])  # targets plus each row's first token
+        tokens += sum(row_tokens[r] for r in picked)
         losses.append(float(loss.detach()))
         done = step + 1
         if done in snapshot_steps:
