@@ -26,7 +26,7 @@ def _plain(value: Any) -> Any:
 def fetch_events(client: ChainClient, contracts: list[Contract], from_block: int, to_block: int) -> list[dict]:
     """Return every event the contracts emitted in ``[from_block, to_block]``, in chain order.
 
-    Each event is ``{"event", "args", "blockNumber", "logIndex", "transactionHash", "address"}`` with
+    Each event is ``{"event", "args", "blockNumber", "blockHash", "logIndex", "transactionHash", "address"}`` with
     bytes32 values as ``bytes``, structs as dicts and arrays as lists.
     """
     decoders = {}
@@ -53,6 +53,7 @@ def fetch_events(client: ChainClient, contracts: list[Contract], from_block: int
                     "event": data["event"],
                     "args": _plain(dict(data["args"])),
                     "blockNumber": data["blockNumber"],
+                    "blockHash": data["blockHash"].to_0x_hex(),
                     "logIndex": data["logIndex"],
                     "transactionHash": data["transactionHash"].to_0x_hex(),
                     "address": data["address"],

@@ -1,4 +1,4 @@
-"""`datanet create|contribute|list|show|approve|reject|withdraw|curator|publish`."""
+"""`datanet create|contribute|list|show|approve|reject|withdraw|curator|publish|audit`."""
 
 from __future__ import annotations
 
@@ -364,3 +364,100 @@ def _datanet_row(d) -> list:
         _get(d, "approved_count"),
         _get(d, "version_count"),
     ]
+
+
+def _blob_text(app: App, digest: str) -> str | None:
+    """A contribution's bytes as text (invalid UTF-8 replaced), or None if the blob is not in the local store."""
+    from attribution_oracle.store.errors import BlobNotFoundError
+
+    try:
+        return app.store.get(digest).decode("utf-8", errors="replace")
+    except BlobNotFoundError:
+        return None
+
+
+@command.command("audit")
+@click.argument("datanet_id", type=int)
+@click.option("--pending", is_flag=True, help="Audit pending contributions (the default).")
+@click.option("--version", "version", type=int, default=None, help="Audit a published version's contributions.")
+@click.option("--min-len", type=int, default=32, show_default=True, help="Shortest copied passage counted (bytes).")
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Copied fraction that flags a near copy.")
+@pass_app
+def audit(app: App, datanet_id: int, pending: bool, version: int | None, min_len: int, threshold: float) -> None:
+    """List contributions that look like copies of earlier approved ones, for the curator.
+
+    By default each pending contribution is compared with every approved one; with --version V each
+    contribution of version V is compared with those approved before it. A byte of a contribution counts as
+    copied when a passage of at least --min-len bytes around it occurs verbatim in an earlier contribution;
+    the verdict is "copy" from 95% copied, "near-copy" from --threshold.
+    """
+    import tempfile
+
+    from attribution_oracle.attribution.copies import find_copies
+    from attribution_oracle.attribution.spans import SpanIndex
+
+    if pending and version is not None:
+        raise UserError("--pending and --version exclude each other")
+    if min_len < 1:
+        raise UserError("--min-len must be at least 1")
+    if not 0 < threshold <= 1:
+        raise UserError("--threshold must lie in (0, 1]")
+    app.sync()
+    by_hash = {_get(c, "content_hash"): c for c in app.catalog.list_contributions(datanet_id)}
+    if version is not None:
+        record = app.catalog.get_version(datanet_id, version)
+        manifest = json.loads(app.store.get(_get(record, "manifest_uri").removeprefix("sha256://")))
+        sources = [by_hash[h.removeprefix("0x")] for h in manifest["contentHashes"]]
+        candidates = sources
+    else:
+        sources = [by_hash[h] for h in app.catalog.approved_hashes(datanet_id)]
+        candidates = [c for c in by_hash.values() if _get(c, "status") == "pending"]
+    texts = {_get(c, "id"): _blob_text(app, _get(c, "content_hash")) for c in {*sources, *candidates}}
+    missing = sorted(cid for cid, text in texts.items() if text is None)
+    reports = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with (
+        tempfile.TemporaryDirectory(prefix="audit-") as tmp,
+        Progress(*columns, console=app.console, disable=app.json_output or not candidates) as progress,
+    ):
+        documents = [(str(_get(c, "id")), texts[_get(c, "id")]) for c in sources if texts[_get(c, "id")] is not None]
+        index = SpanIndex.build_text(Path(tmp) / "index", documents)
+        task = progress.add_task(f"auditing {len(candidates)} contributions", total=len(candidates))
+        for c in sorted(candidates, key=lambda c: _get(c, "id")):
+            cid = _get(c, "id")
+            progress.advance(task)
+            if texts[cid] is None:
+                continue
+            before = str(cid) if version is not None else None
+            report = find_copies(index, texts[cid], min_len=min_len, before=before, threshold=threshold)
+            reports.append((c, report))
+    reports.sort(key=lambda item: (-item[1].coverage, _get(item[0], "id")))
+    rows = [
+        [
+            _get(c, "id"),
+            _get(c, "contributor"),
+            r.total_tokens,
+            f"{100 * r.coverage:.1f}%",
+            r.longest_run,
+            ", ".join(f"{sid} ({n})" for sid, n in r.sources[:3]),
+            r.verdict,
+        ]
+        for c, r in reports
+    ]
+    data = {
+        "datanetId": datanet_id,
+        "mode": "version" if version is not None else "pending",
+        "version": version,
+        "minLen": min_len,
+        "threshold": threshold,
+        "compared": len(documents),
+        "missingBlobs": missing,
+        "contributions": [
+            {"id": _get(c, "id"), "contributor": _get(c, "contributor"), **r.to_dict()} for c, r in reports
+        ],
+    }
+    what = f"version {version}" if version is not None else "pending contributions"
+    title = f"datanet {datanet_id} audit of {what} against {len(documents)} approved"
+    if missing:
+        title += f" (not in the local store, skipped: {', '.join(map(str, missing))})"
+    app.emit(data, table(title, ["id", "contributor", "bytes", "copied", "longest", "sources", "verdict"], rows))

@@ -48,9 +48,9 @@ def cli(ctx: click.Context, home: Path | None, rpc: str | None, json_output: boo
 
 
 def _register() -> None:
-    from attribution_oracle.cli import datanet, deploy, market, model, node, report, rewards, token, wallet
+    from attribution_oracle.cli import datanet, deploy, market, model, node, oracle, report, rewards, token, wallet
 
-    for module in (node, deploy, wallet, token, datanet, model, market, report, rewards):
+    for module in (node, deploy, wallet, token, datanet, model, market, report, rewards, oracle):
         cli.add_command(module.command)
 
 

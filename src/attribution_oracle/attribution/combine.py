@@ -1,0 +1,94 @@
+"""One rule that merges the gradient scores and the span scores of an inference into one score map.
+
+The rule (``CombineRule``, stored per model in its manifest with ``rule.to_dict()``):
+
+1. Each side keeps only its positive, finite scores (the shares function pays nothing else anyway).
+2. Each side is L1-normalised: divided by its largest kept score, then by the sum of the results
+   (``math.fsum`` over the keys in sorted order, so the result does not depend on dict order or platform
+   and huge scores cannot overflow).
+3. The combined score of a contribution is ``gradient_weight * g[c] + span_weight * s[c]`` (a missing key
+   counts 0), in float64; the result has sorted keys and only positive values.
+4. A side with no positive score contributes nothing (it is not renormalised away): with the default weights
+   0.5 / 0.5 and no matching span, the result is half the normalised gradient scores, which gives the same
+   shares as the gradient scores alone because ``contributor_shares`` is scale-invariant.
+
+Defaults: ``gradient_weight=0.5, span_weight=0.5``. Setting one weight to 0 selects the other signal only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from attribution_oracle.errors import UserError
+
+FORMAT = "attribution-oracle/combine@1"
+
+
+class CombineRuleError(UserError):
+    """A combine rule with invalid weights or an unknown field."""
+
+
+@dataclass(frozen=True)
+class CombineRule:
+    """Weights of the L1-normalised gradient and span scores (see the module docstring)."""
+
+    gradient_weight: float = 0.5
+    span_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("gradient_weight", "span_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise CombineRuleError(f"{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.gradient_weight + self.span_weight <= 0:
+            raise CombineRuleError("at least one of gradient_weight and span_weight must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, e.g. for a model manifest."""
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CombineRule:
+        """Inverse of ``to_dict``; rejects unknown fields and other formats."""
+        if not isinstance(data, Mapping):
+            raise CombineRuleError(f"a combine rule must be a mapping, got {type(data).__name__}")
+        fields = dict(data)
+        fmt = fields.pop("format", FORMAT)
+        if fmt != FORMAT:
+            raise CombineRuleError(f"unknown combine rule format {fmt!r} (expected {FORMAT})")
+        unknown = sorted(set(fields) - {"gradient_weight", "span_weight"})
+        if unknown:
+            raise CombineRuleError(f"unknown combine rule field(s): {', '.join(unknown)}")
+        return cls(**fields)
+
+
+def _normalised(scores: Mapping[str, float]) -> dict[str, float]:
+    kept = {}
+    for key in sorted(scores):
+        value = scores[key]
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            kept[key] = float(value)
+    if not kept:
+        return {}
+    top = max(kept.values())  # scale first so that summing huge scores cannot overflow
+    scaled = {k: v / top for k, v in kept.items()}
+    total = math.fsum(scaled.values())
+    return {k: v / total for k, v in scaled.items()}
+
+
+def combine(
+    gradient: Mapping[str, float], span: Mapping[str, float], rule: CombineRule | None = None
+) -> dict[str, float]:
+    """Combined per-contribution scores (sorted keys, float64, positive only) by ``rule`` (default 0.5/0.5)."""
+    rule = rule or CombineRule()
+    g, s = _normalised(gradient), _normalised(span)
+    out = {}
+    for key in sorted(set(g) | set(s)):
+        value = rule.gradient_weight * g.get(key, 0.0) + rule.span_weight * s.get(key, 0.0)
+        if value > 0:
+            out[key] = value
+    return out

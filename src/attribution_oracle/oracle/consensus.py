@@ -1,0 +1,235 @@
+"""m-of-n: sign this node's report, exchange signatures with peers, submit once m signatures match.
+
+A signature travels with the fields it signs (epoch, report URI, roots, total); a receiver keeps it only if it
+recovers to a member of the on-chain oracle set. Signatures over another URI than this node's report are
+disagreements: logged once per peer and epoch with the differing leaves (accounts and amounts), and never
+block the others. Any node holding m signatures over its own report submits, the node whose turn it is
+(``(index of its signer - epoch) mod n``) first and the others after a short delay each; a node never submits
+an epoch the distributor has already accepted (checked on-chain just before sending).
+"""
+
+from __future__ import annotations
+
+import time
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.errors import TransactionError
+from attribution_oracle.oracle.db import OracleDB
+from attribution_oracle.oracle.epochs import Draft, EpochBuilder
+from attribution_oracle.oracle.logs import log, warn
+from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.peers import Peers
+from attribution_oracle.settlement.typed_data import (
+    ReportMessage,
+    Signature,
+    order_for_contract,
+    recover_signer,
+    sign_report,
+)
+
+MAX_LEAVES_LOGGED = 20
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + bytes(data).hex()
+
+
+def _bytes(text: str) -> bytes:
+    return bytes.fromhex(str(text).removeprefix("0x"))
+
+
+class Consensus:
+    """Signs, exchanges and submits one epoch report at a time."""
+
+    def __init__(
+        self,
+        client: ChainClient,
+        deployment: Deployment,
+        db: OracleDB,
+        signer: LocalAccount,
+        peers: Peers,
+        builder: EpochBuilder,
+        metrics: Metrics,
+        submit_delay_s: float = 1.0,
+    ) -> None:
+        """Sign as ``signer``; ``submit_delay_s`` spaces out the nodes' submissions of the same epoch."""
+        self.client = client
+        self.deployment = deployment
+        self.db = db
+        self.signer = signer
+        self.peers = peers
+        self.builder = builder
+        self.metrics = metrics
+        self.submit_delay_s = submit_delay_s
+        self.distributor = client.contract(deployment, "RewardDistributor")
+        self._oracle_set: tuple[list[str], int] | None = None
+        self._ready_at: dict[tuple[int, str], float] = {}
+
+    def forget(self, _ancestor: int | None = None) -> None:
+        """Drop the cached oracle set."""
+        self._oracle_set = None
+
+    def oracle_set(self) -> tuple[list[str], int]:
+        """``(signers lower-case, threshold)`` of the distributor."""
+        if self._oracle_set is None:
+            signers = [s.lower() for s in self.client.call(self.distributor.functions.getSigners())]
+            self._oracle_set = (signers, int(self.client.call(self.distributor.functions.threshold())))
+        return self._oracle_set
+
+    # ----------------------------------------------------------------- signatures
+
+    def message(self, sig: dict) -> ReportMessage:
+        """The EIP-712 message a signature dict claims to sign."""
+        return ReportMessage(
+            self.builder.config_digest(),
+            int(sig["epoch"]),
+            _bytes(sig["rewardsRoot"]),
+            int(sig["totalCumulative"]),
+            _bytes(sig["attributionRoot"]),
+            str(sig["reportURI"]),
+        )
+
+    def receive(self, sig: dict) -> bool:
+        """Verify and store a signature (from a peer or our own); False if invalid or from outside the set."""
+        try:
+            signature = Signature(to_checksum_address(sig["signer"]), int(sig["v"]), _bytes(sig["r"]), _bytes(sig["s"]))
+            message = self.message(sig)
+            recovered = recover_signer(message, self.client.chain_id, self.distributor.address, signature)
+        except (KeyError, ValueError, TypeError):
+            return False
+        signers, _ = self.oracle_set()
+        if recovered.lower() != signature.signer.lower() or recovered.lower() not in signers:
+            return False
+        with self.db.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (message.epoch, message.report_uri, recovered.lower(), _hex(message.rewards_root),
+                 str(message.total_cumulative), _hex(message.attribution_root), signature.v, _hex(signature.r),
+                 _hex(signature.s), time.time()),
+            )  # fmt: skip
+        return True
+
+    def signatures(self, epoch: int, uri: str | None = None) -> list[dict]:
+        """Stored signatures of ``epoch`` (optionally only over ``uri``) as exchange dicts."""
+        sql = "SELECT epoch, report_uri, signer, rewards_root, total_cumulative, attribution_root, v, r, s " \
+              "FROM signatures WHERE epoch = ?"  # fmt: skip
+        params: tuple = (epoch,)
+        if uri is not None:
+            sql += " AND report_uri = ?"
+            params += (uri,)
+        keys = ("epoch", "reportURI", "signer", "rewardsRoot", "totalCumulative", "attributionRoot", "v", "r", "s")
+        return [dict(zip(keys, row, strict=True)) for row in self.db.query(sql, params)]
+
+    def _own(self, draft: Draft) -> dict:
+        report = draft.report
+        signature = sign_report(report.message(draft.uri), self.client.chain_id, self.distributor.address, self.signer)
+        return {
+            "epoch": draft.epoch,
+            "reportURI": draft.uri,
+            "signer": signature.signer,
+            "rewardsRoot": _hex(report.rewards_root),
+            "totalCumulative": str(report.total_cumulative),
+            "attributionRoot": _hex(report.attribution_root),
+            "v": signature.v,
+            "r": _hex(signature.r),
+            "s": _hex(signature.s),
+        }
+
+    # ----------------------------------------------------------------------- step
+
+    def step(self, draft: Draft) -> str:
+        """Advance ``draft``: sign, exchange, maybe submit; returns what happened."""
+        me = self.signer.address.lower()
+        signed = self.db.scalar(
+            "SELECT 1 FROM signatures WHERE epoch = ? AND report_uri = ? AND signer = ?", (draft.epoch, draft.uri, me)
+        )
+        if not signed:
+            own = self._own(draft)
+            if not self.receive(own):
+                raise TransactionError(f"{self.signer.address} is not in the distributor's oracle set")
+            with self.db.transaction() as db:
+                db.execute("UPDATE epochs SET status = 'signed' WHERE epoch = ? AND status = 'built'", (draft.epoch,))
+            self.metrics.epochs_built.inc()
+            log("epoch signed", epoch=draft.epoch, uri=draft.uri)
+            self.peers.push(own)
+        signers, threshold = self.oracle_set()
+        report = draft.report
+        matching = self._matching(draft)
+        if len(matching) < threshold:
+            for sig in self.peers.pull(draft.epoch):
+                if sig.get("signer", "").lower() != me:
+                    self.receive(sig)
+            matching = self._matching(draft)
+        self._disagreements(draft)
+        if len(matching) < threshold:
+            self._ready_at.pop((draft.epoch, draft.uri), None)
+            return "collecting"
+        latest = int(self.client.call(self.distributor.functions.latestEpoch()))
+        if latest >= draft.epoch:
+            return "accepted"
+        ready = self._ready_at.setdefault((draft.epoch, draft.uri), time.monotonic())
+        rank = (signers.index(me) - draft.epoch) % len(signers) if me in signers else len(signers)
+        if time.monotonic() - ready < rank * self.submit_delay_s:
+            return "waiting for turn"
+        chosen = order_for_contract(
+            [Signature(to_checksum_address(s["signer"]), int(s["v"]), _bytes(s["r"]), _bytes(s["s"])) for s in matching]
+        )[:threshold]
+        fn = self.distributor.functions.submitReport(
+            draft.epoch, report.rewards_root, report.total_cumulative, report.attribution_root, draft.uri,
+            [s.as_tuple() for s in chosen],
+        )  # fmt: skip
+        try:
+            receipt = self.client.send(fn, self.signer, f"submit report for epoch {draft.epoch}")
+        except TransactionError as exc:
+            if int(self.client.call(self.distributor.functions.latestEpoch())) >= draft.epoch:
+                log("epoch submitted by a peer", epoch=draft.epoch)
+                return "accepted"
+            raise exc
+        tx = receipt["transactionHash"].to_0x_hex()
+        with self.db.transaction() as db:
+            db.execute("UPDATE epochs SET status = 'submitting', submit_tx = ? WHERE epoch = ?", (tx, draft.epoch))
+        self.metrics.epochs_submitted.inc()
+        log("epoch submitted", epoch=draft.epoch, uri=draft.uri, tx=tx, signatures=len(chosen),
+            inferences=len(report.inferences), gas=receipt["gasUsed"])  # fmt: skip
+        return "submitted"
+
+    def _matching(self, draft: Draft) -> list[dict]:
+        report = draft.report
+        return [
+            s
+            for s in self.signatures(draft.epoch, draft.uri)
+            if s["rewardsRoot"] == _hex(report.rewards_root)
+            and int(s["totalCumulative"]) == report.total_cumulative
+            and s["attributionRoot"] == _hex(report.attribution_root)
+        ]
+
+    def _disagreements(self, draft: Draft) -> None:
+        rows = self.db.query(
+            "SELECT report_uri, signer FROM signatures WHERE epoch = ? AND report_uri != ? AND (epoch, report_uri, "
+            "signer) NOT IN (SELECT epoch, report_uri, signer FROM disagreements)",
+            (draft.epoch, draft.uri),
+        )
+        for uri, signer in rows:
+            other = self.builder.load(uri)
+            leaves = _differing_leaves(draft.report.rewards, other.rewards) if other else []
+            detail = f"{len(leaves)} differing accounts" if other else "their report is unavailable"
+            warn("disagreement", epoch=draft.epoch, ours=draft.uri, theirs=uri, signer=signer, detail=detail,
+                 leaves=leaves[:MAX_LEAVES_LOGGED])  # fmt: skip
+            self.metrics.disagreements.inc()
+            with self.db.transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO disagreements VALUES (?, ?, ?, ?)", (draft.epoch, uri, signer, detail)
+                )
+
+
+def _differing_leaves(ours: dict[str, int], theirs: dict[str, int]) -> list[dict]:
+    """Accounts whose cumulative amounts differ between two reports."""
+    return [
+        {"account": a, "ours": str(ours.get(a, 0)), "theirs": str(theirs.get(a, 0))}
+        for a in sorted(set(ours) | set(theirs), key=str.lower)
+        if ours.get(a, 0) != theirs.get(a, 0)
+    ]

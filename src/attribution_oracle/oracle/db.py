@@ -1,0 +1,177 @@
+"""The oracle node's durable state: one SQLite file (WAL), every step one transaction.
+
+Tables (all amounts are decimal strings, hashes 0x hex):
+
+- ``meta``: deployment key, signer, chain cursor (``cursor_number``, ``cursor_hash``).
+- ``blocks``: ``(number, hash)`` of processed blocks that carried events, plus each cursor block; the reorg
+  detector walks them back to the newest block the chain still has.
+- ``payments``: ``InferencePaid`` + ``FeeSplit`` per request (model, block, the two data pools).
+- ``served``: ``InferenceServed`` per request (block, when this node saw it).
+- ``attributions``: per served request, the scores and exact per-account shares (the processed inferences).
+- ``submissions``: ``ReportSubmitted`` on-chain (vetoed ones flagged), with the report's block range once loaded.
+- ``epochs``: this node's report draft per epoch (URI, block range, status).
+- ``signatures``: own and peers' EIP-712 signatures per ``(epoch, report URI, signer)`` with the signed fields.
+- ``disagreements``: peers that signed a different report for an epoch (logged once each).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from attribution_oracle.errors import UserError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (number INTEGER PRIMARY KEY, hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS payments (
+    request_id INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL,
+    block_number INTEGER NOT NULL,
+    contributors_amount TEXT NOT NULL,
+    datanet_owners_amount TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS served (
+    request_id INTEGER PRIMARY KEY,
+    block_number INTEGER NOT NULL,
+    seen_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS served_block ON served (block_number);
+CREATE TABLE IF NOT EXISTS attributions (
+    request_id INTEGER PRIMARY KEY,
+    model_id INTEGER NOT NULL,
+    served_block INTEGER NOT NULL,
+    scores TEXT NOT NULL,
+    shares TEXT NOT NULL,
+    attributed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attributions_block ON attributions (served_block);
+CREATE TABLE IF NOT EXISTS submissions (
+    epoch INTEGER PRIMARY KEY,
+    report_uri TEXT NOT NULL,
+    rewards_root TEXT NOT NULL,
+    total_cumulative TEXT NOT NULL,
+    block_number INTEGER NOT NULL,
+    vetoed INTEGER NOT NULL DEFAULT 0,
+    to_block INTEGER
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch INTEGER PRIMARY KEY,
+    previous_uri TEXT NOT NULL,
+    from_block INTEGER NOT NULL,
+    to_block INTEGER NOT NULL,
+    report_uri TEXT NOT NULL,
+    inferences INTEGER NOT NULL,
+    total_cumulative TEXT NOT NULL,
+    built_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    submit_tx TEXT
+);
+CREATE TABLE IF NOT EXISTS signatures (
+    epoch INTEGER NOT NULL,
+    report_uri TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    rewards_root TEXT NOT NULL,
+    total_cumulative TEXT NOT NULL,
+    attribution_root TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    r TEXT NOT NULL,
+    s TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (epoch, report_uri, signer)
+);
+CREATE TABLE IF NOT EXISTS disagreements (
+    epoch INTEGER NOT NULL,
+    report_uri TEXT NOT NULL,
+    signer TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (epoch, report_uri, signer)
+);
+"""
+
+
+class StateMismatchError(UserError):
+    """The state folder belongs to another deployment or signer."""
+
+
+class OracleDB:
+    """Connections (one per thread) to the node's SQLite file, and a transaction helper."""
+
+    def __init__(self, path: Path) -> None:
+        """Open (creating if needed) the database at ``path``."""
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        db = self.connection()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (autocommit mode; use ``transaction`` for writes)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on any exception."""
+        db = self.connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run a read query."""
+        return self.connection().execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: tuple = ()) -> object:
+        """The first column of the first row (None if no row)."""
+        row = self.connection().execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def get_meta(self, key: str) -> str | None:
+        """A meta value."""
+        value = self.scalar("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if value is None else str(value)
+
+    @staticmethod
+    def set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+        """Set a meta value inside a transaction."""
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?", (key, value, value)
+        )
+
+    def bind(self, deployment_key: str, signer: str) -> None:
+        """Tie the state to one deployment and signer; refuses a folder made for another."""
+        with self.transaction() as db:
+            for key, value in (("deployment", deployment_key), ("signer", signer.lower())):
+                found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                if found is None:
+                    self.set_meta(db, key, value)
+                elif found[0] != value:
+                    raise StateMismatchError(
+                        f"{self.path} holds state for {key} {found[0]}, not {value}: use another --state-dir"
+                    )
+
+    def cursor(self) -> tuple[int, str] | None:
+        """The last processed block ``(number, hash)``, or None before the first."""
+        number, block_hash = self.get_meta("cursor_number"), self.get_meta("cursor_hash")
+        return None if number is None or block_hash is None else (int(number), block_hash)
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

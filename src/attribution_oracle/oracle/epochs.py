@@ -1,0 +1,220 @@
+"""Epochs: which inferences a report settles, decided from chain data only, and building that report.
+
+Rule (every node derives the same report from the same chain and records):
+
+- The previous report is the last one accepted on-chain (not vetoed); it covered blocks up to its ``toBlock``.
+- The next epoch ``e`` is ``max(previous epoch + 1, index(first block after previous.toBlock with a served
+  inference))``, where ``index`` is ``block // epoch_blocks`` (the contract's ``InferencePaid.epoch`` rule) or,
+  for time epochs, ``timestamp // epoch_seconds`` of that block.
+- Epoch ``e`` ends at the last block of index ``e`` (for time epochs: the last block with a timestamp below
+  ``(e + 1) * epoch_seconds``); it is closed once a confirmed block lies past that end.
+- Its report covers ``[previous.toBlock + 1, end]``: every inference marked served in those blocks, built with
+  ``settlement.report.build_report`` on top of the previous report's cumulative amounts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.oracle.attributor import load_scores, load_shares
+from attribution_oracle.oracle.db import OracleDB
+from attribution_oracle.oracle.logs import log, warn
+from attribution_oracle.settlement.report import InferenceShares, Report, build_report
+from attribution_oracle.settlement.service import URI_PREFIX, report_uri
+from attribution_oracle.store.blobs import BlobStore
+
+
+class EpochClock(Protocol):
+    """Maps blocks to epoch indices and finds where an epoch ends."""
+
+    def index(self, block: int) -> int:
+        """The epoch index of a block."""
+        ...
+
+    def end(self, epoch: int, confirmed: int) -> int | None:
+        """The last block of ``epoch`` if a confirmed block (``<= confirmed``) lies past it, else None."""
+        ...
+
+
+@dataclass(frozen=True)
+class BlockEpochs:
+    """Epochs of ``blocks`` blocks: index ``block // blocks`` (as ``InferenceMarket`` tags payments)."""
+
+    blocks: int
+
+    def index(self, block: int) -> int:  # noqa: D102
+        return block // self.blocks
+
+    def end(self, epoch: int, confirmed: int) -> int | None:  # noqa: D102
+        last = (epoch + 1) * self.blocks - 1
+        return last if confirmed > last else None
+
+
+class TimeEpochs:
+    """Epochs of ``seconds`` of block time: index ``timestamp // seconds`` (block timestamps, not local clocks)."""
+
+    def __init__(self, seconds: int, client: ChainClient) -> None:
+        """Read block timestamps through ``client``."""
+        self.seconds = seconds
+        self.client = client
+        self._stamps: dict[int, int] = {}
+
+    def _stamp(self, block: int) -> int:
+        if block not in self._stamps:
+            if len(self._stamps) > 100_000:
+                self._stamps.clear()
+            self._stamps[block] = int(self.client.block(block)["timestamp"])
+        return self._stamps[block]
+
+    def index(self, block: int) -> int:  # noqa: D102
+        return self._stamp(block) // self.seconds
+
+    def end(self, epoch: int, confirmed: int) -> int | None:  # noqa: D102
+        limit = (epoch + 1) * self.seconds
+        if self._stamp(confirmed) < limit:
+            return None
+        low, high = 0, confirmed  # the first block with a timestamp >= limit lies in (low, high]
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self._stamp(mid) >= limit:
+                high = mid
+            else:
+                low = mid
+        return high - 1
+
+
+@dataclass
+class Draft:
+    """This node's report for an epoch."""
+
+    epoch: int
+    uri: str
+    report: Report
+
+
+class EpochBuilder:
+    """Finds the next closed epoch and builds (once) its report."""
+
+    def __init__(
+        self,
+        client: ChainClient,
+        deployment: Deployment,
+        db: OracleDB,
+        store: BlobStore,
+        clock: EpochClock,
+        fetch_report: Callable[[str], bytes | None],
+    ) -> None:
+        """``fetch_report(uri)`` asks peers for a report this node does not hold."""
+        self.client = client
+        self.deployment = deployment
+        self.db = db
+        self.store = store
+        self.clock = clock
+        self.fetch_report = fetch_report
+        self._config_digest: bytes | None = None
+
+    def config_digest(self) -> bytes:
+        """The distributor's config digest (asked again after a rollback or config change)."""
+        if self._config_digest is None:
+            distributor = self.client.contract(self.deployment, "RewardDistributor")
+            self._config_digest = bytes(self.client.call(distributor.functions.configDigest()))
+        return self._config_digest
+
+    def forget(self, _ancestor: int | None = None) -> None:
+        """Drop cached chain reads."""
+        self._config_digest = None
+
+    def load(self, uri: str) -> Report | None:
+        """A report from the content store, else from a peer (checked against its digest); None if unavailable."""
+        digest = uri.removeprefix(URI_PREFIX)
+        if not self.store.has(digest):
+            data = self.fetch_report(uri)
+            if data is None:
+                return None
+            if self.store.put_bytes(data) != digest:
+                warn("peer sent a report that does not match its digest", uri=uri)
+                return None
+        return Report.from_json(self.store.get(digest))
+
+    def previous(self) -> tuple[Report | None, str, int] | None:
+        """``(report, uri, toBlock)`` of the last accepted report (``None, "", deployment block - 1`` if none);
+        None when that report cannot be loaded yet."""
+        row = self.db.query(
+            "SELECT epoch, report_uri, to_block FROM submissions WHERE vetoed = 0 ORDER BY epoch DESC LIMIT 1"
+        )
+        if not row:
+            return None, "", self.deployment.block_number - 1
+        epoch, uri, to_block = row[0]
+        report = self.load(uri)
+        if report is None:
+            warn("cannot load the accepted report yet", epoch=epoch, uri=uri)
+            return None
+        if to_block is None:
+            with self.db.transaction() as db:
+                db.execute("UPDATE submissions SET to_block = ? WHERE epoch = ?", (report.to_block, epoch))
+        return report, uri, report.to_block
+
+    def current(self) -> Draft | None:
+        """The draft of the next epoch to settle, built if it is closed and complete; None otherwise."""
+        cursor = self.db.cursor()
+        found = self.previous()
+        if cursor is None or found is None:
+            return None
+        previous, previous_uri, settled_to = found
+        first = self.db.scalar("SELECT MIN(block_number) FROM served WHERE block_number > ?", (settled_to,))
+        if first is None:
+            return None
+        epoch = max((previous.epoch if previous else 0) + 1, self.clock.index(int(first)))
+        end = self.clock.end(epoch, cursor[0])
+        if end is None:
+            return None
+        existing = self.db.query(
+            "SELECT report_uri FROM epochs WHERE epoch = ? AND previous_uri = ? AND to_block = ?",
+            (epoch, previous_uri, end),
+        )
+        if existing:
+            uri = existing[0][0]
+            report = self.load(uri)
+            if report is not None:
+                return Draft(epoch, uri, report)
+        served = self.db.scalar(
+            "SELECT COUNT(*) FROM served s JOIN payments USING (request_id) WHERE s.block_number > ? "
+            "AND s.block_number <= ?",
+            (settled_to, end),
+        )
+        rows = self.db.query(
+            "SELECT request_id, model_id, scores, shares FROM attributions WHERE served_block > ? "
+            "AND served_block <= ? ORDER BY request_id",
+            (settled_to, end),
+        )
+        if len(rows) < int(served or 0):
+            return None  # records still missing: wait (the set must not depend on local timing)
+        inferences = [InferenceShares(r, m, load_shares(sh), load_scores(sc)) for r, m, sc, sh in rows]
+        started = time.perf_counter()
+        report = build_report(
+            chain_id=self.client.chain_id,
+            distributor=self.deployment.contracts["RewardDistributor"].address,
+            config_digest=self.config_digest(),
+            epoch=epoch,
+            from_block=settled_to + 1,
+            to_block=end,
+            inferences=inferences,
+            previous=previous,
+        )
+        uri = report_uri(self.store.put_bytes(report.canonical_json()))
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM signatures WHERE epoch = ? AND report_uri IN (SELECT report_uri FROM epochs "
+                       "WHERE epoch = ? AND report_uri != ?)", (epoch, epoch, uri))  # fmt: skip
+            db.execute(
+                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'built', NULL)",
+                (epoch, previous_uri, settled_to + 1, end, uri, len(inferences), str(report.total_cumulative),
+                 time.time()),
+            )  # fmt: skip
+        log("epoch built", epoch=epoch, uri=uri, inferences=len(inferences), from_block=settled_to + 1, to_block=end,
+            total_cumulative=str(report.total_cumulative), seconds=round(time.perf_counter() - started, 4))  # fmt: skip
+        return Draft(epoch, uri, report)

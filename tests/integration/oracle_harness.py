@@ -1,0 +1,297 @@
+"""Test and benchmark harness for oracle nodes: a chain with a market, a paying driver, node processes.
+
+Everything is real: Anvil (interval mining), the deployed contracts, signed transactions, the served-record
+log the server writes, and `attribution-oracle oracle run` processes on free ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from conftest import PASSWORD, free_port, make_cli
+from web3.logs import DISCARD
+
+from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.deploy import deploy_all
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.node import LocalNode
+from attribution_oracle.chain.wallets import Wallets, dev_account
+from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.report import Report
+from attribution_oracle.store.blobs import BlobStore
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "demo" / "corpus"
+ORACLE_KEYS = (7, 8, 9)
+PAYER, OPERATOR = 5, 6
+BATCH = 64
+BLOCK_TIME_S = 0.2
+
+
+@dataclass
+class Market:
+    """A chain with the contracts, one model trained on one Datanet, and three oracle wallets (m = 2)."""
+
+    root: Path
+    anvil: LocalNode
+    client: ChainClient
+    deployment: Deployment
+    served_log: Path
+    wallets: list[str]
+    threshold: int
+
+    @property
+    def rpc(self) -> str:
+        """The RPC URL."""
+        return self.anvil.rpc_url
+
+    def contract(self, name: str):
+        """A contract handle."""
+        return self.client.contract(self.deployment, name)
+
+    def rpc_call(self, method: str, params: list) -> object:
+        """A raw JSON-RPC call (evm_snapshot, evm_revert, ...)."""
+        response = self.client.w3.provider.make_request(method, params)
+        return response["result"]
+
+
+def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10) -> Market:
+    """Start Anvil (0.2 s blocks) and set up the market; the caller stops ``market.anvil``."""
+    anvil = LocalNode(root / "anvil", port=free_port())
+    anvil.start(fresh=True, block_time=BLOCK_TIME_S)
+    client = ChainClient(anvil.rpc_url)
+    accounts = root / "accounts"
+    wallets = Wallets(accounts)
+    names = []
+    for i, key in enumerate(ORACLE_KEYS, start=1):
+        wallets.import_key(f"oracle{i}", dev_account(key).key.hex(), PASSWORD)
+        names.append(f"oracle{i}")
+    deployment = deploy_all(
+        client,
+        dev_account(0),
+        oracle_signers=[dev_account(k).address for k in ORACLE_KEYS],
+        oracle_threshold=threshold,
+        epoch_blocks=epoch_blocks,
+        operators=[dev_account(OPERATOR).address],
+    )
+    home = root / "setup"
+    deployment.save(home / "deployments")
+    ao = make_cli(home, anvil.rpc_url)
+    for who in ("dev:1", "dev:2", "dev:3", "dev:4"):
+        ao("token", "mint", who, "100", "--from", "dev:0")
+    ao("token", "mint", f"dev:{PAYER}", "1000000", "--from", "dev:0")
+    ao("datanet", "create", "Bees", "--from", "dev:1")
+    ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "alice").iterdir())[:3]), "--from", "dev:2")
+    ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "dev:3")
+    ao("datanet", "approve", "1", "2", "3", "4", "5", "6", "--from", "dev:1")
+    ao("datanet", "publish", "1", "--from", "dev:1")
+    ao("model", "register", "--base-hash", "11" * 32, "--adapter-hash", "22" * 32, "--datanet", "1",
+       "--price", "1", "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
+    market = client.contract(deployment, "InferenceMarket")
+    token = client.contract(deployment, "OpenToken")
+    client.send(token.functions.approve(market.address, 2**255), dev_account(PAYER), "approve market")
+    served_log = root / "served.sqlite"
+    ServedRecordStore(served_log)
+    return Market(root, anvil, client, deployment, served_log, names, threshold)
+
+
+@dataclass
+class Driver:
+    """Pays for inferences in batches, records them as the server would, and marks them served."""
+
+    market: Market
+    prompts: int = 0
+    paid_at: dict[int, float] = field(default_factory=dict)
+    served: list[int] = field(default_factory=list)
+
+    def pay(self, count: int, tag: str = "") -> list[tuple]:
+        """Pay for ``count`` inferences (batches of 64); returns their receipts (for ``markServed``)."""
+        m = self.market
+        contract = m.contract("InferenceMarket")
+        receipts: list[tuple] = []
+        while count > 0:
+            n = min(BATCH, count)
+            hashes = [(self.prompts + i).to_bytes(32, "big") for i in range(n)]
+            fn = contract.functions.payForInferenceBatch([1] * n, hashes, [10**18] * n)
+            receipt = m.client.send(fn, dev_account(PAYER), f"pay {n}")
+            now = time.time()
+            paid = contract.events.InferencePaid().process_receipt(receipt, errors=DISCARD)
+            splits = {
+                e["args"]["requestId"]: e["args"]
+                for e in contract.events.FeeSplit().process_receipt(receipt, errors=DISCARD)
+            }
+            for event in paid:
+                a = event["args"]
+                s = splits[a["requestId"]]
+                self.paid_at[a["requestId"]] = now
+                receipts.append(
+                    (a["requestId"], a["payer"], a["modelId"], s["modelOwner"], a["fee"], s["paidAt"],
+                     (s["protocolFee"], s["ownerAmount"], s["datanetOwnersAmount"], s["contributorsAmount"]))
+                )  # fmt: skip
+            self.prompts += n
+            count -= n
+        self._tag = tag
+        return receipts
+
+    def serve(self, receipts: list[tuple], tag: str = "") -> None:
+        """Write each request's served record (as the server does), then mark them served on-chain."""
+        store = ServedRecordStore(self.market.served_log)
+        for r in receipts:
+            request_id = r[0]
+            prompt = f"{tag}prompt {request_id}: how do bees make honey?"
+            output = f"answer {request_id * 7919 % 1000}"
+            store.add(
+                ServedRecord(request_id, 1, "22" * 32, prompt, tuple(prompt.encode()), tuple(output.encode()), output,
+                             float(request_id))
+            )  # fmt: skip
+        contract = self.market.contract("InferenceMarket")
+        for start in range(0, len(receipts), BATCH):
+            chunk = receipts[start : start + BATCH]
+            self.market.client.send(contract.functions.markServed(chunk), dev_account(OPERATOR), "serve")
+            self.served += [r[0] for r in chunk]
+
+
+class NodeProcess:
+    """One `attribution-oracle oracle run` subprocess with its own home, port and log."""
+
+    def __init__(self, market: Market, index: int, ports: list[int], extra: list[str] | None = None,
+                 state: str | None = None) -> None:  # fmt: skip
+        """Node ``index`` (1-based) of the set; ``ports`` are every node's ports (peers are the others)."""
+        self.market = market
+        self.index = index
+        self.port = ports[index - 1]
+        self.peers = [f"http://127.0.0.1:{p}" for i, p in enumerate(ports, start=1) if i != index]
+        self.home = market.root / f"node{index}"
+        self.state = self.home / "oracle" / (state or f"oracle{index}")
+        (self.home / "deployments").mkdir(parents=True, exist_ok=True)
+        shutil.copy(market.root / "setup" / "deployments" / "31337.json", self.home / "deployments" / "31337.json")
+        self.extra = extra or []
+        self.proc: subprocess.Popen | None = None
+        self.kills = 0
+
+    def command(self) -> list[str]:
+        """The command line."""
+        args = ["--home", str(self.home), "--rpc", self.market.rpc, "oracle", "run", "--wallet",
+                f"oracle{self.index}", "--port", str(self.port), "--served", str(self.market.served_log),
+                "--confirmations", "2", "--scorer", "oracle_scorers:content_provider", "--poll-interval", "0.2",
+                "--state-dir", str(self.state)]  # fmt: skip
+        for peer in self.peers:
+            args += ["--peer", peer]
+        return [sys.executable, "-c", "from attribution_oracle.cli.main import main; main()", *args, *self.extra]
+
+    def start(self) -> None:
+        """Start the process (logs appended to ``<home>/node.log``)."""
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests" / "integration")]),
+            "ATTRIBUTION_ACCOUNTS_DIR": str(self.market.root / "accounts"),
+            "ATTRIBUTION_PASSWORD": PASSWORD,
+        }
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "node.log", "ab") as log:
+            self.proc = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+
+    def alive(self) -> bool:
+        """Whether the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        """SIGKILL, no cleanup."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.kills += 1
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(10)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until the node's HTTP server answers /health."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.alive(), f"node {self.index} exited: see {self.home / 'node.log'}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code in (200, 503):
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"node {self.index} did not come up within {timeout_s}s")
+
+    def status(self) -> dict | None:
+        """The node's ``/v1/status`` (None when it does not answer)."""
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            return httpx.get(f"http://127.0.0.1:{self.port}/v1/status", timeout=2).json()
+        return None
+
+    def log_lines(self) -> list[dict]:
+        """The node's JSON log lines."""
+        lines = []
+        for line in (self.home / "node.log").read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(line))
+        return lines
+
+
+def accepted_reports(market: Market, stores: list[BlobStore]) -> list[Report]:
+    """Every accepted report on-chain (not vetoed), loaded from whichever store holds it, oldest first."""
+    distributor = market.contract("RewardDistributor")
+    head = market.client.block("latest")["number"]
+    events = fetch_events(market.client, [distributor], market.deployment.block_number, head)
+    vetoed = {e["args"]["epoch"] for e in events if e["event"] == "ReportVetoed"}
+    reports = []
+    for e in events:
+        if e["event"] != "ReportSubmitted" or e["args"]["epoch"] in vetoed:
+            continue
+        digest = e["args"]["reportURI"].removeprefix("sha256://")
+        store = next(s for s in stores if s.has(digest))
+        reports.append(Report.from_json(store.get(digest)))
+    return reports
+
+
+def served_pools(market: Market) -> dict[int, int]:
+    """Request id -> contributors + Datanet-owners pool, for every request served on the current chain."""
+    contract = market.contract("InferenceMarket")
+    head = market.client.block("latest")["number"]
+    events = fetch_events(market.client, [contract], market.deployment.block_number, head)
+    served = {e["args"]["requestId"] for e in events if e["event"] == "InferenceServed"}
+    return {
+        e["args"]["requestId"]: e["args"]["contributorsAmount"] + e["args"]["datanetOwnersAmount"]
+        for e in events
+        if e["event"] == "FeeSplit" and e["args"]["requestId"] in served
+    }
+
+
+def wait_settled(market: Market, stores: list[BlobStore], timeout_s: float = 90.0) -> tuple[list[Report], dict]:
+    """Wait until every served request is in an accepted report; returns the reports and the pools."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pools = served_pools(market)
+        try:
+            reports = accepted_reports(market, stores)
+        except StopIteration:
+            reports = []
+        settled = {i.request_id for r in reports for i in r.inferences}
+        if pools and set(pools) <= settled:
+            return reports, pools
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(set(pools) - settled)} of {len(pools)} served requests unsettled")
+        time.sleep(0.5)
