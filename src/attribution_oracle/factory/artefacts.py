@@ -4,8 +4,8 @@
   only), each stored as an adapter blob (``models.pack_adapter``).
 - *Gradient index*: an ``AttributionIndex`` (``Attributor`` with ``LanguageModelTask`` over the LoRA
   parameters, an ensemble over the checkpoints), one row per training chunk, row ids ``"<contribution>#<chunk>"``.
-- *Span index* (when ``attribution.spans`` is available): ``SpanIndex`` over each training contribution's
-  training tokens.
+- *Span index*: ``attribution.spans.SpanIndex`` over each training contribution's training tokens, in training
+  (approval) order.
 
 A directory artefact is stored as one blob per file; the manifest lists ``{relative name: sha256}``, so any
 node holding the store can rebuild the directory (``restore_directory``), every file verified on the way.
@@ -13,7 +13,6 @@ node holding the store can rebuild the directory (``restore_directory``), every 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,17 +34,11 @@ __all__ = [
     "build_gradient_index",
     "build_span_index",
     "restore_directory",
-    "spans_available",
     "store_checkpoints",
     "store_directory",
 ]
 
 ESTIMATOR = "influence"
-
-
-def spans_available() -> bool:
-    """Whether the span index module (``attribution.spans``) is installed in this checkout."""
-    return importlib.util.find_spec("attribution_oracle.attribution.spans") is not None
 
 
 def store_checkpoints(
@@ -131,14 +124,22 @@ def build_gradient_index(
     return settings
 
 
-def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> None:
-    """Span index over each training contribution's training tokens, in training order (needs ``attribution.spans``)."""
-    from attribution_oracle.attribution.spans import SpanIndex
+def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> dict:
+    """Span index over each training contribution's training tokens (its chunks in order), contributions in
+    training order (= approval order, which the copies rule uses); returns its query settings."""
+    from attribution_oracle.attribution.spans import DEFAULT_MIN_LEN, SpanIndex
 
     documents: dict[str, list[int]] = {}
     for chunk in chunks:
         documents.setdefault(chunk.contribution, []).extend(chunk.tokens)
     SpanIndex.build(path, documents=list(documents.items()), vocab_size=vocab_size)
+    return {
+        "format": "attribution-oracle/span-index@1",
+        "vocab_size": vocab_size,
+        "documents": "each training contribution's training tokens (its chunks in order), id = contribution id",
+        "query": "the output tokens",
+        "min_len": DEFAULT_MIN_LEN,
+    }
 
 
 def store_directory(store: BlobStore, path: Path) -> dict[str, str]:

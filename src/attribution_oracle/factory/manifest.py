@@ -18,8 +18,9 @@ A model's on-chain ``metadataURI`` is ``sha256://<manifest digest>``. Schema (``
     adapter           {sha256, format}            sha256 = on-chain adapterHash
     attribution       {gradient_index: {format, files: {name: sha256}, estimator, task, proj_dim, seed, damping,
                                         batch_size, checkpoint_steps, rows},
-                       span_index: {files: {name: sha256}, vocab_size, documents} | null}
-    combine           the span/gradient combine rule (attribution.combine) or null when there is no span index
+                       span_index: {format, files: {name: sha256}, vocab_size, documents, query, min_len}}
+    combine           the span/gradient combine rule: attribution.combine.CombineRule.to_dict()
+                      ({format: "attribution-oracle/combine@1", gradient_weight, span_weight})
 
 The manifest holds no timings or paths, so the same inputs give the same manifest bytes.
 """

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from attribution_oracle.attribution.combine import CombineRule
 from attribution_oracle.models import ADAPTER_FORMAT, BaseModel, load_base_model, pack_adapter
 from attribution_oracle.store.blobs import BlobStore
 
-from .artefacts import build_gradient_index, build_span_index, spans_available, store_checkpoints, store_directory
+from .artefacts import build_gradient_index, build_span_index, store_checkpoints, store_directory
 from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
 from .config import TrainConfig
 from .fetch import TrainingData, fetch_training_data
@@ -143,14 +144,8 @@ def train_model(
         )
         gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
         gradient.update(settings)
-        span = None
-        if spans_available():
-            build_span_index(train, len(base.tokenizer), Path(tmp) / "span")
-            span = {
-                "files": store_directory(store, Path(tmp) / "span"),
-                "vocab_size": len(base.tokenizer),
-                "documents": "each training contribution's training tokens (its chunks in order), id = contribution id",
-            }
+        span = build_span_index(train, len(base.tokenizer), Path(tmp) / "span")
+        span["files"] = store_directory(store, Path(tmp) / "span")
     index_seconds = time.perf_counter() - started
 
     manifest = {
@@ -195,7 +190,7 @@ def train_model(
         },
         "adapter": {"sha256": adapter_digest, "format": ADAPTER_FORMAT},
         "attribution": {"gradient_index": gradient, "span_index": span},
-        "combine": _combine_rule() if span is not None else None,
+        "combine": CombineRule().to_dict(),
     }
     digest = store_manifest(store, manifest)
     return TrainedModel(
@@ -209,12 +204,3 @@ def train_model(
         train_tokens=outcome.tokens,
         resumed_from=outcome.resumed_from,
     )
-
-
-def _combine_rule() -> dict:
-    """The default span/gradient combine rule, as recorded in the manifest (needs ``attribution.combine``)."""
-    from dataclasses import asdict
-
-    from attribution_oracle.attribution.combine import CombineRule
-
-    return asdict(CombineRule())

@@ -8,8 +8,9 @@ log-likelihood of the output tokens); its projected gradient at every attributio
 is rounded to float32, multiplied elementwise in float64 with each index row, and each row's products are
 summed exactly (``math.fsum``, correctly rounded, so the result does not depend on summation order); a
 contribution's score is the exact sum of its chunks' row scores. Two processes given the same store and
-query therefore produce identical floats. Span side (when the manifest has a span index): the span scores of
-the output tokens, combined with the gradient scores by the manifest's rule.
+query therefore produce identical floats. Span side: the span scores of the output tokens against the training
+contributions (``SpanIndex.attribute``), combined with the gradient scores by the manifest's ``CombineRule``
+(``attribution.combine.combine``: positive scores only, each side L1-normalised, weighted sum, sorted keys).
 
 Everything is rebuilt from the content store: the base model is loaded from the manifest's spec and its
 hash checked, the adapter and checkpoints come from their blobs, the index files are restored into
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from attribution_oracle.attribution import AttributionIndex
+from attribution_oracle.attribution.combine import CombineRule, combine
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
@@ -95,15 +97,18 @@ class ModelScorer:
         return scores
 
     def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
-        """Contribution id -> score of the inference ``output given prompt`` (gradient, combined with spans)."""
+        """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
         gradient = self.gradient_scores(prompt_token_ids, output_token_ids)
         if self.span_index is None:
             return gradient
-        from attribution_oracle.attribution.combine import CombineRule, combine
+        return combine(gradient, self.span_scores(output_token_ids), CombineRule.from_dict(self.manifest["combine"]))
 
-        span = self.span_index.attribute(list(output_token_ids), min_len=self.manifest["combine"].get("min_len", 8))
-        rule = CombineRule(**self.manifest["combine"])
-        return combine(gradient, span, rule)
+    def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
+        """Span scores of the output tokens against the training contributions (empty without a span index)."""
+        if self.span_index is None or not output_token_ids:
+            return {}
+        min_len = self.manifest["attribution"]["span_index"]["min_len"]
+        return self.span_index.attribute([int(t) for t in output_token_ids], min_len=min_len)
 
 
 def load_model_scorer(

@@ -77,4 +77,4 @@ def test_two_processes_give_identical_scores(world_root: Path) -> None:
     first = json.loads(_run("score", str(world_root), manifest, str(world_root / "cache-1")))
     second = json.loads(_run("score", str(world_root), manifest, str(world_root / "cache-2")))
     assert first == second
-    assert len(first) == 8 and any(float(v) != 0.0 for v in first.values())
+    assert first and set(first) <= {str(i) for i in range(1, 9)} and all(float(v) > 0 for v in first.values())

@@ -150,8 +150,8 @@ def test_the_scorer_sums_chunk_influences_per_contribution(trained, tmp_path: Pa
     trained_ids = [str(c["contribution_id"]) for c in result.manifest["contributions"] if c["train_chunks"]]
     assert [c.contribution_id for c in scorer.contributions] == trained_ids
     prompt, output = list(b"How often "), list(b"Inspect the hive every nine days")
-    scores = scorer.scores(prompt, output)
-    assert list(scores) == trained_ids and scores == scorer.scores(prompt, output)
+    scores = scorer.gradient_scores(prompt, output)
+    assert list(scores) == trained_ids and scores == scorer.gradient_scores(prompt, output)
     query = scorer.attributor.query_features(scorer._query(prompt, output))
     rows = scorer.index.scores(query)[0].double()
     expected: dict[str, float] = {}
@@ -160,4 +160,22 @@ def test_the_scorer_sums_chunk_influences_per_contribution(trained, tmp_path: Pa
         expected[key] = expected.get(key, 0.0) + value
     for key, value in expected.items():
         assert scores[key] == pytest.approx(value, rel=1e-4, abs=1e-6 * max(map(abs, expected.values())))
-    assert scorer.scores(prompt, []) == dict.fromkeys(trained_ids, 0.0)
+    assert scorer.gradient_scores(prompt, []) == dict.fromkeys(trained_ids, 0.0) and scorer.scores(prompt, []) == {}
+
+
+def test_the_span_index_attributes_copied_text_and_is_combined_by_the_manifest_rule(trained, tmp_path: Path) -> None:
+    from attribution_oracle.attribution.combine import CombineRule, combine
+    from attribution_oracle.factory.scorer import load_model_scorer
+
+    world, result, _ = trained
+    span = result.manifest["attribution"]["span_index"]
+    assert {"manifest.json", "tokens.bin", "sa.bin", "ids.txt"} <= set(span["files"])
+    assert result.manifest["combine"] == CombineRule().to_dict()
+    scorer = load_model_scorer(world.store, result.manifest_digest, tmp_path / "cache")
+    assert "3#0" not in result.manifest["chunking"]["eval_chunks"]
+    copied = list(TEXTS[2].encode()[:40])  # contribution 3's text, verbatim
+    spans = scorer.span_scores(copied)
+    assert list(spans) == ["3"]
+    combined = scorer.scores(list(b"Q: "), copied)
+    assert combined == combine(scorer.gradient_scores(list(b"Q: "), copied), spans, CombineRule())
+    assert combined and all(v > 0 for v in combined.values())
