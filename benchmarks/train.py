@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run both parts, print the table, write the JSON and the BENCHMARKS.md section."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", default="smollm2", help="base model spec (smollm2, tiny:SEED, a local HF dir)")
-    p.add_argument("--steps", type=int, default=8, help="throughput: optimiser steps per run")
+    p.add_argument("--steps", type=int, default=5, help="throughput: optimiser steps per run")
     p.add_argument("--batch-size", type=int, default=4, help="rows (ours) / examples (Trainer) per step")
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop; the best is kept")

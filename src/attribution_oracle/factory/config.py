@@ -26,7 +26,7 @@ class TrainConfig:
     seed: int = 0
     eval_fraction: float = 0.1
     checkpoint_every: int = 10
-    attribution_checkpoints: int = 2
+    attribution_checkpoints: int = 1  # the final adapter; more (evenly spaced) make a checkpoint ensemble
     proj_dim: int = 512  # its random blocks (params x 512 float32) fit the projector's 1 GB cache for SmolLM2
     index_batch_size: int = 8
 

@@ -126,7 +126,8 @@ def train_model(
         if runs_root is None:
             raise ValueError("give run_dir or runs_root")
         run_dir = runs_root / run_name(data, base.spec, config)
-    bind_run_dir(run_dir, {"base": base.spec, "base_sha256": base.sha256, "specs": list(specs), **config.to_dict()})
+    versions = [[v.datanet_id, v.version, v.merkle_root] for v in data.versions]
+    bind_run_dir(run_dir, {"base": base.spec, "base_sha256": base.sha256, "versions": versions, **config.to_dict()})
 
     lora_config = config.lora_config()
     model = attach_lora(base.model, lora_config, config.seed)
