@@ -115,7 +115,7 @@ def register(
     "--checkpoint-every", type=int, default=10, show_default=True, help="Save the resumable state every K steps."
 )
 @click.option(
-    "--attribution-checkpoints", type=int, default=2, show_default=True, help="Adapter snapshots the index ensembles."
+    "--attribution-checkpoints", type=int, default=1, show_default=True, help="Adapter snapshots the index ensembles."
 )
 @click.option("--proj-dim", type=int, default=512, show_default=True, help="Gradient projection dimension.")
 @click.option(

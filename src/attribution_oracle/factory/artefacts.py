@@ -25,6 +25,7 @@ from attribution_oracle.models import pack_adapter
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import validate_digest
 
+from .attention import eager_attention
 from .chunking import Chunk, example_batch
 from .config import TrainConfig
 from .errors import ManifestError
@@ -64,22 +65,6 @@ def store_checkpoints(
     return out
 
 
-def eager_attention(model: nn.Module) -> str | None:
-    """Switch a Hugging Face model to eager attention (``torch.func.vmap`` has no batching rule for the fused
-    CPU attention kernels and would loop over examples); returns the previous implementation."""
-    config = getattr(model, "config", None)
-    previous = getattr(config, "_attn_implementation", None)
-    if previous not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
-    return previous
-
-
-def restore_attention(model: nn.Module, previous: str | None) -> None:
-    """Undo ``eager_attention``."""
-    if previous not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation(previous)
-
-
 def make_attributor(model: nn.Module, checkpoints: Sequence[dict[str, torch.Tensor]], config: dict) -> Attributor:
     """The ``Attributor`` a model's gradient index is built and queried with (same settings both sides)."""
     return Attributor(
@@ -114,13 +99,10 @@ def build_gradient_index(
         "checkpoint_steps": sorted(snapshots),
         "rows": "one per training chunk, id '<contribution id>#<chunk index>'",
     }
-    previous = eager_attention(model)
-    try:
+    with eager_attention(model):
         attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings)
         attributor.featurize(example_batch(chunks, pad_id))
         attributor.build_index(path, [c.key for c in chunks], model_hash=model_hash)
-    finally:
-        restore_attention(model, previous)
     return settings
 
 

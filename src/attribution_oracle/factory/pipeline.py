@@ -23,6 +23,7 @@ from attribution_oracle.store.blobs import BlobStore
 from .artefacts import build_gradient_index, build_span_index, store_checkpoints, store_directory
 from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
 from .config import TrainConfig
+from .errors import FactoryError
 from .fetch import TrainingData, fetch_training_data
 from .lora import adapter_state, attach_lora
 from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
@@ -121,7 +122,7 @@ def train_model(
     chunks = tokenize_documents(data.documents, base.tokenizer, config.seq_len)
     train, held_out = split_eval(chunks, config.eval_fraction, config.seed)
     if not train:
-        raise ValueError("the datanet versions hold no text to train on")
+        raise FactoryError("the datanet versions hold no text to train on")
     if run_dir is None:
         if runs_root is None:
             raise ValueError("give run_dir or runs_root")

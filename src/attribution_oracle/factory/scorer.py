@@ -33,7 +33,7 @@ from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
 
-from .artefacts import eager_attention, make_attributor, restore_directory
+from .artefacts import make_attributor, restore_directory
 from .errors import ManifestError
 from .lora import attach_lora, load_adapter_state
 from .manifest import load_manifest
@@ -129,7 +129,8 @@ def load_model_scorer(
     ]
     load_adapter_state(model, adapter.state_dict)
     model.eval()
-    eager_attention(model)
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # see factory.attention: vmap needs it
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "scorers"
     root = cache / manifest_digest
     gradient = manifest["attribution"]["gradient_index"]

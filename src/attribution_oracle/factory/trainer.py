@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .attention import eager_attention
 from .chunking import IGNORE, Chunk, pack_rows, packed_batch
 from .config import TrainConfig
 from .state import RunState, load_state, save_state
@@ -83,7 +84,21 @@ def train_loop(
     run_dir: Path,
     progress: Progress | None = None,
 ) -> TrainOutcome:
-    """Train the trainable parameters of ``model`` on ``chunks``; resumes from ``run_dir``'s checkpoint if any."""
+    """Train the trainable parameters of ``model`` on ``chunks``; resumes from ``run_dir``'s checkpoint if any.
+
+    Runs with eager attention (see ``factory.attention``)."""
+    with eager_attention(model):
+        return _train_loop(model, tokenizer, chunks, config, run_dir, progress)
+
+
+def _train_loop(
+    model: nn.Module,
+    tokenizer,
+    chunks: Sequence[Chunk],
+    config: TrainConfig,
+    run_dir: Path,
+    progress: Progress | None,
+) -> TrainOutcome:
     if not chunks:
         raise ValueError("no training chunks")
     device = next(model.parameters()).device
@@ -157,9 +172,14 @@ def train_loop(
     return TrainOutcome(losses, snapshots, tokens, time.perf_counter() - began, start)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, tokenizer, chunks: Sequence[Chunk], seq_len: int, batch_size: int = 8) -> dict:
-    """Held-out mean token loss and perplexity (float64 sum over packed rows in a fixed order)."""
+    """Held-out mean token loss and perplexity (float64 sum over packed rows in a fixed order, eager attention)."""
+    with eager_attention(model):
+        return _evaluate(model, tokenizer, chunks, seq_len, batch_size)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, tokenizer, chunks: Sequence[Chunk], seq_len: int, batch_size: int) -> dict:
     if not chunks:
         return {"loss": None, "perplexity": None, "tokens": 0, "chunks": 0}
     was_training = model.training

@@ -19,7 +19,9 @@ from attribution_oracle.factory.manifest import MANIFEST_FORMAT, canonical_json,
 from attribution_oracle.factory.state import load_state
 from attribution_oracle.models import load_base_model, pack_adapter, unpack_adapter
 
-CONFIG = TrainConfig(steps=12, batch_size=2, seq_len=48, proj_dim=32, checkpoint_every=4, eval_fraction=0.2)
+CONFIG = TrainConfig(
+    steps=12, batch_size=2, seq_len=48, proj_dim=32, checkpoint_every=4, eval_fraction=0.2, attribution_checkpoints=2
+)
 
 
 @pytest.fixture(scope="module")
