@@ -1,19 +1,29 @@
-"""`model register|list|show`: model records in ModelRegistry."""
+"""`model train|eval|register|list|show`: LoRA adapters trained on verified Datanets, registered in ModelRegistry."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from attribution_oracle.chain.client import format_eth
-from attribution_oracle.chain.token import events_of
 from attribution_oracle.cli.app import App, as_dict, from_option, parse_amount, pass_app, password_option, table
 from attribution_oracle.errors import UserError
-from attribution_oracle.store.digests import digest_to_bytes32
+from attribution_oracle.factory.registry import parse_split, register_model, resolve_sources
 
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+json_flag = click.option(
+    "--json", "json_here", is_flag=True, help="Machine-readable JSON output (same as the global --json)."
+)
+
+
+def _json(app: App, json_here: bool) -> None:
+    if json_here:
+        app.json_output = True
 
 
 def _hash_arg(app: App, path: Path | None, digest: str | None, what: str) -> str:
@@ -28,32 +38,9 @@ def _hash_arg(app: App, path: Path | None, digest: str | None, what: str) -> str
     return digest.lower().removeprefix("0x")
 
 
-def _sources(app: App, specs: tuple[str, ...]) -> list[tuple[int, int]]:
-    registry = app.contract("DatanetRegistry")
-    sources = []
-    for spec in specs:
-        match = re.fullmatch(r"(\d+)(?:@(\d+))?", spec)
-        if not match:
-            raise UserError(f"--datanet {spec!r}: use ID or ID@VERSION")
-        datanet_id = int(match.group(1))
-        datanet = app.client.call(registry.functions.getDatanet(datanet_id))
-        version = int(match.group(2)) if match.group(2) else datanet[6]
-        if not app.client.call(registry.functions.versionExists(datanet_id, version)):
-            raise UserError(f"datanet {datanet_id} has no published version {version or '(none published)'}")
-        sources.append((datanet_id, version))
-    return sources
-
-
-def _split(text: str) -> tuple[int, int, int]:
-    parts = text.split("/")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts) or sum(map(int, parts)) != 10_000:
-        raise UserError("--split must be OWNER/CONTRIBUTORS/DATANET_OWNERS basis points summing to 10000")
-    return int(parts[0]), int(parts[1]), int(parts[2])
-
-
 @click.group("model")
 def command() -> None:
-    """Models: LoRA adapters registered with the data they were trained on."""
+    """Models: LoRA adapters trained on Datanets and registered with the data they were trained on."""
 
 
 @command.command("register")
@@ -82,23 +69,23 @@ def register(
     password_file: Path | None,
 ) -> None:
     """Register a model trained on published Datanet versions."""
-    split = _split(split_text)
+    split = parse_split(split_text)
     price_wei = parse_amount(price, "price")
     adapter_digest = _hash_arg(app, adapter, adapter_hash, "adapter")
     base_digest = _hash_arg(app, base, base_hash, "base")
-    sources = _sources(app, datanets)
+    sources = resolve_sources(app.client, app.deployment, datanets)
     signer = app.signer(sender, password_file)
-    registry = app.contract("ModelRegistry")
-    fn = registry.functions.register(
-        digest_to_bytes32(base_digest),
-        digest_to_bytes32(adapter_digest),
-        [{"datanetId": d, "version": v} for d, v in sources],
-        price_wei,
-        {"ownerBps": split[0], "contributorsBps": split[1], "datanetOwnersBps": split[2]},
-        metadata_uri,
+    model_id = register_model(
+        app.client,
+        app.deployment,
+        signer,
+        base_hash=base_digest,
+        adapter_hash=adapter_digest,
+        sources=sources,
+        price_wei=price_wei,
+        split=split,
+        metadata_uri=metadata_uri,
     )
-    receipt = app.client.send(fn, signer, "register model")
-    model_id = events_of(registry, "ModelRegistered", receipt)[0]["modelId"]
     app.sync()
     trained_on = ", ".join(f"{d}@{v}" for d, v in sources)
     app.result(
@@ -106,6 +93,207 @@ def register(
         f"registered model {model_id}: adapter {adapter_digest[:16]}, trained on datanet {trained_on}, "
         f"{format_eth(price_wei)} OPEN per inference",
     )
+
+
+@command.command("train")
+@click.option(
+    "--datanet", "datanets", multiple=True, required=True, help="ID or ID@VERSION (default latest); repeatable."
+)
+@click.option(
+    "--base", "base_spec", default="smollm2", show_default=True, help="smollm2, tiny[:SEED] or a local HF dir."
+)
+@click.option("--steps", type=int, default=30, show_default=True, help="Optimiser steps.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the LoRA init, data order, split, projection."
+)
+@click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--rank", type=int, default=8, show_default=True, help="LoRA rank (alpha = 2 * rank).")
+@click.option("--batch-size", type=int, default=8, show_default=True, help="Packed rows per step.")
+@click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per chunk and per packed row.")
+@click.option("--eval-fraction", type=float, default=0.1, show_default=True, help="Chunks held out for evaluation.")
+@click.option(
+    "--checkpoint-every", type=int, default=10, show_default=True, help="Save the resumable state every K steps."
+)
+@click.option(
+    "--attribution-checkpoints", type=int, default=1, show_default=True, help="Adapter snapshots the index ensembles."
+)
+@click.option("--proj-dim", type=int, default=512, show_default=True, help="Gradient projection dimension.")
+@click.option(
+    "--run-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the resumable state lives (default HOME/runs/<name from data, base and settings>).",
+)
+@click.option("--register", "do_register", is_flag=True, help="Register the trained model in ModelRegistry.")
+@click.option("--price", default=None, help="OPEN per inference (with --register).")
+@click.option("--split", "split_text", default="5000/4000/1000", show_default=True, help="Owner/contributors/datanets.")
+@click.option("--from", "sender", default=None, metavar="WALLET", help="Signing account (with --register).")
+@password_option
+@json_flag
+@pass_app
+def train(
+    app: App,
+    datanets: tuple[str, ...],
+    base_spec: str,
+    steps: int,
+    seed: int,
+    lr: float,
+    rank: int,
+    batch_size: int,
+    seq_len: int,
+    eval_fraction: float,
+    checkpoint_every: int,
+    attribution_checkpoints: int,
+    proj_dim: int,
+    run_dir: Path | None,
+    do_register: bool,
+    price: str | None,
+    split_text: str,
+    sender: str | None,
+    password_file: Path | None,
+    json_here: bool,
+) -> None:
+    """Fine-tune a LoRA adapter on verified Datanet versions, build its attribution index, store its manifest.
+
+    Every contribution blob is checked against the version's on-chain Merkle root first. Rerun the same
+    command after a crash: it resumes from the last checkpoint and gives the same adapter.
+    """
+    from attribution_oracle.factory import ChainSource, TrainConfig, manifest_uri, train_model
+
+    _json(app, json_here)
+    config = TrainConfig(
+        steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, rank=rank, seed=seed, eval_fraction=eval_fraction,
+        checkpoint_every=checkpoint_every, attribution_checkpoints=attribution_checkpoints, proj_dim=proj_dim,
+    )  # fmt: skip
+    signer = None
+    if do_register:
+        if price is None or sender is None:
+            raise UserError("--register needs --price and --from")
+        split = parse_split(split_text)
+        price_wei = parse_amount(price, "price")
+        signer = app.signer(sender, password_file)
+    source = ChainSource(app.client, app.deployment)
+    with _TrainProgress(app, steps) as shown:
+        result = train_model(
+            source, app.store, datanets, base_spec=base_spec, config=config, run_dir=run_dir,
+            runs_root=app.home / "runs", progress=shown.step, phase=shown.phase,
+        )  # fmt: skip
+    data = {
+        "manifest": result.manifest_digest,
+        "metadataURI": manifest_uri(result.manifest_digest),
+        "adapterHash": result.adapter_digest,
+        "baseModelHash": result.base_sha256,
+        "datanets": [f"{d}@{v}" for d, v in result.sources],
+        "eval": result.manifest["metrics"]["eval"],
+        "trainTokens": result.train_tokens,
+        "trainSeconds": result.train_seconds,
+        "indexSeconds": result.index_seconds,
+        "resumedFromStep": result.resumed_from,
+        "modelId": None,
+    }
+    if do_register:
+        data["modelId"] = register_model(
+            app.client, app.deployment, signer, base_hash=result.base_sha256, adapter_hash=result.adapter_digest,
+            sources=result.sources, price_wei=price_wei, split=split, metadata_uri=manifest_uri(result.manifest_digest),
+        )  # fmt: skip
+        app.sync()
+    ev = data["eval"]
+    rows = [
+        ["manifest", data["metadataURI"]],
+        ["adapter sha256", result.adapter_digest],
+        ["trained on", ", ".join(data["datanets"])],
+        ["contributions", sum(1 for c in result.manifest["contributions"] if c["train_chunks"])],
+        ["held-out loss / perplexity", "-" if ev["loss"] is None else f"{ev['loss']:.4f} / {ev['perplexity']:.2f}"],
+        ["resumed from step", result.resumed_from],
+        ["tokens/s", f"{result.train_tokens / result.train_seconds:.0f}" if result.train_seconds else "-"],
+        ["attribution index", f"{result.index_seconds:.1f} s"],
+    ]
+    if data["modelId"] is not None:
+        rows.append(["registered model", data["modelId"]])
+    app.emit(data, table("trained model", ["field", "value"], rows))
+
+
+class _TrainProgress:
+    """A rich progress bar that appears only once the data has verified (so a refusal stays one line)."""
+
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    )  # fmt: skip
+
+    def __init__(self, app: App, steps: int) -> None:
+        self.app, self.steps = app, steps
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __enter__(self) -> _TrainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def phase(self, text: str) -> None:
+        """Show what is being done (the verification step stays silent unless it fails)."""
+        if self.app.json_output or text.startswith("verifying"):
+            return
+        if self.bar is None:
+            self.app.say(text)
+        else:
+            self.bar.console.print(text)
+
+    def step(self, step: int, total: int, loss: float) -> None:
+        """Advance the bar."""
+        if self.app.json_output:
+            return
+        if self.bar is None:
+            self.bar = Progress(*self.columns, console=self.app.console)
+            self.bar.start()
+            self.task = self.bar.add_task("training", total=total, loss="-")
+        self.bar.update(self.task, completed=step, loss="-" if math.isnan(loss) else f"{loss:.4f}")
+
+
+def _manifest_digest(app: App, model_id: int | None, manifest: str | None) -> str:
+    from attribution_oracle.factory import manifest_digest_of_uri
+
+    if (model_id is None) == (manifest is None):
+        raise UserError("give a model ID or --manifest DIGEST")
+    if manifest is not None:
+        if not _HEX64.match(manifest):
+            raise UserError("--manifest must be 64 hex characters (a sha256)")
+        return manifest.lower().removeprefix("0x")
+    app.sync()
+    return manifest_digest_of_uri(app.catalog.get_model(model_id).metadata_uri)
+
+
+@command.command("eval")
+@click.argument("model_id", type=int, required=False)
+@click.option("--manifest", default=None, help="A manifest digest instead of a registered model.")
+@json_flag
+@pass_app
+def eval_(app: App, model_id: int | None, manifest: str | None, json_here: bool) -> None:
+    """Recompute a model's held-out loss and perplexity and compare with its manifest."""
+    from attribution_oracle.factory.evaluation import evaluate_manifest
+
+    _json(app, json_here)
+    digest = _manifest_digest(app, model_id, manifest)
+    report = evaluate_manifest(app.store, digest)
+    rec, new = report["recorded"], report["recomputed"]
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.6f}"
+
+    rows = [
+        ["loss", fmt(rec["loss"]), fmt(new["loss"])],
+        ["perplexity", fmt(rec["perplexity"]), fmt(new["perplexity"])],
+        ["tokens", rec["tokens"], new["tokens"]],
+    ]
+    app.emit(
+        {"manifest": digest, **report},
+        table(f"held-out evaluation of {digest[:16]}", ["metric", "manifest", "recomputed"], rows),
+    )
+    if not report["match"]:
+        raise UserError("the recomputed held-out loss does not match the manifest")
 
 
 def _model_row(m: dict) -> list:
@@ -130,10 +318,70 @@ def list_(app: App) -> None:
 
 @command.command("show")
 @click.argument("model_id", type=int)
+@json_flag
 @pass_app
-def show(app: App, model_id: int) -> None:
-    """Show one model record."""
+def show(app: App, model_id: int, json_here: bool) -> None:
+    """Show one model record and, when it points at one (sha256://), its provenance manifest."""
+    from attribution_oracle.factory import ManifestError, load_manifest, manifest_digest_of_uri
+
+    _json(app, json_here)
     app.sync()
     m = as_dict(app.catalog.get_model(model_id))
-    rows = [[k, v] for k, v in m.items()]
-    app.emit(m, table(f"model {model_id}", ["field", "value"], rows))
+    manifest, note = None, ""
+    try:
+        digest = manifest_digest_of_uri(m["metadata_uri"])
+        manifest = load_manifest(app.store, digest)
+    except ManifestError as exc:
+        note = str(exc)
+    if app.json_output:
+        app.emit({**m, "manifest": manifest, "manifestNote": note or None})
+        return
+    app.console.print(table(f"model {model_id}", ["field", "value"], [[k, v] for k, v in m.items()]))
+    if manifest is None:
+        app.say(f"no manifest: {note}")
+        return
+    app.console.print(table(f"manifest {digest[:16]}", ["field", "value"], _manifest_rows(manifest)))
+    app.console.print(
+        table(
+            "training contributions (training order)",
+            ["datanet", "contribution", "contributor", "sha256", "chunks (trained)", "tokens"],
+            [
+                [
+                    c["datanet_id"],
+                    c["contribution_id"],
+                    c["contributor"],
+                    c["sha256"][:16],
+                    f"{c['chunks']} ({c['train_chunks']})",
+                    c["train_tokens"],
+                ]
+                for c in manifest["contributions"]
+            ],  # fmt: skip
+        )
+    )
+
+
+def _manifest_rows(manifest: dict) -> list[list]:
+    base, tok, hp = manifest["base_model"], manifest["tokenizer"], manifest["hyperparameters"]
+    ev, grad, span = (
+        manifest["metrics"]["eval"],
+        manifest["attribution"]["gradient_index"],
+        manifest["attribution"]["span_index"],
+    )
+    held_out = "-" if ev["loss"] is None else f"{ev['loss']:.4f} / {ev['perplexity']:.2f} ({ev['tokens']} tokens)"
+    datanets = ", ".join(f"{d['datanet_id']}@{d['version']} root {d['merkle_root'][:16]}" for d in manifest["datanets"])
+    settings = (
+        f"steps {hp['steps']}, batch {hp['batch_size']}, seq {hp['seq_len']}, lr {hp['lr']}, "
+        f"rank {hp['rank']}, alpha {hp['alpha']}, seed {hp['seed']}"
+    )
+    return [
+        ["base model", f"{base['name']} ({base['spec']}) {base['sha256'][:16]}"],
+        ["tokenizer", f"{tok['class']} vocab {tok['vocab_size']} sha256 {tok['sha256'][:16]}"],
+        ["datanets", datanets],
+        ["adapter", manifest["adapter"]["sha256"]],
+        ["hyperparameters", settings],
+        ["held-out loss / ppl", held_out],
+        ["checkpoints", ", ".join(f"step {c['step']} {c['adapter_sha256'][:16]}" for c in manifest["checkpoints"])],
+        ["gradient index", f"{len(grad['files'])} files, {grad['estimator']}, projection {grad['proj_dim']}"],
+        ["span index", "pending (not built)" if span is None else f"{len(span['files'])} files"],
+        ["libraries", ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items())],
+    ]

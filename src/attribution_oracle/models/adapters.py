@@ -64,7 +64,17 @@ def pack_adapter(state_dict: dict[str, torch.Tensor], lora_config: dict, base_mo
         "base_model": base_model_hash,
         "lora_config": json.dumps(_canonical_config(lora_config), sort_keys=True, separators=(",", ":")),
     }
-    return save_safetensors(tensors, metadata=metadata)
+    return _canonical_header(save_safetensors(tensors, metadata=metadata))
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """Rewrite the safetensors header as sorted, compact JSON: safetensors writes its metadata map in hash
+    order, which varies between processes, and the blob's sha256 must not."""
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + header_len])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + header_len :]
 
 
 def _read_metadata(data: bytes) -> dict:

@@ -154,7 +154,8 @@ def _load_smollm2(cache_dir: Path, dtype: torch.dtype) -> BaseModel:
     target = cache_dir / _SMOLLM2_CACHE_NAME
     stamp_path = target / "source.json"
     stat = gguf.stat()
-    stamp = {"gguf": str(gguf), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    # the resolved path: worktrees reach the same package through a symlinked .venv, and must share one cache
+    stamp = {"gguf": str(gguf.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     cached = json.loads(stamp_path.read_text()) if stamp_path.is_file() else None
     if cached is None or {key: cached.get(key) for key in stamp} != stamp:
         _convert_gguf(gguf, target, {**stamp, "sha256": file_sha256(gguf)})

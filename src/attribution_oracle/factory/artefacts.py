@@ -1,0 +1,154 @@
+"""Attribution artefacts of a trained adapter, built once and kept in the content store.
+
+- *Attribution checkpoints*: the adapter at the steps ``TrainConfig.snapshot_steps()`` (LoRA parameters
+  only), each stored as an adapter blob (``models.pack_adapter``).
+- *Gradient index*: an ``AttributionIndex`` (``Attributor`` with ``LanguageModelTask`` over the LoRA
+  parameters, an ensemble over the checkpoints), one row per training chunk, row ids ``"<contribution>#<chunk>"``.
+- *Span index*: ``attribution.spans.SpanIndex`` over each training contribution's training tokens, in training
+  (approval) order.
+
+A directory artefact is stored as one blob per file; the manifest lists ``{relative name: sha256}``, so any
+node holding the store can rebuild the directory (``restore_directory``), every file verified on the way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attribution_oracle.attribution import Attributor, LanguageModelTask
+from attribution_oracle.models import pack_adapter
+from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.digests import validate_digest
+
+from .attention import eager_attention
+from .chunking import Chunk, example_batch
+from .config import TrainConfig
+from .errors import ManifestError
+
+__all__ = [
+    "ESTIMATOR",
+    "build_gradient_index",
+    "build_span_index",
+    "restore_directory",
+    "store_checkpoints",
+    "store_directory",
+]
+
+ESTIMATOR = "influence"
+
+
+def store_checkpoints(
+    model: nn.Module, snapshots: dict[int, dict[str, torch.Tensor]], lora_config: dict, base_hash: str, store: BlobStore
+) -> list[dict]:
+    """Store each snapshot as an adapter blob; returns ``[{"step", "adapter_sha256"}]`` in step order."""
+    from .lora import adapter_state
+
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    current = {n: p.detach().clone() for n, p in params.items()}
+    out = []
+    try:
+        for step in sorted(snapshots):
+            with torch.no_grad():
+                for name, value in snapshots[step].items():
+                    params[name].copy_(value)
+            digest = store.put_bytes(pack_adapter(adapter_state(model), lora_config, base_hash))
+            out.append({"step": step, "adapter_sha256": digest})
+    finally:
+        with torch.no_grad():
+            for name, value in current.items():
+                params[name].copy_(value)
+    return out
+
+
+def make_attributor(model: nn.Module, checkpoints: Sequence[dict[str, torch.Tensor]], config: dict) -> Attributor:
+    """The ``Attributor`` a model's gradient index is built and queried with (same settings both sides)."""
+    return Attributor(
+        model,
+        LanguageModelTask(),
+        checkpoints=list(checkpoints),
+        estimator=config["estimator"],
+        proj_dim=config["proj_dim"],
+        seed=config["seed"],
+        damping=config["damping"],
+        batch_size=config.get("batch_size", 8),
+    )
+
+
+def build_gradient_index(
+    model: nn.Module,
+    snapshots: dict[int, dict[str, torch.Tensor]],
+    chunks: Sequence[Chunk],
+    pad_id: int,
+    train: TrainConfig,
+    path: Path,
+    model_hash: str,
+) -> dict:
+    """Featurize every training chunk at every snapshot and write the index at ``path``; returns its settings."""
+    settings = {
+        "estimator": ESTIMATOR,
+        "task": "LanguageModelTask (query: log-likelihood of the output tokens given the prompt)",
+        "proj_dim": train.proj_dim,
+        "seed": train.seed,
+        "damping": 0.3,
+        "batch_size": train.index_batch_size,
+        "checkpoint_steps": sorted(snapshots),
+        "rows": "one per training chunk, id '<contribution id>#<chunk index>'",
+    }
+    with eager_attention(model):
+        attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings)
+        attributor.featurize(example_batch(chunks, pad_id))
+        attributor.build_index(path, [c.key for c in chunks], model_hash=model_hash)
+    return settings
+
+
+def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> dict:
+    """Span index over each training contribution's training tokens (its chunks in order), contributions in
+    training order (= approval order, which the copies rule uses); returns its query settings."""
+    from attribution_oracle.attribution.spans import DEFAULT_MIN_LEN, SpanIndex
+
+    documents: dict[str, list[int]] = {}
+    for chunk in chunks:
+        documents.setdefault(chunk.contribution, []).extend(chunk.tokens)
+    SpanIndex.build(path, documents=list(documents.items()), vocab_size=vocab_size)
+    return {
+        "format": "attribution-oracle/span-index@1",
+        "vocab_size": vocab_size,
+        "documents": "each training contribution's training tokens (its chunks in order), id = contribution id",
+        "query": "the output tokens",
+        "min_len": DEFAULT_MIN_LEN,
+    }
+
+
+def store_directory(store: BlobStore, path: Path) -> dict[str, str]:
+    """Store every file under ``path`` as a blob; returns ``{relative posix name: sha256}`` sorted by name."""
+    files = sorted(p for p in Path(path).rglob("*") if p.is_file())
+    if not files:
+        raise ValueError(f"{path} holds no files")
+    return {p.relative_to(path).as_posix(): store.put_file(p) for p in files}
+
+
+def restore_directory(store: BlobStore, files: dict[str, str], dest: Path) -> Path:
+    """Rebuild a directory from its blobs (each verified); reuses ``dest`` when it already holds exactly them."""
+    dest = Path(dest)
+    for name, digest in files.items():
+        validate_digest(digest)
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise ManifestError(f"unsafe file name {name!r} in a manifest")
+    if dest.is_dir() and (dest / ".complete").is_file():
+        return dest
+    staging = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    for name, digest in files.items():
+        store.copy_to(digest, staging / name)
+    (staging / ".complete").write_text("")
+    if dest.exists():
+        import shutil
+
+        shutil.rmtree(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, dest)
+    return dest

@@ -1,0 +1,50 @@
+"""Recompute a trained model's held-out loss and perplexity from its manifest and the content store."""
+
+from __future__ import annotations
+
+from attribution_oracle.models import load_base_model, unpack_adapter
+from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.errors import StoreError
+
+from .chunking import tokenize_documents
+from .errors import ManifestError
+from .fetch import Document
+from .lora import attach_lora, load_adapter_state
+from .manifest import load_manifest
+from .sources import ApprovedContribution
+from .trainer import evaluate
+
+__all__ = ["evaluate_manifest"]
+
+
+def evaluate_manifest(store: BlobStore, digest: str) -> dict:
+    """``{"recorded": {...}, "recomputed": {...}, "match": bool}`` for the model described by manifest ``digest``.
+
+    The held-out chunks are rebuilt with the manifest's chunking and the keys it lists; the contribution
+    blobs and the adapter are read (and verified) from the store, the base model is loaded and its hash checked.
+    """
+    manifest = load_manifest(store, digest)
+    base = load_base_model(manifest["base_model"]["spec"])
+    if base.sha256 != manifest["base_model"]["sha256"]:
+        raise ManifestError(f"base model {base.spec!r} here does not have the manifest's sha256")
+    documents = []
+    try:
+        for c in manifest["contributions"]:
+            contribution = ApprovedContribution(c["datanet_id"], c["contribution_id"], c["contributor"], c["sha256"])
+            documents.append(Document(contribution, store.get(c["sha256"])))
+        adapter = unpack_adapter(store.get(manifest["adapter"]["sha256"]))
+    except StoreError as exc:
+        raise ManifestError(f"cannot evaluate: {exc}") from None
+    seq_len = manifest["chunking"]["seq_len"]
+    wanted = set(manifest["chunking"]["eval_chunks"])
+    held_out = [c for c in tokenize_documents(documents, base.tokenizer, seq_len) if c.key in wanted]
+    if len(held_out) != len(wanted):
+        raise ManifestError("the held-out chunks named in the manifest cannot be rebuilt from its contributions")
+    model = attach_lora(base.model, adapter.lora_config, manifest["seeds"]["lora_init"])
+    load_adapter_state(model, adapter.state_dict)
+    recomputed = evaluate(model, base.tokenizer, held_out, seq_len, manifest["hyperparameters"]["batch_size"])
+    recorded = manifest["metrics"]["eval"]
+    match = recorded["tokens"] == recomputed["tokens"] and (
+        recorded["loss"] is None or abs(recorded["loss"] - recomputed["loss"]) <= 1e-4 * max(1.0, abs(recorded["loss"]))
+    )
+    return {"recorded": recorded, "recomputed": recomputed, "match": match}

@@ -1,0 +1,208 @@
+"""ModelFactory end to end: verified data -> LoRA training -> adapter, attribution artefacts, manifest.
+
+    result = train_model(source, store, ["1@1"], base_spec="smollm2", config=TrainConfig(steps=30),
+                         run_dir=home / "runs" / run_name(...))
+
+Everything is checked before anything is written: the data is fetched and verified first, then the run
+directory is created (or an existing one checked to hold the same run, which resumes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from attribution_oracle.attribution.combine import CombineRule
+from attribution_oracle.models import ADAPTER_FORMAT, BaseModel, load_base_model, pack_adapter
+from attribution_oracle.store.blobs import BlobStore
+
+from .artefacts import build_gradient_index, build_span_index, store_checkpoints, store_directory
+from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
+from .config import TrainConfig
+from .errors import FactoryError
+from .fetch import TrainingData, fetch_training_data
+from .lora import adapter_state, attach_lora
+from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
+from .sources import DatanetSource
+from .state import bind_run_dir
+from .trainer import Progress, _pad_id, evaluate, train_loop
+
+__all__ = ["TrainedModel", "run_name", "train_model", "tokenizer_description"]
+
+
+@dataclass
+class TrainedModel:
+    """The outcome of ``train_model``."""
+
+    manifest: dict
+    manifest_digest: str
+    adapter_digest: str
+    base_sha256: str
+    sources: list[tuple[int, int]]
+    train_seconds: float
+    index_seconds: float
+    train_tokens: int
+    resumed_from: int
+
+    @property
+    def index_overhead_pct(self) -> float:
+        """Attribution-artefact time as a percentage of training time."""
+        return 100.0 * self.index_seconds / self.train_seconds if self.train_seconds else 0.0
+
+
+def tokenizer_description(tokenizer) -> dict:
+    """Class, vocabulary, special ids and a hash of the tokenizer's serialisation."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    serial = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return {
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "add_special_tokens": False,
+        "sha256": hashlib.sha256(serial.encode()).hexdigest(),
+    }
+
+
+def run_name(data: TrainingData, base_spec: str, config: TrainConfig) -> str:
+    """A stable name for a run: the same data, base and settings always give the same run directory."""
+    key = {
+        "base": base_spec,
+        "versions": [(v.datanet_id, v.version, v.merkle_root) for v in data.versions],
+        "config": config.to_dict(),
+    }
+    return hashlib.sha256(canonical_json({"run": key})).hexdigest()[:20]
+
+
+def _contributions(data: TrainingData, train: Sequence[Chunk], all_chunks: Sequence[Chunk]) -> list[dict]:
+    rows = []
+    for doc in data.documents:
+        mine = [c for c in all_chunks if c.contribution == doc.key]
+        trained = [c for c in train if c.contribution == doc.key]
+        rows.append(
+            {
+                "datanet_id": doc.contribution.datanet_id,
+                "contribution_id": doc.contribution.contribution_id,
+                "contributor": doc.contribution.contributor,
+                "sha256": doc.contribution.content_hash,
+                "bytes": len(doc.data),
+                "chunks": len(mine),
+                "train_chunks": len(trained),
+                "train_tokens": sum(len(c.tokens) for c in trained),
+            }
+        )
+    return rows
+
+
+def train_model(
+    source: DatanetSource,
+    store: BlobStore,
+    specs: Sequence[str],
+    *,
+    base_spec: str,
+    config: TrainConfig,
+    run_dir: Path | None = None,
+    runs_root: Path | None = None,
+    progress: Progress | None = None,
+    base: BaseModel | None = None,
+    phase: Callable[[str], None] | None = None,
+) -> TrainedModel:
+    """Verify the data, train (resuming when ``run_dir`` holds a checkpoint), store the adapter, the artefacts and
+    the manifest. Give ``run_dir``, or ``runs_root`` to use ``runs_root / run_name(...)``; ``phase`` hears what
+    is being done."""
+    say = phase or (lambda _: None)
+    say("verifying the datanet versions against their on-chain roots")
+    data = fetch_training_data(source, store, specs)
+    say(f"loading base model {base_spec}")
+    base = base or load_base_model(base_spec)
+    chunks = tokenize_documents(data.documents, base.tokenizer, config.seq_len)
+    train, held_out = split_eval(chunks, config.eval_fraction, config.seed)
+    if not train:
+        raise FactoryError("the datanet versions hold no text to train on")
+    if run_dir is None:
+        if runs_root is None:
+            raise ValueError("give run_dir or runs_root")
+        run_dir = runs_root / run_name(data, base.spec, config)
+    versions = [[v.datanet_id, v.version, v.merkle_root] for v in data.versions]
+    bind_run_dir(run_dir, {"base": base.spec, "base_sha256": base.sha256, "versions": versions, **config.to_dict()})
+
+    lora_config = config.lora_config()
+    model = attach_lora(base.model, lora_config, config.seed)
+    say(f"training in {run_dir}")
+    outcome = train_loop(model, base.tokenizer, train, config, run_dir, progress)
+    adapter_digest = store.put_bytes(pack_adapter(adapter_state(model), lora_config, base.sha256))
+    metrics_eval = evaluate(model, base.tokenizer, held_out, config.seq_len, config.batch_size)
+
+    say("building the attribution artefacts")
+    started = time.perf_counter()
+    checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
+        settings = build_gradient_index(
+            model, outcome.snapshots, train, _pad_id(base.tokenizer), config, Path(tmp) / "gradient", adapter_digest
+        )
+        gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
+        gradient.update(settings)
+        span = build_span_index(train, len(base.tokenizer), Path(tmp) / "span")
+        span["files"] = store_directory(store, Path(tmp) / "span")
+    index_seconds = time.perf_counter() - started
+
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "base_model": base.describe(),
+        "tokenizer": tokenizer_description(base.tokenizer),
+        "datanets": [
+            {
+                "datanet_id": v.datanet_id,
+                "version": v.version,
+                "merkle_root": v.merkle_root,
+                "count": v.count,
+                "manifest_uri": v.manifest_uri,
+            }
+            for v in data.versions
+        ],
+        "contributions": _contributions(data, train, chunks),
+        "chunking": {
+            "rule": CHUNKING,
+            "seq_len": config.seq_len,
+            "eval_fraction": config.eval_fraction,
+            "eval_split": "chunks with the smallest sha256(f'{seed}:{key}') held out",
+            "train_chunks": len(train),
+            "eval_chunks": [c.key for c in held_out],
+        },
+        "hyperparameters": config.to_dict(),
+        "lora_config": lora_config,
+        "seeds": {
+            "seed": config.seed,
+            "lora_init": config.seed,
+            "data_order": f"sha256('data-order:{config.seed}:<epoch>')",
+            "eval_split": config.seed,
+            "projection": config.seed,
+        },
+        "libraries": library_versions(),
+        "checkpoints": checkpoints,
+        "metrics": {
+            "train_loss_first": outcome.losses[0],
+            "train_loss_last": outcome.losses[-1],
+            "train_losses": outcome.losses,
+            "eval": metrics_eval,
+        },
+        "adapter": {"sha256": adapter_digest, "format": ADAPTER_FORMAT},
+        "attribution": {"gradient_index": gradient, "span_index": span},
+        "combine": CombineRule().to_dict(),
+    }
+    digest = store_manifest(store, manifest)
+    return TrainedModel(
+        manifest=manifest,
+        manifest_digest=digest,
+        adapter_digest=adapter_digest,
+        base_sha256=base.sha256,
+        sources=[(v.datanet_id, v.version) for v in data.versions],
+        train_seconds=outcome.seconds,
+        index_seconds=index_seconds,
+        train_tokens=outcome.tokens,
+        resumed_from=outcome.resumed_from,
+    )

@@ -1,0 +1,148 @@
+"""Score one inference against a trained model's training contributions (what the oracle calls).
+
+    scorer = load_model_scorer(store, manifest_digest)
+    scorer.scores(prompt_token_ids, output_token_ids)   # {contribution id: score}
+
+Gradient side: the query is "the output tokens given the prompt" (``LanguageModelTask`` measurement: the
+log-likelihood of the output tokens); its projected gradient at every attribution checkpoint (float64 model)
+is rounded to float32, multiplied elementwise in float64 with each index row, and each row's products are
+summed exactly (``math.fsum``, correctly rounded, so the result does not depend on summation order); a
+contribution's score is the exact sum of its chunks' row scores. Two processes given the same store and
+query therefore produce identical floats. Span side: the span scores of the output tokens against the training
+contributions (``SpanIndex.attribute``), combined with the gradient scores by the manifest's ``CombineRule``
+(``attribution.combine.combine``: positive scores only, each side L1-normalised, weighted sum, sorted keys).
+
+Everything is rebuilt from the content store: the base model is loaded from the manifest's spec and its
+hash checked, the adapter and checkpoints come from their blobs, the index files are restored into
+``cache_dir / <manifest digest>`` (each file verified).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attribution_oracle.attribution import AttributionIndex
+from attribution_oracle.attribution.combine import CombineRule, combine
+from attribution_oracle.models import load_base_model, unpack_adapter
+from attribution_oracle.models.base import default_cache_dir
+from attribution_oracle.store.blobs import BlobStore
+
+from .artefacts import make_attributor, restore_directory
+from .errors import ManifestError
+from .lora import attach_lora, load_adapter_state
+from .manifest import load_manifest
+
+__all__ = ["ModelScorer", "TrainingContribution", "load_model_scorer"]
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class TrainingContribution:
+    """A contribution the model was trained on."""
+
+    contribution_id: str
+    datanet_id: int
+    contributor: str
+    sha256: str
+
+
+class ModelScorer:
+    """Attribution scores of inferences of one trained model."""
+
+    def __init__(self, manifest: dict, model, attributor, index: AttributionIndex, span_index=None) -> None:
+        """Use ``load_model_scorer``."""
+        self.manifest = manifest
+        self.model = model
+        self.attributor = attributor
+        self.index = index
+        self.span_index = span_index
+        self.contributions: list[TrainingContribution] = [
+            TrainingContribution(str(c["contribution_id"]), c["datanet_id"], c["contributor"], c["sha256"])
+            for c in manifest["contributions"]
+            if c["train_chunks"] > 0
+        ]
+        self._row_owner = [row_id.split("#", 1)[0] for row_id in index.ids]
+        self._matrix = np.asarray(index.matrix(), dtype=np.float64)
+        self._max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+
+    def _query(self, prompt: Sequence[int], output: Sequence[int]) -> dict[str, torch.Tensor]:
+        ids = [int(t) for t in prompt] + [int(t) for t in output]
+        if self._max_len and len(ids) > self._max_len:
+            ids = ids[-self._max_len :]
+        input_ids = torch.tensor([ids], dtype=torch.long)
+        labels = input_ids.clone()
+        labels[0, : max(0, len(ids) - len(output))] = IGNORE
+        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+
+    def gradient_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
+        """Gradient influence of the query on each training contribution (sum over its chunks)."""
+        scores = {c.contribution_id: 0.0 for c in self.contributions}
+        if not output_token_ids:
+            return scores
+        query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))[0]
+        q = query.to(torch.float32).to(torch.float64).numpy()
+        per_row = [math.fsum(row) for row in (self._matrix * q)]
+        parts: dict[str, list[float]] = {}
+        for owner, value in zip(self._row_owner, per_row, strict=True):
+            parts.setdefault(owner, []).append(value)
+        for owner, values in parts.items():
+            scores[owner] = math.fsum(values)
+        return scores
+
+    def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
+        """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
+        gradient = self.gradient_scores(prompt_token_ids, output_token_ids)
+        if self.span_index is None:
+            return gradient
+        return combine(gradient, self.span_scores(output_token_ids), CombineRule.from_dict(self.manifest["combine"]))
+
+    def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
+        """Span scores of the output tokens against the training contributions (empty without a span index)."""
+        if self.span_index is None or not output_token_ids:
+            return {}
+        min_len = self.manifest["attribution"]["span_index"]["min_len"]
+        return self.span_index.attribute([int(t) for t in output_token_ids], min_len=min_len)
+
+
+def load_model_scorer(
+    store: BlobStore, manifest_digest: str, cache_dir: Path | None = None, *, dtype: torch.dtype = torch.float64
+) -> ModelScorer:
+    """Rebuild a trained model's scorer from the content store (see the module docstring)."""
+    manifest = load_manifest(store, manifest_digest)
+    base_info = manifest["base_model"]
+    base = load_base_model(base_info["spec"])
+    if base.sha256 != base_info["sha256"]:
+        raise ManifestError(f"base model {base_info['spec']!r} here has sha256 {base.sha256[:16]}..., the manifest "
+                            f"{base_info['sha256'][:16]}...")  # fmt: skip
+    adapter = unpack_adapter(store.get(manifest["adapter"]["sha256"]))
+    model = attach_lora(base.model, adapter.lora_config, manifest["seeds"]["lora_init"]).to(dtype)
+    checkpoints = [
+        load_adapter_state(model, unpack_adapter(store.get(c["adapter_sha256"])).state_dict)
+        for c in manifest["checkpoints"]
+    ]
+    load_adapter_state(model, adapter.state_dict)
+    model.eval()
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # see factory.attention: vmap needs it
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "scorers"
+    root = cache / manifest_digest
+    gradient = manifest["attribution"]["gradient_index"]
+    index = AttributionIndex(restore_directory(store, gradient["files"], root / "gradient"))
+    attributor = make_attributor(model, checkpoints, gradient)
+    if attributor.projector.out_dim * len(checkpoints) != index.dim:
+        raise ManifestError("the gradient index does not match the model's attribution settings")
+    span_index = None
+    if manifest["attribution"].get("span_index") is not None:
+        from attribution_oracle.attribution.spans import SpanIndex
+
+        span_index = SpanIndex.open(
+            restore_directory(store, manifest["attribution"]["span_index"]["files"], root / "span")
+        )
+    return ModelScorer(manifest, model, attributor, index, span_index)

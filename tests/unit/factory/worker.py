@@ -1,0 +1,48 @@
+"""A separate process for the factory tests: train (printing each step) or score, on a world made by ``world.py``.
+
+python worker.py train ROOT RUN_DIR STEPS      prints "step N" lines, then "done <manifest digest>"
+python worker.py score ROOT MANIFEST CACHE     prints the scores as JSON (floats as repr)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+torch.set_num_threads(1)
+
+from attribution_oracle.factory import CatalogSource, TrainConfig, train_model  # noqa: E402
+from attribution_oracle.factory.scorer import load_model_scorer  # noqa: E402
+from attribution_oracle.store.blobs import BlobStore  # noqa: E402
+from attribution_oracle.store.catalog import Catalog  # noqa: E402
+
+KEY = "31337:0xRegistry:factory-tests"
+
+
+def config(steps: int) -> TrainConfig:
+    """The settings the resume test uses."""
+    return TrainConfig(steps=steps, batch_size=2, seq_len=48, proj_dim=32, checkpoint_every=3, eval_fraction=0.2)
+
+
+def main() -> None:
+    mode, root = sys.argv[1], Path(sys.argv[2])
+    store = BlobStore(root / "blobs")
+    if mode == "train":
+        run_dir, steps = Path(sys.argv[3]), int(sys.argv[4])
+        with Catalog(root / "catalog.sqlite", KEY) as catalog:
+            result = train_model(
+                CatalogSource(catalog), store, ["1"], base_spec="tiny:3", config=config(steps), run_dir=run_dir,
+                progress=lambda step, total, loss: print(f"step {step}", flush=True),
+            )  # fmt: skip
+        print(f"done {result.manifest_digest} {result.adapter_digest} {result.resumed_from}", flush=True)
+    else:
+        scorer = load_model_scorer(store, sys.argv[3], Path(sys.argv[4]))
+        scores = scorer.scores([72, 111, 119], list(b"Inspect the hive every nine days"))
+        print(json.dumps({k: repr(v) for k, v in scores.items()}, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
