@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from conftest import free_port, make_cli
 
 
@@ -30,3 +32,18 @@ def test_start_status_stop_restart_keeps_state(tmp_path):
     finally:
         ao("node", "stop")
     assert ao.json("node", "stop") == {"stopped": False}
+
+
+def test_block_time_mines_blocks_without_transactions(tmp_path):
+    ao = make_cli(tmp_path, f"http://127.0.0.1:{free_port()}")
+    ao("node", "start", "--fresh", "--block-time", "0.2")
+    try:
+        first = ao.json("node", "status")["block"]
+        deadline = time.monotonic() + 20
+        while ao.json("node", "status")["block"] < first + 2:
+            assert time.monotonic() < deadline, "no blocks were mined"
+            time.sleep(0.2)
+    finally:
+        ao("node", "stop")
+    bad = ao("node", "start", "--block-time", "0", ok=False)
+    assert bad.exit_code != 0 and "block-time" in bad.output

@@ -26,10 +26,16 @@ def command() -> None:
 @command.command("start")
 @port_option
 @click.option("--fresh", is_flag=True, help="Forget the saved chain state and start from genesis.")
+@click.option(
+    "--block-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Mine a block every this many seconds (default: a block per transaction).",
+)
 @pass_app
-def start(app: App, port: int | None, fresh: bool) -> None:
+def start(app: App, port: int | None, fresh: bool, block_time: float | None) -> None:
     """Start Anvil in the background and wait until it answers."""
-    status = _node(app, port).start(fresh=fresh)
+    status = _node(app, port).start(fresh=fresh, block_time=block_time)
     if app.json_output:
         app.emit({"running": True, "pid": status.pid, "rpc": status.rpc_url, "block": status.block_number})
     else:
