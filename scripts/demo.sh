@@ -12,6 +12,18 @@ export ATTRIBUTION_RPC="http://127.0.0.1:${DEMO_PORT:-8545}"
 ao() { attribution-oracle "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+DEMO_BASE="${DEMO_BASE:-smollm2}"    # DEMO_BASE=tiny:0 for a quick run
+DEMO_STEPS="${DEMO_STEPS:-12}"
+SERVE_PORT="${DEMO_SERVE_PORT:-8600}"
+ORACLE_PORT="${DEMO_ORACLE_PORT:-8700}"
+EPOCH_BLOCKS=10
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  ao node stop >/dev/null 2>&1 || true
+}
+
 ao node stop >/dev/null 2>&1 || true
 rm -rf "$ATTRIBUTION_HOME"
 
@@ -22,10 +34,10 @@ done
 ao wallet list
 
 step "Start a local chain (Anvil) and deploy the contracts (oracle set: 3 signers, any 2 sign a report)"
-ao node start --fresh
-trap 'ao node stop >/dev/null' EXIT
+ao node start --fresh --block-time 1
+trap cleanup EXIT
 ao deploy --from dev:0 --oracle-signer oracle1 --oracle-signer oracle2 --oracle-signer oracle3 --threshold 2 \
-  --operator operator
+  --operator operator --epoch-blocks "$EPOCH_BLOCKS"
 for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
   ao wallet fund "$who" --eth 1 --from dev:0 >/dev/null
 done
@@ -41,6 +53,9 @@ for who in alice bob carol mallory; do
   ao datanet contribute 1 "demo/corpus/$who" --from "$who"
 done
 
+step "The curator audits pending contributions for copies before approving (byte spans vs the approved corpus)"
+ao datanet audit 1 --pending
+
 step "Curation: approve most, reject one off-topic document, reject the spam as malicious (stake slashed)"
 ao datanet approve $(seq 1 22) 24 $(seq 25 36) --from owner
 ao datanet reject 23 --from owner
@@ -49,40 +64,66 @@ ao datanet reject 37 --malicious --from owner
 step "Publish version 1: the Merkle root of the approved contributions in approval order"
 ao datanet publish 1 --from owner
 
-step "A model builder registers a model trained on datanet 1 version 1"
-# Training lands with the ModelFactory issue; until then the demo registers the adapter card below.
-ao model register --base demo/models/base-model.txt --adapter demo/models/adapter-card.json \
-  --datanet 1@1 --price 0.5 --split 5000/4000/1000 --from builder
+step "ModelFactory: verify every blob against the version's Merkle root, fine-tune a LoRA adapter on SmolLM2-135M,"
+echo "   build its gradient and span indices, store the provenance manifest and register the model"
+ao model train --datanet 1@1 --base "$DEMO_BASE" --steps "$DEMO_STEPS" --seq-len 128 --batch-size 4 \
+  --register --price 0.5 --split 5000/4000/1000 --from builder
+ao model show 1
 
 step "Tables"
 ao datanet list
 ao datanet show 1
 ao model list
 
-step "An agent pays for four inferences (0.5 OPEN each, one transaction); the operator serves them"
-ao market pay 1 --from agent \
-  --prompt "How often should I inspect a hive in spring?" \
-  --prompt "When do bees forage furthest?" \
-  --prompt "How do I recognise American foulbrood?" \
-  --prompt "When is honey ready to harvest?"
-ao market serve 1 2 3 4 --from operator
-ao market show 1 2 3 4
+step "OpenLoRA serves model 1; three oracle nodes (any 2 of 3 sign) follow the chain and the served log"
+SERVER="http://127.0.0.1:$SERVE_PORT"
+export ATTRIBUTION_SERVER="$SERVER"
+mkdir -p "$ATTRIBUTION_HOME/logs"
+ao serve --model-ids 1 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator \
+  >"$ATTRIBUTION_HOME/logs/serve.log" 2>&1 &
+PIDS+=($!)
+for i in 1 2 3; do
+  peers=()
+  for j in 1 2 3; do [ "$i" = "$j" ] || peers+=(--peer "http://127.0.0.1:$((ORACLE_PORT + j))"); done
+  ao oracle run --wallet "oracle$i" --port "$((ORACLE_PORT + i))" "${peers[@]}" --served "$SERVER" \
+    --confirmations 1 --epoch-blocks "$EPOCH_BLOCKS" >"$ATTRIBUTION_HOME/logs/oracle$i.log" 2>&1 &
+  PIDS+=($!)
+done
+wait_for() {  # wait_for URL SECONDS
+  for _ in $(seq 1 "$2"); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 1; done
+  echo "timed out waiting for $1" >&2; return 1
+}
+wait_for "$SERVER/health" 300
+for i in 1 2 3; do wait_for "http://127.0.0.1:$((ORACLE_PORT + i))/health" 120; done
+echo "server and oracle nodes are up (logs in $ATTRIBUTION_HOME/logs)"
 
-step "Epoch 1: the settlement code splits each inference's data pools by fixed example attributions"
-# Until the oracle computes attributions, demo/example-scores.json holds them: {request: {contribution: score}}.
-uri=$(ao --json report build --epoch 1 --scores demo/example-scores.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["uri"])')
-echo "report: $uri"
-ao report sign "$uri" --from oracle1
-ao report sign "$uri" --from oracle3
-ao report submit "$uri" --from operator
+step "An agent pays for prompts on-chain and runs them on the server (402 without a payment)"
+curl -s -o /dev/null -w "unpaid request -> HTTP %{http_code}\n" "$SERVER/v1/completions" \
+  -H 'content-type: application/json' -d '{"model": "1", "prompt": "free honey?", "request_id": 999}'
+for prompt in "How often should I inspect a hive in spring?" "When do bees forage furthest?" \
+  "How do I recognise American foulbrood?" "When is honey ready to harvest?"; do
+  ao infer 1 "$prompt" --wallet agent --max-tokens 24
+done
+
+step "The oracle nodes attribute each inference, sign epoch reports, exchange signatures and submit"
+for _ in $(seq 1 240); do
+  settled=$(ao --json report show 2>/dev/null | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["inferences"]))' 2>/dev/null || echo 0)
+  [ "$settled" -ge 4 ] && break
+  sleep 1
+done
+[ "$settled" -ge 4 ] || { echo "the oracle did not settle the 4 inferences; see $ATTRIBUTION_HOME/logs" >&2; exit 1; }
+ao oracle status --wallet oracle1
+uri=$(ao --json report show | python3 -c 'import json,sys; print(json.load(sys.stdin)["uris"][-1])')
 ao report verify "$uri"
 
 step "Contributors claim (bob's claim is sent by the operator as a relayer; the OPEN still goes to bob)"
-ao wallet balance owner alice bob carol
 ao rewards show owner alice bob carol
 ao rewards claim alice --from alice
 ao rewards claim bob --from operator
 ao rewards claim carol --from carol
 ao rewards claim owner --from owner
+
+step "Per inference, its top contributions; then who earned what"
+ao report show --top 3
 ao rewards show owner alice bob carol
-ao wallet balance owner alice bob carol mallory builder agent dev:0
+ao wallet balance owner alice bob carol mallory builder agent operator dev:0

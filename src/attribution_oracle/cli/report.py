@@ -186,7 +186,8 @@ def show(app: App, uri: str | None, top: int) -> None:
     names = _wallet_names(app)
     label = {}  # contribution id -> (contributor, datanet)
     inference_rows, earned, data = [], {}, []
-    for report_uri in _accepted_uris(app, uri):
+    uris = _accepted_uris(app, uri)
+    for report_uri in uris:
         report = load_report(app.store, report_uri)
         for inference in report.inferences:
             if inference.model_id not in label:
@@ -219,7 +220,7 @@ def show(app: App, uri: str | None, top: int) -> None:
         for account, amount in sorted(earned.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     if app.json_output:
-        app.emit({"inferences": data, "earned": {a: str(v) for a, v in sorted(earned.items())}})
+        app.emit({"uris": uris, "inferences": data, "earned": {a: str(v) for a, v in sorted(earned.items())}})
         return
     app.emit(
         None,
