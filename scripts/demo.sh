@@ -79,13 +79,13 @@ step "OpenLoRA serves model 1; three oracle nodes (any 2 of 3 sign) follow the c
 SERVER="http://127.0.0.1:$SERVE_PORT"
 export ATTRIBUTION_SERVER="$SERVER"
 mkdir -p "$ATTRIBUTION_HOME/logs"
-ao serve --model-ids 1 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator \
+attribution-oracle serve --model-ids 1 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator \
   >"$ATTRIBUTION_HOME/logs/serve.log" 2>&1 &
 PIDS+=($!)
 for i in 1 2 3; do
   peers=()
   for j in 1 2 3; do [ "$i" = "$j" ] || peers+=(--peer "http://127.0.0.1:$((ORACLE_PORT + j))"); done
-  ao oracle run --wallet "oracle$i" --port "$((ORACLE_PORT + i))" "${peers[@]}" --served "$SERVER" \
+  attribution-oracle oracle run --wallet "oracle$i" --port "$((ORACLE_PORT + i))" "${peers[@]}" --served "$SERVER" \
     --confirmations 1 --epoch-blocks "$EPOCH_BLOCKS" >"$ATTRIBUTION_HOME/logs/oracle$i.log" 2>&1 &
   PIDS+=($!)
 done
