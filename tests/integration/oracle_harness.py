@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from conftest import PASSWORD, free_port, make_cli
+from cli_harness import PASSWORD, free_port, make_cli
 
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deploy import deploy_all

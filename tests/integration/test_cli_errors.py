@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import free_port, make_cli
+from cli_harness import free_port, make_cli
 
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import free_port, make_cli
+from cli_harness import free_port, make_cli
 
 
 def test_start_status_stop_restart_keeps_state(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import free_port
+from cli_harness import free_port
 from oracle_harness import Driver, NodeProcess, make_market, wait_settled
 
 from attribution_oracle.chain.wallets import dev_account

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from conftest import free_port
+from cli_harness import free_port
 from oracle_harness import Driver, Market, NodeProcess, accepted_reports, make_market, served_pools, wait_settled
 
 from attribution_oracle.store.blobs import BlobStore

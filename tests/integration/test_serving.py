@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from conftest import free_port, make_cli
+from cli_harness import free_port, make_cli
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
 from attribution_oracle.chain.client import ChainClient

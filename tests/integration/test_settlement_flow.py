@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import free_port, make_cli
+from cli_harness import free_port, make_cli
 
 from attribution_oracle.attribution.shares import contributor_shares
 from attribution_oracle.chain.client import ChainClient
