@@ -13,12 +13,47 @@ Public API::
     scorer.scores(prompt_ids, output_ids)   # {contribution id: score}
 """
 
-from .config import TrainConfig
-from .errors import DataVerificationError, FactoryError, ManifestError, RunMismatchError
-from .fetch import Document, TrainingData, fetch_training_data
-from .manifest import MANIFEST_FORMAT, load_manifest, manifest_digest_of_uri, manifest_uri, verify_manifest
-from .pipeline import TrainedModel, run_name, train_model
-from .sources import ApprovedContribution, CatalogSource, ChainSource, DatanetSource, VersionRecord, parse_datanet_spec
+import importlib
+
+# Public names load on first use, so light users (the CLI's `model register`, oracle nodes) do not import torch.
+_LAZY = {
+    "TrainConfig": "config",
+    "DataVerificationError": "errors",
+    "FactoryError": "errors",
+    "ManifestError": "errors",
+    "RunMismatchError": "errors",
+    "Document": "fetch",
+    "TrainingData": "fetch",
+    "fetch_training_data": "fetch",
+    "MANIFEST_FORMAT": "manifest",
+    "load_manifest": "manifest",
+    "manifest_digest_of_uri": "manifest",
+    "manifest_uri": "manifest",
+    "verify_manifest": "manifest",
+    "TrainedModel": "pipeline",
+    "run_name": "pipeline",
+    "train_model": "pipeline",
+    "ApprovedContribution": "sources",
+    "CatalogSource": "sources",
+    "ChainSource": "sources",
+    "DatanetSource": "sources",
+    "VersionRecord": "sources",
+    "parse_datanet_spec": "sources",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "MANIFEST_FORMAT",

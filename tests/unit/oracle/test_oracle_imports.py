@@ -28,3 +28,14 @@ def test_every_public_name_of_attribution_resolves() -> None:
         assert name in dir(attribution)
     with pytest.raises(AttributeError, match="no_such_name"):
         attribution.no_such_name  # noqa: B018
+
+
+def test_every_public_name_of_the_factory_resolves() -> None:
+    import attribution_oracle.factory as factory
+    from attribution_oracle.factory import pipeline
+
+    assert factory.train_model is pipeline.train_model
+    for name in factory.__all__:
+        assert getattr(factory, name) is not None
+    with pytest.raises(AttributeError, match="no_such_name"):
+        factory.no_such_name  # noqa: B018
