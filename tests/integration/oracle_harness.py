@@ -173,6 +173,8 @@ class Driver:
             store = BlobStore(self.market.root / "setup" / "blobs")
             self._model = load_model_scorer(store, self.market.manifest, cache_dir=self.market.root / "gen-cache",
                                             dtype=torch.float32).model  # fmt: skip
+            # byte ids only (the byte tokenizer's special tokens come after the 256 bytes)
+            self._specials = list(range(256, self._model.config.vocab_size))
         by_length: dict[int, list[int]] = {}
         for request_id, prompt in prompts.items():
             by_length.setdefault(len(prompt.encode()), []).append(request_id)
@@ -181,7 +183,8 @@ class Driver:
             for length, ids in by_length.items():
                 batch = torch.tensor([list(prompts[i].encode()) for i in ids], dtype=torch.long)
                 out = self._model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
-                                           max_new_tokens=OUTPUT_TOKENS, do_sample=False, pad_token_id=0)  # fmt: skip
+                                           max_new_tokens=OUTPUT_TOKENS, do_sample=False, pad_token_id=0,
+                                           suppress_tokens=self._specials)  # fmt: skip
                 for request_id, row in zip(ids, out[:, length:].tolist(), strict=True):
                     outputs[request_id] = tuple(int(t) for t in row)
         return outputs
