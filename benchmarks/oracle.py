@@ -10,12 +10,14 @@ batches of 64, writes their served records (as the server does) and marks them s
 Then a cProfile of one in-process node catching up on the same chain shows where a node's time goes.
 Writes ``benchmarks/results/oracle.json`` and appends a section to ``BENCHMARKS.md``.
 
-    .venv/bin/python benchmarks/oracle.py                        # 640 inferences per setup
+    .venv/bin/python benchmarks/oracle.py                        # 640 inferences per setup, real scorer
     .venv/bin/python benchmarks/oracle.py --inferences 320 --scorer oracle_scorers:content_provider
 
-``--scorer`` is passed to the nodes: ``factory`` (the trained model's real scorer, needs a registered model
-with a factory manifest) or ``module:callable``; the default is the test-only content-hash scorer from
-``tests/integration/oracle_scorers.py`` (no model compute: it measures the chain and bookkeeping path).
+The market's model is a real ModelFactory run (tiny:0 base, see ``oracle_harness.make_market``) registered with
+its manifest; served records carry the model's own greedy outputs. ``--scorer`` is passed to the nodes:
+``factory`` (default: the trained model's real gradient + span scorer) or ``module:callable``, e.g. the
+benchmark-only content-hash scorer of ``tests/integration/oracle_scorers.py`` (no model compute: the chain and
+bookkeeping path alone).
 """
 
 from __future__ import annotations
@@ -160,31 +162,44 @@ def profile_node(market: Market, root: Path, scorer: str) -> str:
     from attribution_oracle.oracle.sources import StoreServedRecords
 
     client = ChainClient(market.rpc)
+    shutil.copytree(market.root / "setup" / "blobs", root / "profile" / "blobs")  # the model's manifest and files
     store = BlobStore(root / "profile" / "blobs")
-    context = ScorerContext(client, market.deployment, store)
+    context = ScorerContext(client, market.deployment, store, cache_dir=root / "profile" / "scorer-cache")
     node = OracleNode(
         client, market.deployment, store, dev_account(7), StoreServedRecords(market.served_log),
         load_provider(scorer, context), context, NodeConfig(state_dir=root / "profile", epoch_blocks=None),
     )  # fmt: skip
     profiler = cProfile.Profile()
+    started = time.perf_counter()
     profiler.enable()
     for _ in range(200):
         summary = node.run_once()
         if summary["epoch"] is None and summary["attributed"] == 0:
             break
     profiler.disable()
+    wall = time.perf_counter() - started
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(18)
+    stats = pstats.Stats(profiler, stream=out)
+    # attribution = the scorer's scores() (model forward/backward, projection, index product, spans, combine)
+    scoring = [(v[3], v[1]) for k, v in stats.stats.items() if k[2] == "scores" and "scor" in k[0]]
+    attribution_s = max((t for t, _ in scoring), default=0.0)
+    calls = max((n for _, n in scoring), default=0)
+    stats.sort_stats("cumulative").print_stats(18)
     lines = [line for line in out.getvalue().splitlines() if line.strip()]
     start = next(i for i, line in enumerate(lines) if "ncalls" in line)
-    return "\n".join(lines[start:])
+    head = (
+        f"wall {wall:.2f} s (under the profiler); attribution (scorer.scores, {calls} inferences) "
+        f"{attribution_s:.2f} s = {100 * attribution_s / wall:.0f}%; everything else (chain reads, records, "
+        f"shares, reports, signing, SQLite) {wall - attribution_s:.2f} s"
+    )
+    return head + "\n\n" + "\n".join(lines[start:])
 
 
 def main() -> None:
     """Run both setups, print and record the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inferences", type=int, default=640)
-    parser.add_argument("--scorer", default="oracle_scorers:content_provider")
+    parser.add_argument("--scorer", default="factory")
     parser.add_argument("--epoch-blocks", type=int, default=5)
     parser.add_argument(
         "--served-log-dir",

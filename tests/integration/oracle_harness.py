@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import torch
 from cli_harness import PASSWORD, free_port, make_cli
 
 from attribution_oracle.chain.client import ChainClient
@@ -36,6 +38,11 @@ ORACLE_KEYS = (7, 8, 9)
 PAYER, OPERATOR = 5, 6
 BATCH = 64
 BLOCK_TIME_S = 0.2
+OUTPUT_TOKENS = 8
+# The market's model: a real ModelFactory run on Datanet 1 (tiny:0 base, a few steps: seconds of training), its
+# manifest registered as the model's metadataURI, so nodes with `--scorer factory` attribute with the real scorer.
+TRAIN = ["--base", "tiny:0", "--steps", "4", "--batch-size", "2", "--seq-len", "64", "--proj-dim", "32",
+         "--checkpoint-every", "2"]  # fmt: skip
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Market:
     served_log: Path
     wallets: list[str]
     threshold: int
+    adapter_hash: str
+    manifest: str
 
     @property
     def rpc(self) -> str:
@@ -97,19 +106,25 @@ def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10, served_l
     ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "dev:3")
     ao("datanet", "approve", "1", "2", "3", "4", "5", "6", "--from", "dev:1")
     ao("datanet", "publish", "1", "--from", "dev:1")
-    ao("model", "register", "--base-hash", "11" * 32, "--adapter-hash", "22" * 32, "--datanet", "1",
-       "--price", "1", "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
+    with warnings.catch_warnings():  # the in-process CLI runner mixes stderr (torch warnings) into stdout
+        warnings.simplefilter("ignore")
+        trained = ao.json("model", "train", "--datanet", "1", *TRAIN, "--register", "--price", "1",
+                          "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
     market = client.contract(deployment, "InferenceMarket")
     token = client.contract(deployment, "OpenToken")
     client.send(token.functions.approve(market.address, 2**255), dev_account(PAYER), "approve market")
     served_log = served_log or root / "served.sqlite"
     ServedRecordStore(served_log)
-    return Market(root, anvil, client, deployment, served_log, names, threshold)
+    return Market(root, anvil, client, deployment, served_log, names, threshold, trained["adapterHash"],
+                  trained["manifest"])  # fmt: skip
 
 
 @dataclass
 class Driver:
-    """Pays for inferences in batches, records them as the server would, and marks them served."""
+    """Pays for inferences in batches, records them as the server would, and marks them served.
+
+    Records carry real token ids of the trained tiny model: the prompt's UTF-8 bytes (its byte tokenizer) and
+    the model's own greedy output."""
 
     market: Market
     prompts: int = 0
@@ -117,6 +132,7 @@ class Driver:
     served: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._model = None
         self._decoder = LogDecoder([self.market.contract("InferenceMarket")])
 
     def pay(self, count: int, tag: str = "") -> list[tuple]:
@@ -146,20 +162,50 @@ class Driver:
         self._tag = tag
         return receipts
 
+    def generate(self, prompts: dict[int, str]) -> dict[int, tuple[int, ...]]:
+        """Greedy outputs (``OUTPUT_TOKENS`` byte ids) of the market's trained model, as the server would answer.
+
+        Prompt ids are the UTF-8 bytes (the tiny model's byte tokenizer); prompts of equal length are batched."""
+        if self._model is None:
+            torch.set_num_threads(1)
+            from attribution_oracle.factory.scorer import load_model_scorer
+
+            store = BlobStore(self.market.root / "setup" / "blobs")
+            self._model = load_model_scorer(store, self.market.manifest, cache_dir=self.market.root / "gen-cache",
+                                            dtype=torch.float32).model  # fmt: skip
+            # byte ids only (the byte tokenizer's special tokens come after the 256 bytes)
+            self._specials = list(range(256, self._model.config.vocab_size))
+        by_length: dict[int, list[int]] = {}
+        for request_id, prompt in prompts.items():
+            by_length.setdefault(len(prompt.encode()), []).append(request_id)
+        outputs: dict[int, tuple[int, ...]] = {}
+        with torch.no_grad():
+            for length, ids in by_length.items():
+                batch = torch.tensor([list(prompts[i].encode()) for i in ids], dtype=torch.long)
+                out = self._model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
+                                           max_new_tokens=OUTPUT_TOKENS, do_sample=False, pad_token_id=0,
+                                           suppress_tokens=self._specials)  # fmt: skip
+                for request_id, row in zip(ids, out[:, length:].tolist(), strict=True):
+                    outputs[request_id] = tuple(int(t) for t in row)
+        return outputs
+
     def serve(self, receipts: list[tuple], tag: str = "", without_record: frozenset[int] = frozenset()) -> None:
         """Write each request's served record (as the server does), then mark them served on-chain.
 
         Requests in ``without_record`` are marked served but get no record (a faulty server)."""
         store = ServedRecordStore(self.market.served_log)
+        wanted = [r[0] for r in receipts if r[0] not in without_record]
+        outputs = self.generate({i: f"{tag}prompt {i}: how do bees make honey?" for i in wanted})
         for r in receipts:
             request_id = r[0]
             if request_id in without_record:
                 continue
             prompt = f"{tag}prompt {request_id}: how do bees make honey?"
-            output = f"answer {request_id * 7919 % 1000}"
+            output_ids = outputs[request_id]
+            output = bytes(output_ids).decode("utf-8", errors="replace")
             store.add(
-                ServedRecord(request_id, 1, "22" * 32, prompt, tuple(prompt.encode()), tuple(output.encode()), output,
-                             float(request_id))
+                ServedRecord(request_id, 1, self.market.adapter_hash, prompt, tuple(prompt.encode()), output_ids,
+                             output, float(request_id))
             )  # fmt: skip
         contract = self.market.contract("InferenceMarket")
         for start in range(0, len(receipts), BATCH):
@@ -194,6 +240,8 @@ class NodeProcess:
         self.home = market.root / f"node{index}"
         self.state = self.home / "oracle" / (state or f"oracle{index}")
         (self.home / "deployments").mkdir(parents=True, exist_ok=True)
+        # the node's content store holds the trained model's manifest, adapter, checkpoints and index files
+        shutil.copytree(market.root / "setup" / "blobs", self.home / "blobs", dirs_exist_ok=True)
         shutil.copy(market.root / "setup" / "deployments" / "31337.json", self.home / "deployments" / "31337.json")
         self.extra = extra or []
         self.proc: subprocess.Popen | None = None
@@ -203,7 +251,7 @@ class NodeProcess:
         """The command line."""
         args = ["--home", str(self.home), "--rpc", self.market.rpc, "oracle", "run", "--wallet",
                 f"oracle{self.index}", "--port", str(self.port), "--served", str(self.market.served_log),
-                "--confirmations", "2", "--scorer", "oracle_scorers:content_provider", "--poll-interval", "0.2",
+                "--confirmations", "2", "--scorer", "factory", "--poll-interval", "0.2",
                 "--state-dir", str(self.state)]  # fmt: skip
         for peer in self.peers:
             args += ["--peer", peer]
@@ -216,6 +264,7 @@ class NodeProcess:
             "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests" / "integration")]),
             "ATTRIBUTION_ACCOUNTS_DIR": str(self.market.root / "accounts"),
             "ATTRIBUTION_PASSWORD": PASSWORD,
+            "OMP_NUM_THREADS": "1",  # one torch thread per node: three nodes share two cores
         }
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "node.log", "ab") as log:

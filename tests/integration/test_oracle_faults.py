@@ -2,7 +2,9 @@
 
 One chain for the module; the tests run in order and each adds paid, served inferences, then checks that
 every served inference on the chain is settled exactly once and that the accepted cumulative total equals the
-sum of the contributor and Datanet-owner pools to the wei.
+sum of the contributor and Datanet-owner pools to the wei. The market's model is a real factory-trained tiny
+model and the nodes attribute with its real scorer (`--scorer factory`); only the wrong-report node uses a
+test-only scorer (the real one, perturbed).
 """
 
 from __future__ import annotations

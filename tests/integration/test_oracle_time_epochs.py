@@ -1,4 +1,6 @@
-"""Time-based epochs and the missing-record grace rule, on a real Anvil with three node processes (m = 2)."""
+"""Time-based epochs and the missing-record grace rule, on a real Anvil with three node processes (m = 2).
+
+The nodes attribute with the real factory scorer of the market's trained tiny model (`--scorer factory`)."""
 
 from __future__ import annotations
 
