@@ -27,12 +27,34 @@ from transformers import DynamicCache
 
 from .lora import LoraPool, LoraWeights
 
-__all__ = ["BatchGenerator", "GenerationRequest"]
+__all__ = ["BatchGenerator", "GenerationRequest", "stop_token_ids_of"]
+
+
+def stop_token_ids_of(model: torch.nn.Module, tokenizer) -> frozenset[int]:
+    """The end-of-sequence ids a generation stops at: the model's generation config's, plus the tokenizer's.
+
+    They can differ: SmolLM2 converted from GGUF has ``eos_token_id = 2`` (``<|im_end|>``) in its generation
+    config while its tokenizer names ``<|im_start|>`` (1); Hugging Face's ``generate`` stops at the former.
+    """
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        eos = getattr(source, "eos_token_id", None) if source is not None else None
+        if eos is not None:
+            ids.update([eos] if isinstance(eos, int) else eos)
+            break
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(tokenizer.eos_token_id)
+    return frozenset(int(i) for i in ids)
 
 
 @dataclass(eq=False)
 class GenerationRequest:
-    """One generation: the prompt's token ids, its adapter and limits; filled in as it runs."""
+    """One generation: the prompt's token ids, its adapter and limits; filled in as it runs.
+
+    ``max_tokens`` counts every generated token, a final stop token included (as Hugging Face's
+    ``max_new_tokens`` does). Until ``min_tokens`` tokens were generated, the stop tokens cannot be chosen
+    (their logits are set to -inf, Hugging Face's ``min_new_tokens`` rule).
+    """
 
     prompt_ids: list[int]
     adapter_hash: str | None
@@ -40,6 +62,7 @@ class GenerationRequest:
     temperature: float = 0.0
     seed: int = 0
     stop_token_ids: frozenset[int] = frozenset()
+    min_tokens: int = 0
     keep_logits: bool = False
     on_token: Callable[[int], None] | None = None
     on_finish: Callable[[], None] | None = None
@@ -139,7 +162,7 @@ class BatchGenerator:
     def _forward(self, slots: list[int], **kwargs) -> torch.Tensor:
         with torch.inference_mode(), self.pool.batch(slots):
             out = self.model(use_cache=True, logits_to_keep=1, **kwargs)
-        return out.logits[:, -1, :].float()
+        return out.logits[:, -1, :].float().clone()  # a normal tensor (editable outside inference mode)
 
     def _prefill(self, admitted: list[tuple[GenerationRequest, int]]) -> None:
         width = max(len(r.prompt_ids) for r, _ in admitted)
@@ -201,6 +224,10 @@ class BatchGenerator:
         self._emit(self.rows, tokens, logits)
 
     def _choose(self, requests: list[GenerationRequest], logits: torch.Tensor) -> torch.Tensor:
+        """The next token of each row (stop tokens masked in place below ``min_tokens``)."""
+        for i, request in enumerate(requests):
+            if request.stop_token_ids and len(request.output_ids) < request.min_tokens:
+                logits[i, sorted(request.stop_token_ids)] = float("-inf")
         tokens = logits.argmax(-1)
         for i, request in enumerate(requests):
             if request.temperature > 0:
