@@ -215,7 +215,9 @@ class BatchGenerator:
         logits = self._forward(
             self._slots,
             input_ids=self._last[:, None],
-            attention_mask=mask,
+            # the 4-D boolean mask HF would build from the 2-D one (one query per row): built here in one op,
+            # which spares HF's per-step mask construction (vmap over positions)
+            attention_mask=mask.bool()[:, None, None, :],
             position_ids=self._next_pos[:, None],
             past_key_values=self._cache,
         )
