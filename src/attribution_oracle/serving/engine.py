@@ -1,7 +1,9 @@
 """Continuous batching of generation over one base model, each request with its own LoRA adapter.
 
-The batch is a left-padded block: one ``DynamicCache`` for all running rows, a 2-D attention mask marking
-real tokens, per-row position ids (the count of real tokens before each one). Every ``step``:
+The batch is a left-padded block: one key/value cache for all running rows (each layer a preallocated buffer
+with room for the rows' remaining tokens: a decode step writes in place instead of concatenating), a 2-D
+attention mask marking real tokens, per-row position ids (the count of real tokens before each one). Every
+``step`` (run under ``torch.inference_mode``):
 
 1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled
    together in one forward (left-padded, each row with its adapter) and their key/value blocks are merged
@@ -23,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
+from transformers import Cache, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from .lora import LoraPool, LoraWeights
 
@@ -100,7 +103,7 @@ class BatchGenerator:
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.rows: list[GenerationRequest] = []
         self._slots: list[int] = []
-        self._cache: DynamicCache | None = None
+        self._cache: Cache | None = None
         self._mask: torch.Tensor | None = None  # [B, L]
         self._next_pos: torch.Tensor | None = None  # [B]
         self._last: torch.Tensor | None = None  # [B]
@@ -125,6 +128,10 @@ class BatchGenerator:
 
     def step(self) -> None:
         """Admit waiting requests, then decode one token for every running row."""
+        with torch.inference_mode():
+            self._step()
+
+    def _step(self) -> None:
         admitted = self._admit()
         if admitted:
             self._prefill(admitted)
@@ -160,9 +167,9 @@ class BatchGenerator:
         return admitted
 
     def _forward(self, slots: list[int], **kwargs) -> torch.Tensor:
-        with torch.inference_mode(), self.pool.batch(slots):
+        with self.pool.batch(slots):
             out = self.model(use_cache=True, logits_to_keep=1, **kwargs)
-        return out.logits[:, -1, :].float().clone()  # a normal tensor (editable outside inference mode)
+        return out.logits[:, -1, :].float()
 
     def _prefill(self, admitted: list[tuple[GenerationRequest, int]]) -> None:
         width = max(len(r.prompt_ids) for r, _ in admitted)
@@ -191,8 +198,10 @@ class BatchGenerator:
         next_pos: torch.Tensor,
         last: torch.Tensor,
     ) -> None:
+        room = max(r.max_tokens - len(r.output_ids) for r in self.rows + requests)
         if self._cache is None:
-            self._cache, self._mask, self._next_pos, self._last = cache, mask, next_pos, last
+            self._cache = _preallocated([(x.keys, x.values) for x in cache.layers], room)
+            self._mask, self._next_pos, self._last = mask, next_pos, last
         else:
             width = max(self._mask.shape[1], mask.shape[1])
             layers = []
@@ -200,7 +209,7 @@ class BatchGenerator:
                 keys = torch.cat([_left_pad(old.keys, width), _left_pad(new.keys, width)])
                 values = torch.cat([_left_pad(old.values, width), _left_pad(new.values, width)])
                 layers.append((keys, values))
-            self._cache = DynamicCache(ddp_cache_data=layers)
+            self._cache = _preallocated(layers, room)
             self._mask = torch.cat([_left_pad_mask(self._mask, width), _left_pad_mask(mask, width)])
             self._next_pos = torch.cat([self._next_pos, next_pos])
             self._last = torch.cat([self._last, last])
@@ -274,7 +283,8 @@ class BatchGenerator:
             (layer.keys.index_select(0, index)[:, :, start:], layer.values.index_select(0, index)[:, :, start:])
             for layer in self._cache.layers
         ]
-        self._cache = DynamicCache(ddp_cache_data=layers)
+        room = max(r.max_tokens - len(r.output_ids) for r in self.rows if r.finish_reason is None)
+        self._cache = _preallocated(layers, room)
         self._mask = mask[:, start:]
         self._next_pos = self._next_pos.index_select(0, index)
         self._last = self._last.index_select(0, index)
@@ -297,6 +307,41 @@ class BatchGenerator:
             self._finish(request, "error", error)
         self.rows, self._slots = [], []
         self._cache = self._mask = self._next_pos = self._last = None
+
+
+class _PreallocatedLayer(DynamicLayer):
+    """A layer's keys and values inside a buffer with room to grow along the sequence (doubling when full)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
+        super().__init__()
+        self.dtype, self.device = keys.dtype, keys.device
+        self.length = keys.shape[2]
+        self._keys = _with_room(keys, room)
+        self._values = _with_room(values, room)
+        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, cache_kwargs=None):
+        """Write the new states after the current ones (in place) and return views of all of them."""
+        end = self.length + key_states.shape[2]
+        if end > self._keys.shape[2]:
+            self._keys = _with_room(self.keys, max(end, 2 * self._keys.shape[2]) - self.length)
+            self._values = _with_room(self.values, self._keys.shape[2] - self.length)
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
+
+
+def _with_room(tensor: torch.Tensor, room: int) -> torch.Tensor:
+    out = tensor.new_empty(tensor.shape[0], tensor.shape[1], tensor.shape[2] + max(room, 1), tensor.shape[3])
+    out[:, :, : tensor.shape[2]] = tensor
+    return out
+
+
+def _preallocated(layers: list[tuple[torch.Tensor, torch.Tensor]], room: int) -> Cache:
+    return Cache(layers=[_PreallocatedLayer(keys, values, room) for keys, values in layers])
 
 
 def _left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
