@@ -92,13 +92,19 @@ class BatchGenerator:
         adapters: Callable[[str], LoraWeights],
         pad_token_id: int,
         max_batch: int = 64,
+        prefill_waste: float = 0.1,
     ) -> None:
-        """``adapters`` returns the weights of an adapter hash (blocking until loaded)."""
+        """``adapters`` returns the weights of an adapter hash (blocking until loaded).
+
+        Admitted prompts are prefilled in groups of similar length, each group padding at most ``prefill_waste``
+        of its tokens (1.0: one group); the prefill's cost grows with the padded tokens.
+        """
         self.model = model
         self.pool = pool
         self.adapters = adapters
         self.pad_token_id = pad_token_id
         self.max_batch = max_batch
+        self.prefill_waste = prefill_waste
         self.device = next(model.parameters()).device
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.rows: list[GenerationRequest] = []
@@ -133,8 +139,8 @@ class BatchGenerator:
 
     def _step(self) -> None:
         admitted = self._admit()
-        if admitted:
-            self._prefill(admitted)
+        for group in _length_groups(admitted, self.prefill_waste):
+            self._prefill(group)
         self._retire()
         if self.rows:
             self._decode()
@@ -307,6 +313,29 @@ class BatchGenerator:
             self._finish(request, "error", error)
         self.rows, self._slots = [], []
         self._cache = self._mask = self._next_pos = self._last = None
+
+
+def _length_groups(admitted: list[tuple[GenerationRequest, int]], waste: float, min_rows: int = 8) -> list[list]:
+    """Split ``admitted`` (longest prompts first) so each group pads at most ``waste`` of its tokens.
+
+    A group shorter than ``min_rows`` rows joins the previous one (each extra forward has a fixed cost).
+    """
+    ordered = sorted(admitted, key=lambda item: -len(item[0].prompt_ids))
+    groups: list[list] = []
+    for item in ordered:
+        n = len(item[0].prompt_ids)
+        if groups:
+            group = groups[-1]
+            width = len(group[0][0].prompt_ids)
+            real = sum(len(r.prompt_ids) for r, _ in group) + n
+            if len(group) < min_rows or (len(group) + 1) * width - real <= waste * (len(group) + 1) * width:
+                group.append(item)
+                continue
+        groups.append([item])
+    if len(groups) > 1 and len(groups[-1]) < min_rows:
+        tail = groups.pop()
+        groups[-1] += tail
+    return groups
 
 
 class _PreallocatedLayer(DynamicLayer):
