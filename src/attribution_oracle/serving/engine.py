@@ -28,6 +28,7 @@ import torch
 from transformers import Cache, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from .attention import use_folded_gqa
 from .lora import LoraPool, LoraWeights
 
 __all__ = ["BatchGenerator", "GenerationRequest", "stop_token_ids_of"]
@@ -93,12 +94,16 @@ class BatchGenerator:
         pad_token_id: int,
         max_batch: int = 64,
         prefill_waste: float = 0.1,
+        fold_gqa: bool = True,
     ) -> None:
         """``adapters`` returns the weights of an adapter hash (blocking until loaded).
 
         Admitted prompts are prefilled in groups of similar length, each group padding at most ``prefill_waste``
-        of its tokens (1.0: one group); the prefill's cost grows with the padded tokens.
+        of its tokens (1.0: one group); the prefill's cost grows with the padded tokens. ``fold_gqa`` switches
+        an ``sdpa`` model to ``attention.folded_gqa_sdpa`` (no per-step copy of the cache for grouped heads).
         """
+        if fold_gqa:
+            use_folded_gqa(model)
         self.model = model
         self.pool = pool
         self.adapters = adapters

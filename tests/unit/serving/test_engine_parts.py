@@ -34,3 +34,28 @@ def test_preallocated_layer_grows_and_equals_concatenation():
         want_k, want_v = torch.cat([want_k, k], dim=2), torch.cat([want_v, v], dim=2)
         assert torch.equal(got_k, want_k) and torch.equal(got_v, want_v)
         assert layer.get_seq_length() == 6 + step
+
+
+def test_folded_gqa_attention_equals_hf_sdpa():
+    """One decode step with the query heads folded onto their key/value heads equals HF's sdpa (float noise)."""
+    from attribution_oracle.models import load_base_model
+    from attribution_oracle.serving.attention import NAME, use_folded_gqa
+
+    torch.set_num_threads(1)
+    model = load_base_model("tiny:0").model  # 4 query heads over 2 key/value heads
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, 250, (3, 6), generator=gen)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[0, :2] = 0
+    step = torch.tensor([[5], [6], [7]])
+    positions = (mask.cumsum(-1) - 1)[:, -1:]
+
+    def decode_logits() -> torch.Tensor:
+        with torch.inference_mode():
+            cache = model(input_ids=ids, attention_mask=mask[:, :6], use_cache=True).past_key_values
+            four_d = mask.bool()[:, None, None, :]
+            return model(input_ids=step, attention_mask=four_d, position_ids=positions, past_key_values=cache).logits
+
+    plain = decode_logits()
+    assert use_folded_gqa(model) and model.config._attn_implementation == NAME
+    torch.testing.assert_close(decode_logits(), plain, atol=1e-5, rtol=0)
