@@ -335,8 +335,11 @@ def main() -> None:
     p.add_argument("--smollm2-tokens", type=int, default=16, help="generated tokens per request (SmolLM2)")
     p.add_argument("--counts", default="1,8,64,256", help="adapter counts")
     p.add_argument("--repeats", type=int, default=3, help="interleaved measurement rounds (the median is reported)")
-    p.add_argument("--seq-repeats", type=int, default=3, help="rounds that also time sequential swapping (slow)")
+    p.add_argument(
+        "--seq-repeats", type=int, default=3, help="SmolLM2 rounds that also time sequential swapping (slow)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads, the same for every system")
+    p.add_argument("--smollm2-modes", default="auto", help="our LoRA modes timed on SmolLM2 (all three on tiny)")
     p.add_argument("--skip-smollm2", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -346,15 +349,16 @@ def main() -> None:
     started = datetime.now(UTC)
     info = machine()
     print(f"machine: {info}", flush=True)
-    tiny = bench_model("tiny:0", counts, 4 if args.quick else args.tiny_tokens, modes, repeats, seq_repeats)
+    tiny = bench_model("tiny:0", counts, 4 if args.quick else args.tiny_tokens, modes, repeats, repeats)
     for line in table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes):
         print(line)
     if args.quick:
         return
     smol = None
     if not args.skip_smollm2:
-        smol = bench_model("smollm2", counts, args.smollm2_tokens, modes, repeats, seq_repeats)
-        for line in table("SmolLM2-135M", smol, counts, modes):
+        smol_modes = ["auto", *[m for m in args.smollm2_modes.split(",") if m != "auto"]]
+        smol = bench_model("smollm2", counts, args.smollm2_tokens, smol_modes, repeats, seq_repeats)
+        for line in table("SmolLM2-135M", smol, counts, smol_modes):
             print(line)
     info["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     out = ROOT / "benchmarks" / "results"
@@ -374,7 +378,7 @@ def main() -> None:
         "targets": list(TARGETS),
         "batch": BATCH,
         "repeats": repeats,
-        "seq_repeats": seq_repeats,
+        "seq_repeats_smollm2": seq_repeats,
     }
     (out / "serving.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     command = "PYTHONPATH=src .venv/bin/python benchmarks/serving.py " + " ".join(sys.argv[1:])
@@ -392,7 +396,8 @@ def main() -> None:
         f"i mod N), prompts of 8-24 tokens, exactly G greedy tokens each for every system (the stop ids of the "
         f"generation config forbidden until G: `min_new_tokens = max_new_tokens = G` for PEFT, `min_tokens = "
         f"max_tokens = G` for ours), batches of at most {BATCH} for every system. Every system first runs one "
-        f"full batch (warm-up), then {repeats} interleaved rounds (sequential timed in {seq_repeats} of them); "
+        f"full batch (warm-up), then {repeats} interleaved rounds (on SmolLM2, sequential timed in {seq_repeats} "
+        "of them); "
         "the median is shown. PEFT mixed = `generate(adapter_names=...)` with all adapters in one PeftModel; "
         "sequential = `set_adapter` then one batched `generate` per adapter (all of its requests); base only = "
         "the same batches through HF `generate` on the base model without adapters (the ceiling of a LoRA "
@@ -402,7 +407,7 @@ def main() -> None:
         "",
     ]
     if smol:
-        lines += table("SmolLM2-135M", smol, counts, modes)
+        lines += table("SmolLM2-135M", smol, counts, smol_modes)
     lines += table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes)
     with open(ROOT / "BENCHMARKS.md", "a") as handle:
         handle.write("\n".join(lines) + "\n")
