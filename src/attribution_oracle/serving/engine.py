@@ -5,9 +5,9 @@ with room for the rows' remaining tokens: a decode step writes in place instead 
 attention mask marking real tokens, per-row position ids (the count of real tokens before each one). Every
 ``step`` (run under ``torch.inference_mode``):
 
-1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled
-   together in one forward (left-padded, each row with its adapter) and their key/value blocks are merged
-   into the running cache (the shorter block is left-padded with masked zeros);
+1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled in
+   groups of similar length (one left-padded forward per group, each row with its adapter) and their
+   key/value blocks are merged into the running cache (the shorter block is left-padded with masked zeros);
 2. one decode forward runs for every row (its last token, its own position, its adapter);
 3. rows that hit ``max_tokens`` or an end-of-sequence token leave the batch; columns that are padding for
    every remaining row are trimmed.
