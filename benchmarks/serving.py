@@ -5,14 +5,22 @@
 
 Workload, identical for the three systems: N distinct rank-8 LoRA adapters on q_proj/v_proj (random A and B),
 max(64, N) requests, request i uses adapter i mod N, prompts of 8-24 random tokens (seeded), exactly G greedy
-tokens each (no early stop), float32, 1 torch thread, batches of at most 64 requests.
+tokens each (the generation config's stop ids forbidden until G, HF's ``min_new_tokens`` rule, for every system),
+float32, the same torch threads (``--threads``, 1 by default) and batches of at most 64 requests for every system.
+Every system runs one full batch first (warm-up); then ``--repeats`` interleaved rounds, the median is reported.
 
 - ours: ``BatchGenerator`` continuous batching (max_batch 64) with the multi-adapter LoRA pool, in its
-  ``auto`` mode and, to choose that mode, forced ``gather`` and ``segment`` (all columns are printed);
+  ``auto`` mode and, to choose that mode, forced ``gather`` and ``segment`` (all columns are printed; one
+  engine, the mode switched between runs);
 - PEFT mixed: one ``PeftModel`` holding all N adapters, ``generate(..., adapter_names=[...])`` on batches of 64
   consecutive requests (left-padded), ``min_new_tokens = max_new_tokens = G``;
 - sequential: the same ``PeftModel``; requests grouped by adapter, ``set_adapter`` then one ``generate`` per
-  adapter over all of its requests (the fastest way to use ``set_adapter``: one swap per adapter, batched).
+  adapter over all of its requests (the fastest way to use ``set_adapter``: one swap per adapter, batched);
+- base only: the same batches through HF ``generate`` on the bare base model (the ceiling of any LoRA server
+  built on the same forward).
+
+Token agreement: ours' and PEFT mixed's tokens are compared per request; where they differ, PEFT's top-2 logit
+gap (stop ids forbidden) at the first differing step tells a float near-tie (< EPS) from a real difference.
 
 Also: cold-load latency of an adapter (blob read + sha256 check + unpack + slot copy, median over 16) and
 bytes per adapter (its tensors). Results: benchmarks/results/serving.json (SmolLM2, the issue's schema),
@@ -50,6 +58,7 @@ from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 RANK = 8
 TARGETS = ("q_proj", "v_proj")
 BATCH = 64
+EPS = 1e-3  # a top-2 logit gap below this is a float near-tie
 
 
 def workload(n_adapters: int, vocab: int, seed: int = 0) -> list[tuple[list[int], int]]:
@@ -68,21 +77,38 @@ def make_blobs(spec: str, n: int) -> tuple[list[bytes], str]:
     return [random_adapter_blob(base.model, base.sha256, RANK, TARGETS, seed=1000 + i) for i in range(n)], base.sha256
 
 
-def run_ours(spec: str, blobs: list[bytes], requests, tokens: int, mode: str) -> tuple[float, list[list[int]]]:
-    base = load_base_model(spec)
-    weights = {str(i): LoraWeights.from_blob(str(i), unpack_adapter(b)) for i, b in enumerate(blobs)}
-    pad = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else base.tokenizer.eos_token_id
-    pool = LoraPool(base.model, capacity=BATCH + 1, mode=mode)
-    engine = BatchGenerator(base.model, pool, weights.__getitem__, pad_token_id=pad, max_batch=BATCH)
-    warm = [engine.submit(GenerationRequest(list(ids), str(a), max_tokens=2)) for ids, a in requests[:4]]
-    engine.run_until_idle()
-    assert all(r.error is None for r in warm)
-    started = time.perf_counter()
-    done = [engine.submit(GenerationRequest(list(ids), str(a), max_tokens=tokens)) for ids, a in requests]
-    engine.run_until_idle()
-    elapsed = time.perf_counter() - started
-    assert all(r.error is None and len(r.output_ids) == tokens for r in done)
-    return len(requests) * tokens / elapsed, [r.output_ids for r in done]
+class Ours:
+    """Our engine over one base model; the LoRA mode is switched between runs (it is read at every forward)."""
+
+    def __init__(self, spec: str, blobs: list[bytes]) -> None:
+        base = load_base_model(spec)
+        self.weights = {str(i): LoraWeights.from_blob(str(i), unpack_adapter(b)) for i, b in enumerate(blobs)}
+        tok = base.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.pool = LoraPool(base.model, capacity=BATCH + 1)
+        self.engine = BatchGenerator(base.model, self.pool, self.weights.__getitem__, pad_token_id=pad, max_batch=BATCH)
+        self.stops = hf_stop_ids(base.model)
+
+    def run(self, requests, tokens: int, mode: str) -> tuple[float, list[list[int]]]:
+        """Tokens/s of one pass over ``requests`` (exactly ``tokens`` each: stop ids forbidden, as min_new_tokens)."""
+        self.pool.mode = mode
+        started = time.perf_counter()
+        done = [
+            self.engine.submit(
+                GenerationRequest(list(ids), str(a), max_tokens=tokens, min_tokens=tokens, stop_token_ids=self.stops)
+            )
+            for ids, a in requests
+        ]
+        self.engine.run_until_idle()
+        elapsed = time.perf_counter() - started
+        assert all(r.error is None and len(r.output_ids) == tokens for r in done)
+        return len(requests) * tokens / elapsed, [r.output_ids for r in done]
+
+
+def hf_stop_ids(model) -> frozenset[int]:
+    """The ids ``generate`` stops at (and ``min_new_tokens`` forbids): the generation config's eos_token_id."""
+    eos = model.generation_config.eos_token_id
+    return frozenset([] if eos is None else [eos] if isinstance(eos, int) else eos)
 
 
 def peft_model(spec: str, blobs: list[bytes]):
@@ -110,7 +136,8 @@ def _left_padded(batch: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.
     return ids, mask
 
 
-def _generate(model, batch: list[list[int]], tokens: int, pad: int, **kw) -> list[list[int]]:
+def _generate(model, batch: list[list[int]], tokens: int, pad: int, gaps: list | None = None, **kw) -> list[list[int]]:
+    """Greedy ``generate`` of exactly ``tokens`` new tokens; with ``gaps``, append each row's per-step top-2 gap."""
     ids, mask = _left_padded(batch, pad)
     out = model.generate(
         input_ids=ids,
@@ -119,39 +146,61 @@ def _generate(model, batch: list[list[int]], tokens: int, pad: int, **kw) -> lis
         min_new_tokens=tokens,
         do_sample=False,
         pad_token_id=pad,
+        output_logits=gaps is not None,
+        return_dict_in_generate=True,
         **kw,
     )
-    return out[:, ids.shape[1] :].tolist()
+    if gaps is not None:
+        forbidden = sorted(hf_stop_ids(model))
+        steps = []
+        for logits in out.logits:  # raw logits; min_new_tokens forbids the stop ids: so do we here
+            logits = logits.float().clone()
+            logits[:, forbidden] = float("-inf")
+            top2 = logits.topk(2, dim=-1).values
+            steps.append(top2[:, 0] - top2[:, 1])
+        gaps += torch.stack(steps, dim=1).tolist()
+    return out.sequences[:, ids.shape[1] :].tolist()
 
 
-def run_peft_mixed(model, tokenizer, requests, tokens: int) -> tuple[float, list[list[int]]]:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    _generate(model, [requests[0][0]], 2, pad, adapter_names=["a0"])  # warm-up
+def run_peft_mixed(model, pad: int, requests, tokens: int, gaps: list | None = None) -> tuple[float, list[list[int]]]:
     outputs: list[list[int]] = []
     started = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(requests), BATCH):
             chunk = requests[start : start + BATCH]
             names = [f"a{a}" for _, a in chunk]
-            outputs += _generate(model, [ids for ids, _ in chunk], tokens, pad, adapter_names=names)
+            outputs += _generate(model, [ids for ids, _ in chunk], tokens, pad, gaps, adapter_names=names)
     return len(requests) * tokens / (time.perf_counter() - started), outputs
 
 
-def run_sequential(model, tokenizer, requests, tokens: int) -> tuple[float, list[list[int]]]:
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+def run_sequential(model, pad: int, requests, tokens: int, only: int | None = None) -> tuple[float, list]:
+    """``set_adapter`` then one batched generate per adapter; ``only``: just that adapter's group (warm-up)."""
     groups: dict[int, list[int]] = {}
     for index, (_, adapter) in enumerate(requests):
         groups.setdefault(adapter, []).append(index)
+    if only is not None:
+        groups = {only: groups[only]}
     outputs: list[list[int] | None] = [None] * len(requests)
+    count = 0
     started = time.perf_counter()
     with torch.inference_mode():
         for adapter, indices in groups.items():
             model.set_adapter(f"a{adapter}")
             for start in range(0, len(indices), BATCH):
                 part = indices[start : start + BATCH]
+                count += len(part)
                 for index, out in zip(part, _generate(model, [requests[i][0] for i in part], tokens, pad), strict=True):
                     outputs[index] = out
-    return len(requests) * tokens / (time.perf_counter() - started), outputs
+    return count * tokens / (time.perf_counter() - started), outputs
+
+
+def run_base_only(model, pad: int, requests, tokens: int) -> float:
+    """The same batches through the base model alone (no adapter): the ceiling of any LoRA server on HF's forward."""
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(requests), BATCH):
+            _generate(model, [ids for ids, _ in requests[start : start + BATCH]], tokens, pad)
+    return len(requests) * tokens / (time.perf_counter() - started)
 
 
 def cold_load(spec: str, blobs: list[bytes], base_hash: str) -> tuple[float, int]:
@@ -177,27 +226,61 @@ def agreement(a: list[list[int]], b: list[list[int]]) -> float:
     return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
 
 
-def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str]) -> dict:
+def divergences(ours: list[list[int]], peft: list[list[int]], gaps: list[list[float]]) -> dict:
+    """Per request that differs: PEFT's top-2 logit gap at the first differing step; near-ties are gaps < EPS."""
+    found = []
+    for o, m, g in zip(ours, peft, gaps, strict=True):
+        if o != m:
+            k = next(i for i, (x, y) in enumerate(zip(o, m, strict=True)) if x != y)
+            found.append(g[k])
+    return {
+        "differ": len(found),
+        "near_ties": sum(gap < EPS for gap in found),
+        "max_gap_at_divergence": max(found, default=None),
+        "eps": EPS,
+    }
+
+
+def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], repeats: int, seq_repeats: int) -> dict:
     results: dict = {}
     all_blobs, base_hash = make_blobs(spec, max(counts))
+    base = load_base_model(spec)
+    pad = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else base.tokenizer.eos_token_id
     for n in counts:
         blobs = all_blobs[:n]
-        requests = workload(n, load_base_model(spec).model.config.vocab_size)
-        row: dict = {}
-        outs = {}
-        for mode in modes:
-            row[f"ours_{mode}_tok_s"], outs[mode] = run_ours(spec, blobs, requests, tokens, mode)
-            print(f"  {spec} n={n} ours[{mode}] {row[f'ours_{mode}_tok_s']:.1f} tok/s", flush=True)
+        requests = workload(n, base.model.config.vocab_size)
+        ours = Ours(spec, blobs)
+        model, _ = peft_model(spec, blobs)
+        # full-batch warm-up of every system; ours' and PEFT mixed's warm-up outputs are the compared tokens
+        _, ours_tokens = ours.run(requests, tokens, "auto")
+        for mode in modes[1:]:
+            ours.run(requests[:BATCH], tokens, mode)
+        gaps: list[list[float]] = []
+        _, mixed = run_peft_mixed(model, pad, requests, tokens, gaps)
+        run_sequential(model, pad, requests, tokens, only=0)
+        run_base_only(base.model, pad, requests[:BATCH], tokens)
+        times: dict[str, list[float]] = {}
+        for rep in range(repeats):  # interleaved rounds: each system once per round
+            for mode in modes:
+                rate, out = ours.run(requests, tokens, mode)
+                times.setdefault(f"ours_{mode}_tok_s", []).append(rate)
+                assert mode != "auto" or out == ours_tokens, "ours is not deterministic"
+            rate, out = run_peft_mixed(model, pad, requests, tokens)
+            times.setdefault("peft_mixed_tok_s", []).append(rate)
+            assert out == mixed, "PEFT mixed is not deterministic"
+            if rep < seq_repeats:
+                rate, sequential = run_sequential(model, pad, requests, tokens)
+                times.setdefault("sequential_tok_s", []).append(rate)
+            times.setdefault("base_only_tok_s", []).append(run_base_only(base.model, pad, requests, tokens))
+            print(f"  {spec} n={n} round {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in times.items()))
+        row: dict = {key: statistics.median(values) for key, values in times.items()}
+        row["runs"] = times
         row["ours_tok_s"] = row["ours_auto_tok_s"]
-        model, tokenizer = peft_model(spec, blobs)
-        row["peft_mixed_tok_s"], mixed = run_peft_mixed(model, tokenizer, requests, tokens)
-        print(f"  {spec} n={n} peft mixed {row['peft_mixed_tok_s']:.1f} tok/s", flush=True)
-        row["sequential_tok_s"], sequential = run_sequential(model, tokenizer, requests, tokens)
-        print(f"  {spec} n={n} sequential {row['sequential_tok_s']:.1f} tok/s", flush=True)
-        row["same_tokens_as_peft_mixed"] = agreement(outs["auto"], mixed)
-        row["same_tokens_as_sequential"] = agreement(outs["auto"], sequential)
+        row["same_tokens_as_peft_mixed"] = agreement(ours_tokens, mixed)
+        row["same_tokens_as_sequential"] = agreement(ours_tokens, sequential)
         row["peft_mixed_vs_sequential_same_tokens"] = agreement(mixed, sequential)
-        del model
+        row["divergences"] = divergences(ours_tokens, mixed, gaps)
+        del model, ours
         results[str(n)] = row
     results["cold_load_ms"], results["bytes_per_adapter"] = cold_load(spec, all_blobs, base_hash)
     results["generated_tokens_per_request"] = tokens
@@ -221,18 +304,24 @@ def table(name: str, results: dict, counts: list[int], modes: list[str]) -> list
         *[f"ours {m}" for m in modes],
         "PEFT mixed",
         "sequential",
+        "base only",
         "ours/PEFT",
         "ours/seq",
         "same tokens",
+        "differ (near-ties)",
         "PEFT vs seq same",
     ]
-    lines = [f"**{name}** (tokens/s; G = {results['generated_tokens_per_request']} tokens per request)", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"**{name}** (tokens/s, median of the rounds; G = {results['generated_tokens_per_request']} tokens per request)"
+    ]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in counts:
         r = results[str(n)]
         cells = [str(n), *[f"{r[f'ours_{m}_tok_s']:.1f}" for m in modes], f"{r['peft_mixed_tok_s']:.1f}"]
-        cells += [f"{r['sequential_tok_s']:.1f}", f"{r['ours_tok_s'] / r['peft_mixed_tok_s']:.2f}x"]
-        cells += [f"{r['ours_tok_s'] / r['sequential_tok_s']:.2f}x", f"{r['same_tokens_as_peft_mixed']:.0%}"]
+        cells += [f"{r['sequential_tok_s']:.1f}", f"{r['base_only_tok_s']:.1f}"]
+        cells += [f"{r['ours_tok_s'] / r['peft_mixed_tok_s']:.2f}x", f"{r['ours_tok_s'] / r['sequential_tok_s']:.2f}x"]
+        d = r["divergences"]
+        cells += [f"{r['same_tokens_as_peft_mixed']:.0%}", f"{d['differ']} ({d['near_ties']})"]
         cells.append(f"{r['peft_mixed_vs_sequential_same_tokens']:.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"cold load {results['cold_load_ms']:.2f} ms, {results['bytes_per_adapter']} bytes per adapter", ""]
@@ -245,23 +334,31 @@ def main() -> None:
     p.add_argument("--tiny-tokens", type=int, default=32, help="generated tokens per request (tiny model)")
     p.add_argument("--smollm2-tokens", type=int, default=16, help="generated tokens per request (SmolLM2)")
     p.add_argument("--counts", default="1,8,64,256", help="adapter counts")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved measurement rounds (the median is reported)")
+    p.add_argument(
+        "--seq-repeats", type=int, default=3, help="SmolLM2 rounds that also time sequential swapping (slow)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch threads, the same for every system")
+    p.add_argument("--smollm2-modes", default="auto", help="our LoRA modes timed on SmolLM2 (all three on tiny)")
     p.add_argument("--skip-smollm2", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     modes = ["auto", "gather", "segment"]
     counts = [1, 8] if args.quick else [int(c) for c in args.counts.split(",")]
+    repeats, seq_repeats = (1, 1) if args.quick else (args.repeats, min(args.seq_repeats, args.repeats))
     started = datetime.now(UTC)
     info = machine()
     print(f"machine: {info}", flush=True)
-    tiny = bench_model("tiny:0", counts, 4 if args.quick else args.tiny_tokens, modes)
+    tiny = bench_model("tiny:0", counts, 4 if args.quick else args.tiny_tokens, modes, repeats, repeats)
     for line in table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes):
         print(line)
     if args.quick:
         return
     smol = None
     if not args.skip_smollm2:
-        smol = bench_model("smollm2", counts, args.smollm2_tokens, modes)
-        for line in table("SmolLM2-135M", smol, counts, modes):
+        smol_modes = ["auto", *[m for m in args.smollm2_modes.split(",") if m != "auto"]]
+        smol = bench_model("smollm2", counts, args.smollm2_tokens, smol_modes, repeats, seq_repeats)
+        for line in table("SmolLM2-135M", smol, counts, smol_modes):
             print(line)
     info["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     out = ROOT / "benchmarks" / "results"
@@ -273,27 +370,44 @@ def main() -> None:
     schema["cold_load_ms"] = main_result["cold_load_ms"]
     schema["bytes_per_adapter"] = main_result["bytes_per_adapter"]
     (out / "serving.json").write_text(json.dumps(schema, indent=2) + "\n")
-    meta = {"machine": info, "smollm2": smol, "tiny": tiny, "rank": RANK, "targets": list(TARGETS), "batch": BATCH}
+    meta = {
+        "machine": info,
+        "smollm2": smol,
+        "tiny": tiny,
+        "rank": RANK,
+        "targets": list(TARGETS),
+        "batch": BATCH,
+        "repeats": repeats,
+        "seq_repeats_smollm2": seq_repeats,
+    }
     (out / "serving.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     command = "PYTHONPATH=src .venv/bin/python benchmarks/serving.py " + " ".join(sys.argv[1:])
     lines = [
         "",
-        f"## OpenLoRA serving throughput — {started:%Y-%m-%d %H:%M} UTC",
+        f"## OpenLoRA serving throughput, fair rerun — {started:%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command.strip()}`",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores shared with other sessions, torch {info['torch']} "
-        f"with 1 thread, float32. Load before: `{info['uptime']}`; after: `{info['uptime_after']}`.",
+        f"with {args.threads} thread(s) for every system, float32. Load before: `{info['uptime']}`; "
+        f"after: `{info['uptime_after']}`.",
         "",
         f"Workload: N rank-{RANK} adapters on {'/'.join(TARGETS)}, max(64, N) requests (request i uses adapter "
-        "i mod N), prompts of 8-24 tokens, exactly G greedy tokens each, batches of at most 64. PEFT mixed = "
-        "`generate(adapter_names=...)` with all adapters in one PeftModel; sequential = `set_adapter` then one "
-        "batched `generate` per adapter (all of its requests). 'same tokens' = share of requests whose tokens "
-        "equal PEFT mixed's.",
+        f"i mod N), prompts of 8-24 tokens, exactly G greedy tokens each for every system (the stop ids of the "
+        f"generation config forbidden until G: `min_new_tokens = max_new_tokens = G` for PEFT, `min_tokens = "
+        f"max_tokens = G` for ours), batches of at most {BATCH} for every system. Every system first runs one "
+        f"full batch (warm-up), then {repeats} interleaved rounds (on SmolLM2, sequential timed in {seq_repeats} "
+        "of them); "
+        "the median is shown. PEFT mixed = `generate(adapter_names=...)` with all adapters in one PeftModel; "
+        "sequential = `set_adapter` then one batched `generate` per adapter (all of its requests); base only = "
+        "the same batches through HF `generate` on the base model without adapters (the ceiling of a LoRA "
+        "server on the same forward). 'same tokens' = share of requests whose tokens equal PEFT mixed's; "
+        f"'differ (near-ties)' = requests that differ and, of them, those whose first differing step has a top-2 "
+        f"logit gap in PEFT's own run below {EPS:g}.",
         "",
     ]
     if smol:
-        lines += table("SmolLM2-135M", smol, counts, modes)
+        lines += table("SmolLM2-135M", smol, counts, smol_modes)
     lines += table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes)
     with open(ROOT / "BENCHMARKS.md", "a") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -1,11 +1,13 @@
 """Continuous batching of generation over one base model, each request with its own LoRA adapter.
 
-The batch is a left-padded block: one ``DynamicCache`` for all running rows, a 2-D attention mask marking
-real tokens, per-row position ids (the count of real tokens before each one). Every ``step``:
+The batch is a left-padded block: one key/value cache for all running rows (each layer a preallocated buffer
+with room for the rows' remaining tokens: a decode step writes in place instead of concatenating), a 2-D
+attention mask marking real tokens, per-row position ids (the count of real tokens before each one). Every
+``step`` (run under ``torch.inference_mode``):
 
-1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled
-   together in one forward (left-padded, each row with its adapter) and their key/value blocks are merged
-   into the running cache (the shorter block is left-padded with masked zeros);
+1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled in
+   groups of similar length (one left-padded forward per group, each row with its adapter) and their
+   key/value blocks are merged into the running cache (the shorter block is left-padded with masked zeros);
 2. one decode forward runs for every row (its last token, its own position, its adapter);
 3. rows that hit ``max_tokens`` or an end-of-sequence token leave the batch; columns that are padding for
    every remaining row are trimmed.
@@ -23,16 +25,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from transformers import DynamicCache
+from transformers import Cache, DynamicCache
+from transformers.cache_utils import DynamicLayer
 
+from .attention import use_folded_gqa
 from .lora import LoraPool, LoraWeights
 
-__all__ = ["BatchGenerator", "GenerationRequest"]
+__all__ = ["BatchGenerator", "GenerationRequest", "stop_token_ids_of"]
+
+
+def stop_token_ids_of(model: torch.nn.Module, tokenizer) -> frozenset[int]:
+    """The end-of-sequence ids a generation stops at: the model's generation config's, plus the tokenizer's.
+
+    They can differ: SmolLM2 converted from GGUF has ``eos_token_id = 2`` (``<|im_end|>``) in its generation
+    config while its tokenizer names ``<|im_start|>`` (1); Hugging Face's ``generate`` stops at the former.
+    """
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        eos = getattr(source, "eos_token_id", None) if source is not None else None
+        if eos is not None:
+            ids.update([eos] if isinstance(eos, int) else eos)
+            break
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        ids.add(tokenizer.eos_token_id)
+    return frozenset(int(i) for i in ids)
 
 
 @dataclass(eq=False)
 class GenerationRequest:
-    """One generation: the prompt's token ids, its adapter and limits; filled in as it runs."""
+    """One generation: the prompt's token ids, its adapter and limits; filled in as it runs.
+
+    ``max_tokens`` counts every generated token, a final stop token included (as Hugging Face's
+    ``max_new_tokens`` does). Until ``min_tokens`` tokens were generated, the stop tokens cannot be chosen
+    (their logits are set to -inf, Hugging Face's ``min_new_tokens`` rule).
+    """
 
     prompt_ids: list[int]
     adapter_hash: str | None
@@ -40,6 +66,7 @@ class GenerationRequest:
     temperature: float = 0.0
     seed: int = 0
     stop_token_ids: frozenset[int] = frozenset()
+    min_tokens: int = 0
     keep_logits: bool = False
     on_token: Callable[[int], None] | None = None
     on_finish: Callable[[], None] | None = None
@@ -66,18 +93,28 @@ class BatchGenerator:
         adapters: Callable[[str], LoraWeights],
         pad_token_id: int,
         max_batch: int = 64,
+        prefill_waste: float = 0.1,
+        fold_gqa: bool = True,
     ) -> None:
-        """``adapters`` returns the weights of an adapter hash (blocking until loaded)."""
+        """``adapters`` returns the weights of an adapter hash (blocking until loaded).
+
+        Admitted prompts are prefilled in groups of similar length, each group padding at most ``prefill_waste``
+        of its tokens (1.0: one group); the prefill's cost grows with the padded tokens. ``fold_gqa`` switches
+        an ``sdpa`` model to ``attention.folded_gqa_sdpa`` (no per-step copy of the cache for grouped heads).
+        """
+        if fold_gqa:
+            use_folded_gqa(model)
         self.model = model
         self.pool = pool
         self.adapters = adapters
         self.pad_token_id = pad_token_id
         self.max_batch = max_batch
+        self.prefill_waste = prefill_waste
         self.device = next(model.parameters()).device
         self.waiting: collections.deque[GenerationRequest] = collections.deque()
         self.rows: list[GenerationRequest] = []
         self._slots: list[int] = []
-        self._cache: DynamicCache | None = None
+        self._cache: Cache | None = None
         self._mask: torch.Tensor | None = None  # [B, L]
         self._next_pos: torch.Tensor | None = None  # [B]
         self._last: torch.Tensor | None = None  # [B]
@@ -102,9 +139,13 @@ class BatchGenerator:
 
     def step(self) -> None:
         """Admit waiting requests, then decode one token for every running row."""
+        with torch.inference_mode():
+            self._step()
+
+    def _step(self) -> None:
         admitted = self._admit()
-        if admitted:
-            self._prefill(admitted)
+        for group in _length_groups(admitted, self.prefill_waste):
+            self._prefill(group)
         self._retire()
         if self.rows:
             self._decode()
@@ -137,7 +178,7 @@ class BatchGenerator:
         return admitted
 
     def _forward(self, slots: list[int], **kwargs) -> torch.Tensor:
-        with torch.inference_mode(), self.pool.batch(slots):
+        with self.pool.batch(slots):
             out = self.model(use_cache=True, logits_to_keep=1, **kwargs)
         return out.logits[:, -1, :].float()
 
@@ -168,8 +209,10 @@ class BatchGenerator:
         next_pos: torch.Tensor,
         last: torch.Tensor,
     ) -> None:
+        room = max(r.max_tokens - len(r.output_ids) for r in self.rows + requests)
         if self._cache is None:
-            self._cache, self._mask, self._next_pos, self._last = cache, mask, next_pos, last
+            self._cache = _preallocated([(x.keys, x.values) for x in cache.layers], room)
+            self._mask, self._next_pos, self._last = mask, next_pos, last
         else:
             width = max(self._mask.shape[1], mask.shape[1])
             layers = []
@@ -177,7 +220,7 @@ class BatchGenerator:
                 keys = torch.cat([_left_pad(old.keys, width), _left_pad(new.keys, width)])
                 values = torch.cat([_left_pad(old.values, width), _left_pad(new.values, width)])
                 layers.append((keys, values))
-            self._cache = DynamicCache(ddp_cache_data=layers)
+            self._cache = _preallocated(layers, room)
             self._mask = torch.cat([_left_pad_mask(self._mask, width), _left_pad_mask(mask, width)])
             self._next_pos = torch.cat([self._next_pos, next_pos])
             self._last = torch.cat([self._last, last])
@@ -192,7 +235,9 @@ class BatchGenerator:
         logits = self._forward(
             self._slots,
             input_ids=self._last[:, None],
-            attention_mask=mask,
+            # the 4-D boolean mask HF would build from the 2-D one (one query per row): built here in one op,
+            # which spares HF's per-step mask construction (vmap over positions)
+            attention_mask=mask.bool()[:, None, None, :],
             position_ids=self._next_pos[:, None],
             past_key_values=self._cache,
         )
@@ -201,6 +246,10 @@ class BatchGenerator:
         self._emit(self.rows, tokens, logits)
 
     def _choose(self, requests: list[GenerationRequest], logits: torch.Tensor) -> torch.Tensor:
+        """The next token of each row (stop tokens masked in place below ``min_tokens``)."""
+        for i, request in enumerate(requests):
+            if request.stop_token_ids and len(request.output_ids) < request.min_tokens:
+                logits[i, sorted(request.stop_token_ids)] = float("-inf")
         tokens = logits.argmax(-1)
         for i, request in enumerate(requests):
             if request.temperature > 0:
@@ -245,7 +294,8 @@ class BatchGenerator:
             (layer.keys.index_select(0, index)[:, :, start:], layer.values.index_select(0, index)[:, :, start:])
             for layer in self._cache.layers
         ]
-        self._cache = DynamicCache(ddp_cache_data=layers)
+        room = max(r.max_tokens - len(r.output_ids) for r in self.rows if r.finish_reason is None)
+        self._cache = _preallocated(layers, room)
         self._mask = mask[:, start:]
         self._next_pos = self._next_pos.index_select(0, index)
         self._last = self._last.index_select(0, index)
@@ -268,6 +318,64 @@ class BatchGenerator:
             self._finish(request, "error", error)
         self.rows, self._slots = [], []
         self._cache = self._mask = self._next_pos = self._last = None
+
+
+def _length_groups(admitted: list[tuple[GenerationRequest, int]], waste: float, min_rows: int = 8) -> list[list]:
+    """Split ``admitted`` (longest prompts first) so each group pads at most ``waste`` of its tokens.
+
+    A group shorter than ``min_rows`` rows joins the previous one (each extra forward has a fixed cost).
+    """
+    ordered = sorted(admitted, key=lambda item: -len(item[0].prompt_ids))
+    groups: list[list] = []
+    for item in ordered:
+        n = len(item[0].prompt_ids)
+        if groups:
+            group = groups[-1]
+            width = len(group[0][0].prompt_ids)
+            real = sum(len(r.prompt_ids) for r, _ in group) + n
+            if len(group) < min_rows or (len(group) + 1) * width - real <= waste * (len(group) + 1) * width:
+                group.append(item)
+                continue
+        groups.append([item])
+    if len(groups) > 1 and len(groups[-1]) < min_rows:
+        tail = groups.pop()
+        groups[-1] += tail
+    return groups
+
+
+class _PreallocatedLayer(DynamicLayer):
+    """A layer's keys and values inside a buffer with room to grow along the sequence (doubling when full)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
+        super().__init__()
+        self.dtype, self.device = keys.dtype, keys.device
+        self.length = keys.shape[2]
+        self._keys = _with_room(keys, room)
+        self._values = _with_room(values, room)
+        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, cache_kwargs=None):
+        """Write the new states after the current ones (in place) and return views of all of them."""
+        end = self.length + key_states.shape[2]
+        if end > self._keys.shape[2]:
+            self._keys = _with_room(self.keys, max(end, 2 * self._keys.shape[2]) - self.length)
+            self._values = _with_room(self.values, self._keys.shape[2] - self.length)
+        self._keys[:, :, self.length : end] = key_states
+        self._values[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
+
+
+def _with_room(tensor: torch.Tensor, room: int) -> torch.Tensor:
+    out = tensor.new_empty(tensor.shape[0], tensor.shape[1], tensor.shape[2] + max(room, 1), tensor.shape[3])
+    out[:, :, : tensor.shape[2]] = tensor
+    return out
+
+
+def _preallocated(layers: list[tuple[torch.Tensor, torch.Tensor]], room: int) -> Cache:
+    return Cache(layers=[_PreallocatedLayer(keys, values, room) for keys, values in layers])
 
 
 def _left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:

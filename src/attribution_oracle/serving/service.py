@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..models import BaseModel
 from ..store.blobs import BlobStore, bytes32_to_digest
 from .adapter_cache import AdapterCache
-from .engine import BatchGenerator, GenerationRequest
+from .engine import BatchGenerator, GenerationRequest, stop_token_ids_of
 from .lora import LoraPool
 from .metrics import ServingMetrics
 from .payments import Payment, PaymentGate, PaymentRequiredError
@@ -130,7 +130,7 @@ class OpenLoraService:
             if operator is not None
             else None
         )
-        self.stop_token_ids = frozenset(t for t in [tokenizer.eos_token_id] if t is not None)
+        self.stop_token_ids = stop_token_ids_of(base.model, tokenizer)
         self._in_flight: set[int] = set()
         self._lock = threading.Lock()
         self.started_at = time.time()
