@@ -102,7 +102,7 @@ curl -s -o /dev/null -w "unpaid request -> HTTP %{http_code}\n" "$SERVER/v1/comp
   -H 'content-type: application/json' -d '{"model": "1", "prompt": "free honey?", "request_id": 999}'
 for prompt in "How often should I inspect a hive in spring?" "When do bees forage furthest?" \
   "How do I recognise American foulbrood?" "When is honey ready to harvest?"; do
-  ao infer 1 "$prompt" --wallet agent --max-tokens 24
+  ao infer 1 "$prompt" --chat --wallet agent --max-tokens 40
 done
 
 step "The oracle nodes attribute each inference, sign epoch reports, exchange signatures and submit"
