@@ -181,13 +181,15 @@ def test_a_node_signing_a_wrong_report_is_outvoted_and_logged(market, ports):
         driver.serve(driver.pay(64))
         reports, _ = wait_settled(market, stores(market))
         check_exactly_once(market)
-        deadline = time.monotonic() + 20
+        # The outvoted node learns it from the chain (the accepted report differs from its own) and logs the
+        # differing leaves; honest nodes also log the wrong signatures they happen to receive while collecting.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             logged = [line for n in (*honest, wrong) for line in n.log_lines() if line.get("event") == "disagreement"]
-            if any(line["node"] == "oracle3" for line in logged) and any(line["node"] != "oracle3" for line in logged):
+            if any(line["node"] == "oracle3" and line["leaves"] for line in logged):
                 break
             time.sleep(0.5)
-        assert any(line["leaves"] for line in logged), "the differing leaves are logged"
+        assert any(line["node"] == "oracle3" and line["leaves"] for line in logged), "the differing leaves are logged"
         assert {line["node"] for line in logged} >= {"oracle3"}
         wrong_uris = {line["ours"] for line in logged if line["node"] == "oracle3"}
         accepted_uris = {"sha256://" + hashlib.sha256(r.canonical_json()).hexdigest() for r in reports}

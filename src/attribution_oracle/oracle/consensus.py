@@ -32,6 +32,8 @@ from attribution_oracle.settlement.typed_data import (
 )
 
 MAX_LEAVES_LOGGED = 20
+#: The "signer" recorded for a disagreement with the report the distributor accepted.
+ACCEPTED_ON_CHAIN = "accepted-on-chain"
 
 
 def _hex(data: bytes) -> str:
@@ -225,6 +227,36 @@ class Consensus:
                 db.execute(
                     "INSERT OR IGNORE INTO disagreements VALUES (?, ?, ?, ?)", (draft.epoch, uri, signer, detail)
                 )
+
+    def audit_accepted(self) -> int:
+        """Log, once per epoch, every accepted report that differs from the one this node built for that epoch.
+
+        This does not depend on signature timing: whichever node was outvoted learns it from the chain and logs
+        the differing leaves (accounts and amounts). Returns how many new disagreements were logged.
+        """
+        rows = self.db.query(
+            "SELECT e.epoch, e.report_uri, s.report_uri FROM epochs e JOIN submissions s ON s.epoch = e.epoch "
+            "WHERE s.vetoed = 0 AND s.report_uri != e.report_uri AND (e.epoch, s.report_uri, ?) NOT IN "
+            "(SELECT epoch, report_uri, signer FROM disagreements)",
+            (ACCEPTED_ON_CHAIN,),
+        )
+        logged = 0
+        for epoch, ours_uri, accepted_uri in rows:
+            ours, accepted = self.builder.load(ours_uri), self.builder.load(accepted_uri)
+            if ours is None or accepted is None:
+                continue  # retried on a later pass, once both reports are at hand
+            leaves = _differing_leaves(ours.rewards, accepted.rewards)
+            detail = f"accepted report differs from ours: {len(leaves)} differing accounts"
+            warn("disagreement", epoch=epoch, ours=ours_uri, theirs=accepted_uri, signer=ACCEPTED_ON_CHAIN,
+                 detail=detail, leaves=leaves[:MAX_LEAVES_LOGGED])  # fmt: skip
+            self.metrics.disagreements.inc()
+            with self.db.transaction() as db:
+                db.execute(
+                    "INSERT OR IGNORE INTO disagreements VALUES (?, ?, ?, ?)",
+                    (epoch, accepted_uri, ACCEPTED_ON_CHAIN, detail),
+                )
+            logged += 1
+        return logged
 
 
 def _differing_leaves(ours: dict[str, int], theirs: dict[str, int]) -> list[dict]:

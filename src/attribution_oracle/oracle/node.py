@@ -141,6 +141,8 @@ class OracleNode:
             if done.attributed + done.waiting == 0:
                 break
             after = done.last
+        if not self.stop_event.is_set():
+            self.consensus.audit_accepted()
         draft = None if self.stop_event.is_set() else self.builder.current()
         if draft is not None:
             summary["epoch"] = draft.epoch
