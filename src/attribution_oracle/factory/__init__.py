@@ -13,7 +13,7 @@ Public API::
     scorer.scores(prompt_ids, output_ids)   # {contribution id: score}
 """
 
-import importlib
+from attribution_oracle.lazy import lazy_exports
 
 # Public names load on first use, so light users (the CLI's `model register`, oracle nodes) do not import torch.
 _LAZY = {
@@ -42,17 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
