@@ -18,6 +18,7 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,11 @@ class AttributionIndex:
         if self.manifest.get("format") != FORMAT:
             raise ValueError(f"{manifest_path} is not an {FORMAT} manifest")
         self.ids: list[str] = list(self.manifest["contribution_ids"])
-        self._shards = [torch.from_numpy(_mmap_safetensors(self.path / s, "features")) for s in self.manifest["shards"]]
+        with warnings.catch_warnings():  # the shards are read-only maps on purpose: nothing here writes to them
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self._shards = [
+                torch.from_numpy(_mmap_safetensors(self.path / s, "features")) for s in self.manifest["shards"]
+            ]
         self._matrix: Tensor | None = None
 
     # ------------------------------------------------------------------ building
