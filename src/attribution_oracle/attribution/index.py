@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import Tensor
+
+from attribution_oracle.files import atomic_write
 
 FORMAT = "attribution-oracle/index@1"
 _DTYPES = {"F32": np.float32, "F64": np.float64}
@@ -48,16 +49,8 @@ def _mmap_safetensors(path: Path, name: str) -> np.ndarray:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=2, sort_keys=True)
+    atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 def _save_tensors(path: Path, tensors: dict[str, Tensor]) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attribution_oracle.chain.errors import DeploymentNotFoundError
+from attribution_oracle.files import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -54,16 +53,8 @@ class Deployment:
         """Write ``<directory>/<chain_id>.json`` atomically and return its path."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.chain_id}.json"
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".deploy.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.to_json())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = self.to_json()
+        atomic_write(path, lambda handle: handle.write(text.encode()))
         return path
 
 

@@ -10,12 +10,12 @@ moment leaves the previous complete checkpoint. ``run_dir/config.json`` pins the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from attribution_oracle.files import atomic_write
 
 from .errors import RunMismatchError
 
@@ -36,19 +36,6 @@ class RunState:
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def bind_run_dir(run_dir: Path, config: dict) -> None:
     """Create ``run_dir`` for ``config``, or check that it already belongs to it (``RunMismatchError``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +45,7 @@ def bind_run_dir(run_dir: Path, config: dict) -> None:
         if json.loads(path.read_text()) != json.loads(text):
             raise RunMismatchError(f"{run_dir} holds a run with other settings; use another run directory")
         return
-    _atomic_write(path, lambda h: h.write(text.encode()))
+    atomic_write(path, lambda h: h.write(text.encode()))
 
 
 def save_state(run_dir: Path, state: RunState) -> None:
@@ -71,9 +58,9 @@ def save_state(run_dir: Path, state: RunState) -> None:
         "losses": state.losses,
         "snapshots": state.snapshots,
     }
-    _atomic_write(run_dir / STATE, lambda h: torch.save(payload, h))
+    atomic_write(run_dir / STATE, lambda h: torch.save(payload, h))
     info = json.dumps({"step": state.step}).encode()
-    _atomic_write(run_dir / "state.json", lambda h: h.write(info))
+    atomic_write(run_dir / "state.json", lambda h: h.write(info))
 
 
 def load_state(run_dir: Path) -> RunState | None:
