@@ -51,6 +51,7 @@ def _register() -> None:
     from attribution_oracle.cli import (
         datanet,
         deploy,
+        explorer,
         market,
         model,
         node,
@@ -62,7 +63,7 @@ def _register() -> None:
         wallet,
     )
 
-    for module in (node, deploy, wallet, token, datanet, model, market, serve, report, rewards, oracle):
+    for module in (node, deploy, wallet, token, datanet, model, market, serve, report, rewards, oracle, explorer):
         cli.add_command(module.command)
     cli.add_command(serve.infer)
 

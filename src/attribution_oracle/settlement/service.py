@@ -103,10 +103,42 @@ def build_epoch_report(
     return Built(report, report_uri(digest))
 
 
+@dataclass
+class Verification:
+    """A report re-derived from public inputs: the checks, and the report the chain's inputs imply."""
+
+    report: Report
+    expected: Report
+    checks: list[tuple[str, bool, str]]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return all(good for _, good, _ in self.checks)
+
+    def differing_leaves(self) -> list[tuple[str, int, int]]:
+        """``(account, reported, re-derived)`` for every cumulative rewards leaf that differs, by account."""
+        accounts = sorted(set(self.report.rewards) | set(self.expected.rewards))
+        return [
+            (a, self.report.rewards.get(a, 0), self.expected.rewards.get(a, 0))
+            for a in accounts
+            if self.report.rewards.get(a, 0) != self.expected.rewards.get(a, 0)
+        ]
+
+
 def verify_report(
     client: ChainClient, deployment: Deployment, store: BlobStore, uri: str
 ) -> list[tuple[str, bool, str]]:
     """Re-derive a report from public inputs; returns ``(check, ok, detail)`` rows."""
+    return rederive_report(client, deployment, store, uri).checks
+
+
+def rederive_report(client: ChainClient, deployment: Deployment, store: BlobStore, uri: str) -> Verification:
+    """Re-derive a report from public inputs (what ``report verify`` prints and the explorer shows).
+
+    The re-derived report recomputes every served inference's shares from its scores and the chain's pools
+    and training data, on top of the previous accepted report; its leaves are what the report should hold.
+    """
     report = load_report(store, uri)
     checks: list[tuple[str, bool, str]] = [("roots and total match the contents", True, "")]
     accepted = {s.report_uri: s for s in submissions(client, deployment)}
@@ -129,12 +161,18 @@ def verify_report(
         ("exactly the inferences served in its blocks", listed == set(served), f"{len(listed)} vs {len(served)}")
     )
     mismatched = []
+    rederived: list[InferenceShares] = []
+    data_cache: dict[int, tuple] = {}
     for item in report.inferences:
         if item.request_id not in served:
             continue
-        contributions, owners = training_data(client, deployment, item.model_id)
-        if allocate(served[item.request_id], item.scores, contributions, owners) != item.shares:
+        if item.model_id not in data_cache:
+            data_cache[item.model_id] = training_data(client, deployment, item.model_id)
+        contributions, owners = data_cache[item.model_id]
+        shares = allocate(served[item.request_id], item.scores, contributions, owners)
+        if shares != item.shares:
             mismatched.append(item.request_id)
+        rederived.append(InferenceShares(item.request_id, item.model_id, shares, item.scores))
     checks.append(("every inference's shares follow from its scores", not mismatched, f"bad: {mismatched[:5]}"))
     onchain = accepted.get(uri)
     if onchain is None:
@@ -142,4 +180,14 @@ def verify_report(
     else:
         same = onchain.rewards_root == report.rewards_root and onchain.total_cumulative == report.total_cumulative
         checks.append(("accepted on-chain with the same root and total", same, f"epoch {onchain.epoch}"))
-    return checks
+    derived = build_report(
+        chain_id=report.chain_id,
+        distributor=report.distributor,
+        config_digest=report.config_digest,
+        epoch=report.epoch,
+        from_block=report.from_block,
+        to_block=report.to_block,
+        inferences=rederived,
+        previous=previous,
+    )
+    return Verification(report, derived, checks)

@@ -1,0 +1,169 @@
+"""The explorer's HTTP app: server-rendered pages (Jinja2, autoescaped), vendored static assets, a JSON
+feed for live updates. Unknown ids give a 404 page, malformed addresses a 400; ``/api/`` answers JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
+
+from attribution_oracle.chain.client import format_eth
+from attribution_oracle.explorer import pages
+from attribution_oracle.explorer.state import Explorer
+
+HERE = Path(__file__).parent
+ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PageError(HTTPException):
+    """An error page: 404 for unknown ids, 400 for malformed input."""
+
+
+def parse_id(text: str, what: str) -> int:
+    """A numeric id from a path; anything else is an unknown id (404)."""
+    if not text.isdigit() or len(text) > 30:
+        raise PageError(404, f"no {what} {text!r}")
+    return int(text)
+
+
+def parse_address(text: str) -> str:
+    """A checksummed address; anything that is not 0x + 40 hex digits is a 400."""
+    if not ADDRESS.match(text):
+        raise PageError(400, f"{text!r} is not an address (0x followed by 40 hex digits)")
+    return to_checksum_address(text)
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["open"] = lambda wei: format_eth(int(wei))
+    env.filters["short"] = lambda text: text if len(str(text)) <= 14 else f"{str(text)[:8]}…{str(text)[-4:]}"
+    env.filters["score"] = lambda value: "—" if value is None else f"{value:.4g}"
+    env.filters["pct"] = lambda value: f"{100 * value:.1f}%"
+    return env
+
+
+def create_app(explorer: Explorer) -> FastAPI:
+    """The web app over ``explorer`` (which the caller refreshes, e.g. with ``explorer.start()``)."""
+    app = FastAPI(title="attribution explorer", docs_url=None, redoc_url=None, openapi_url=None)
+    env = _environment()
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    def render(name: str, request: Request, code: int = 200, **context: Any) -> HTMLResponse:
+        context.update(request=request, params=dict(request.query_params), nav=name.split(".")[0])
+        context.setdefault("head_block", explorer.ledger.head_block)
+        return HTMLResponse(env.get_template(name).render(**context), status_code=code)
+
+    @app.exception_handler(HTTPException)
+    async def _error(request: Request, exc: HTTPException):
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        title = {404: "Not found", 400: "Bad request"}.get(exc.status_code, "Error")
+        return render("error.html", request, exc.status_code, title=title, message=str(exc.detail))
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request):
+        return render("home.html", request, **pages.home(explorer))
+
+    @app.get("/datanets", response_class=HTMLResponse)
+    def datanets(request: Request):
+        return render("datanets.html", request, **pages.datanets(explorer, dict(request.query_params)))
+
+    @app.get("/datanets/{datanet_id}", response_class=HTMLResponse)
+    def datanet(request: Request, datanet_id: str):
+        found = pages.datanet(explorer, parse_id(datanet_id, "Datanet"), dict(request.query_params))
+        if found is None:
+            raise PageError(404, f"no Datanet {datanet_id}")
+        return render("datanet.html", request, **found)
+
+    @app.get("/contributions/{contribution_id}", response_class=HTMLResponse)
+    def contribution(request: Request, contribution_id: str):
+        found = pages.contribution(explorer, parse_id(contribution_id, "contribution"), dict(request.query_params))
+        if found is None:
+            raise PageError(404, f"no contribution {contribution_id}")
+        return render("contribution.html", request, **found)
+
+    @app.get("/models", response_class=HTMLResponse)
+    def models(request: Request):
+        return render("models.html", request, **pages.models(explorer, dict(request.query_params)))
+
+    @app.get("/models/{model_id}", response_class=HTMLResponse)
+    def model(request: Request, model_id: str):
+        found = pages.model(explorer, parse_id(model_id, "model"), dict(request.query_params))
+        if found is None:
+            raise PageError(404, f"no model {model_id}")
+        return render("model.html", request, **found)
+
+    @app.get("/inferences", response_class=HTMLResponse)
+    def inferences(request: Request):
+        return render("inferences.html", request, **pages.inferences(explorer, dict(request.query_params)))
+
+    @app.get("/inferences/{request_id}", response_class=HTMLResponse)
+    def inference(request: Request, request_id: str):
+        found = pages.inference(explorer, parse_id(request_id, "inference"))
+        if found is None:
+            raise PageError(404, f"no inference {request_id}")
+        return render("inference.html", request, **found)
+
+    @app.get("/api/inferences/{request_id}/signals")
+    def signals(request_id: str):
+        found = pages.inference_signals(explorer, parse_id(request_id, "inference"))
+        if found is None:
+            raise PageError(404, f"no inference {request_id}")
+        return found
+
+    @app.get("/contributors", response_class=HTMLResponse)
+    def contributors(request: Request):
+        return render("contributors.html", request, **pages.contributors(explorer, dict(request.query_params)))
+
+    @app.get("/contributors/{address}", response_class=HTMLResponse)
+    def contributor(request: Request, address: str):
+        return render(
+            "contributor.html", request, **pages.contributor(explorer, parse_address(address), dict(request.query_params))
+        )
+
+    @app.get("/epochs", response_class=HTMLResponse)
+    def epochs(request: Request):
+        return render("epochs.html", request, **pages.epochs(explorer, dict(request.query_params)))
+
+    @app.get("/epochs/{epoch}", response_class=HTMLResponse)
+    def epoch(request: Request, epoch: str):
+        found = pages.epoch(explorer, parse_id(epoch, "epoch"), dict(request.query_params))
+        if found is None:
+            raise PageError(404, f"no accepted report for epoch {epoch}")
+        return render("epoch.html", request, **found)
+
+    @app.get("/leaderboards", response_class=HTMLResponse)
+    def leaderboards(request: Request):
+        return render("leaderboards.html", request, **pages.leaderboards(explorer, dict(request.query_params)))
+
+    @app.get("/blobs/{digest}", response_class=HTMLResponse)
+    def blob(request: Request, digest: str):
+        if not DIGEST.match(digest):
+            raise PageError(400, f"{digest!r} is not a sha256 digest (64 lowercase hex digits)")
+        found = pages.blob(explorer, digest)
+        if found is None:
+            raise PageError(404, f"the content store has no blob {digest}")
+        return render("blob.html", request, **found)
+
+    @app.get("/api/live")
+    def live(after_inference: int = 0, after_epoch: int = 0):
+        return pages.live(explorer, after_inference, after_epoch)
+
+    @app.get("/health")
+    def health():
+        return {"ok": not explorer.last_error, "head": explorer.ledger.head_block, "error": explorer.last_error}
+
+    return app
