@@ -127,3 +127,17 @@ step "Per inference, its top contributions; then who earned what"
 ao report show --top 3
 ao rewards show owner alice bob carol
 ao wallet balance owner alice bob carol mallory builder agent operator dev:0
+
+step "The explorer: every inference with its spans and contributions, every contributor's earnings, every report verified"
+EXPLORER="http://127.0.0.1:${DEMO_EXPLORER_PORT:-8650}"
+ao explorer --port "${DEMO_EXPLORER_PORT:-8650}" --served "$SERVER" >"$ATTRIBUTION_HOME/logs/explorer.log" 2>&1 &
+PIDS+=($!)
+wait_for "$EXPLORER/health" 120
+alice=$(ao --json wallet list | python3 -c 'import json,sys; print(next(w["address"] for w in json.load(sys.stdin) if w["alias"] == "alice"))' 2>/dev/null || true)
+echo "explorer: $EXPLORER/   (alice's contributions and what they earned: $EXPLORER/contributors/$alice)"
+if [ "${DEMO_KEEP:-0}" = "1" ]; then
+  echo "DEMO_KEEP=1: the chain, the server, the oracle nodes and the explorer keep running; Ctrl-C stops them all"
+  wait "${PIDS[-1]}"
+else
+  echo "(it stops with the demo; run with DEMO_KEEP=1 to keep it open)"
+fi

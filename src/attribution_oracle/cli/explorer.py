@@ -24,7 +24,7 @@ def _served_source(served: str | None, home: Path):
 
 
 @click.command("explorer")
-@click.option("--port", type=click.IntRange(1, 65535), default=8600, show_default=True, help="Port to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8650, show_default=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--home",
@@ -74,6 +74,7 @@ def command(app: App, port: int, host: str, explorer_home: Path | None, served: 
         app.say("reading the chain…")
         explorer.refresh()
         explorer.start(poll_interval)
+        explorer.warm_up()
         url = f"http://{host}:{port}/"
         app.say(f"explorer on {url} (Ctrl-C stops it)")
         uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning")
