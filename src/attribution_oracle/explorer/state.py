@@ -75,6 +75,8 @@ class Explorer:
         """``served`` is an ``oracle.sources`` served-record source (or None); ``cache_dir`` holds derived
         artefacts (restored span indices)."""
         self.catalog = catalog
+        self._catalogs = threading.local()
+        self._catalogs.catalog = catalog
         self.store = store
         self.client = client
         self.deployment = deployment
@@ -94,13 +96,22 @@ class Explorer:
 
     def ingest(self, events: list[Mapping[str, Any]], to_block: int, to_block_hash: str) -> None:
         """Fold one batch of decoded events of the four contracts (what ``refresh`` reads from the chain)."""
-        applied = self.catalog.apply(list(events), to_block, to_block_hash)
+        catalog = self._catalog()
+        applied = catalog.apply(list(events), to_block, to_block_hash)
         with self.lock:
             if applied:
-                self.view = CatalogView.load(self.catalog)
+                self.view = CatalogView.load(catalog)
             for event in self.ledger.apply_events(events):
                 self._load_report(int(event["args"]["epoch"]))
             self.ledger.head_block = max(self.ledger.head_block, to_block)
+
+    def _catalog(self) -> Catalog:
+        """This thread's connection to the private catalog (SQLite connections stay in their thread)."""
+        catalog = getattr(self._catalogs, "catalog", None)
+        if catalog is None:
+            catalog = Catalog(self.catalog.path, self.catalog.deployment_key)
+            self._catalogs.catalog = catalog
+        return catalog
 
     def _load_report(self, epoch: int) -> None:
         uri = self.ledger.epochs[epoch].uri

@@ -9,8 +9,8 @@ from attribution_oracle.settlement.report import InferenceShares, build_report
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
 
-def _event(name: str, block: int = 1, **args):
-    return {"event": name, "args": args, "blockNumber": block, "logIndex": 0, "transactionHash": "0x" + "00" * 32}
+def _event(event: str, block: int = 1, /, **args):
+    return {"event": event, "args": args, "blockNumber": block, "logIndex": 0, "transactionHash": "0x" + "00" * 32}
 
 
 def _paid(ledger: Ledger, rid: int) -> None:
@@ -72,3 +72,26 @@ def test_records_attach_prompts_and_citations_when_present():
     assert ledger.inferences[3].prompt == "<p>hi</p>" and ledger.inferences[3].output_token_ids == (3, 4)
     assert citations_of(record) == ()
     assert citations_of({"retrieved_ids": [4, "7"]}) == ("4", "7")
+
+
+def test_the_poller_thread_applies_events_to_the_catalog(tmp_path):
+    """Regression: the background poller used the catalog's connection from another thread and failed."""
+    import threading
+
+    from attribution_oracle.explorer.state import Explorer
+    from attribution_oracle.store.catalog import Catalog
+
+    explorer = Explorer(Catalog(tmp_path / "catalog.sqlite", "test"))
+    created = _event("DatanetCreated", 3, datanetId=1, owner=A, name="<b>n</b>", metadataURI="", minStake=1, feePaid=1)
+    errors = []
+
+    def run() -> None:
+        try:
+            explorer.ingest([created], 3, "0x" + "11" * 32)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert errors == [] and explorer.view.datanets[1].name == "<b>n</b>"
