@@ -86,14 +86,13 @@ def _first_render(url: str, runs: int) -> float:
     with sync_playwright() as p:
         for _ in range(runs):
             profile = tempfile.mkdtemp(prefix="bench-chromium-")
-            context = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=FLAGS
-            )
+            context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS)
             page = context.new_page()
             page.goto(url, wait_until="load")
             fcp = page.evaluate(
                 "() => { const e = performance.getEntriesByName('first-contentful-paint')[0];"
-                " return e ? e.startTime : performance.timing.domContentLoadedEventEnd - performance.timing.navigationStart; }"
+                " const t = performance.timing;"
+                " return e ? e.startTime : t.domContentLoadedEventEnd - t.navigationStart; }"
             )
             samples.append(float(fcp))
             context.close()

@@ -83,9 +83,7 @@ def browser_context():
         pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium")
     profile = tempfile.mkdtemp(prefix="explorer-chromium-")
     with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS
-        )
+        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=FLAGS)
         context.set_default_timeout(30_000)
         yield context
         context.close()

@@ -41,7 +41,9 @@ def _served_source(served: str | None, home: Path):
 )
 @click.option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds between chain polls.")
 @pass_app
-def command(app: App, port: int, host: str, explorer_home: Path | None, served: str | None, poll_interval: float) -> None:
+def command(
+    app: App, port: int, host: str, explorer_home: Path | None, served: str | None, poll_interval: float
+) -> None:
     """Serve the explorer: Datanets, models, inferences with their spans, contributors, epochs, leaderboards.
 
     Read-only: it mirrors the chain into a private catalog in a temporary folder and never writes the home's

@@ -131,7 +131,9 @@ def create_app(explorer: Explorer) -> FastAPI:
     @app.get("/contributors/{address}", response_class=HTMLResponse)
     def contributor(request: Request, address: str):
         return render(
-            "contributor.html", request, **pages.contributor(explorer, parse_address(address), dict(request.query_params))
+            "contributor.html",
+            request,
+            **pages.contributor(explorer, parse_address(address), dict(request.query_params)),
         )
 
     @app.get("/epochs", response_class=HTMLResponse)

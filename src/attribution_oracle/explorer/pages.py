@@ -207,7 +207,10 @@ def inferences(explorer: Explorer, params: dict) -> dict:
         "status": lambda i: i.status,
         "epoch": lambda i: i.epoch or 0,
     }
-    return {"page": paginate(rows, keys, params, default="request"), "last_inference": max(explorer.ledger.inferences, default=0)}
+    return {
+        "page": paginate(rows, keys, params, default="request"),
+        "last_inference": max(explorer.ledger.inferences, default=0),
+    }
 
 
 def inference(explorer: Explorer, request_id: int) -> dict | None:
@@ -289,18 +292,23 @@ def _datanet_of(explorer: Explorer) -> dict[str, int]:
 
 def _contributor_board(explorer: Explorer) -> list:
     return _cached(
-        explorer, "contributors", _version(explorer), lambda: boards.contributor_board(explorer.ledger, _contributor_of(explorer))
+        explorer,
+        "contributors",
+        _version(explorer),
+        lambda: boards.contributor_board(explorer.ledger, _contributor_of(explorer)),
     )
 
 
 def contributors(explorer: Explorer, params: dict) -> dict:
     """Every account that contributed or earned."""
     entries = {e.key: e for e in _contributor_board(explorer)}
-    for address, ids in explorer.view.by_contributor.items():
+    for ids in explorer.view.by_contributor.values():
         key = explorer.view.contributions[ids[0]].contributor
         if key not in entries:
             entries[key] = boards.Entry(key, 0, 0.0, 0)
-    counts = {explorer.view.contributions[ids[0]].contributor: len(ids) for ids in explorer.view.by_contributor.values()}
+    counts = {
+        explorer.view.contributions[ids[0]].contributor: len(ids) for ids in explorer.view.by_contributor.values()
+    }
     keys = {
         "address": lambda e: e.key.lower(),
         "earnings": lambda e: e.earnings,
@@ -412,7 +420,9 @@ def epoch(explorer: Explorer, number: int, params: dict) -> dict | None:
 def leaderboards(explorer: Explorer, params: dict) -> dict:
     """Contributors, Datanets and models by earnings and by influence."""
     contributors_ = _contributor_board(explorer)
-    datanets_ = _cached(explorer, "datanets", _version(explorer), lambda: boards.datanet_board(explorer.ledger, _datanet_of(explorer)))
+    datanets_ = _cached(
+        explorer, "datanets", _version(explorer), lambda: boards.datanet_board(explorer.ledger, _datanet_of(explorer))
+    )
     models_ = _cached(explorer, "models", explorer.ledger.version, lambda: boards.model_board(explorer.ledger))
     keys = {"earnings": lambda e: e.earnings, "influence": lambda e: e.influence, "count": lambda e: e.count}
     names = {str(d.id): d.name for d in explorer.view.datanets.values()}

@@ -64,7 +64,9 @@ class _ModelArtefacts:
         if span is not None:
             from attribution_oracle.attribution.spans import SpanIndex
 
-            self.span_index = SpanIndex.open(restore_directory(store, span["files"], cache_dir / manifest_digest / "span"))
+            self.span_index = SpanIndex.open(
+                restore_directory(store, span["files"], cache_dir / manifest_digest / "span")
+            )
             self.min_len = int(span["min_len"])
         self._tokenizer = None
         self._scorer = None

@@ -59,7 +59,13 @@ class _Events:
     def add(self, event: str, /, **args: Any) -> None:
         tx = "0x" + hashlib.sha256(f"tx {len(self.items)}".encode()).hexdigest()
         self.items.append(
-            {"event": event, "args": args, "blockNumber": self.block, "logIndex": len(self.items), "transactionHash": tx}
+            {
+                "event": event,
+                "args": args,
+                "blockNumber": self.block,
+                "logIndex": len(self.items),
+                "transactionHash": tx,
+            }
         )
 
     def next_block(self) -> None:
@@ -106,7 +112,8 @@ def build_explorer(root: Path, sizes: Sizes = Sizes(), *, seed: int = 0, markup:
         ev.add("ModelRegistered", modelId=m, owner=_address(3, m), adapterHash=_digest(f"adapter {m}"),
                baseModelHash=_digest("base"), price=OPEN,
                split={"ownerBps": 5000, "contributorsBps": 4000, "datanetOwnersBps": 1000},
-               sources=[{"datanetId": d, "version": 1} for d in sources], metadataURI=f"sha256://{'0' * 64}")  # fmt: skip
+               sources=[{"datanetId": d, "version": 1} for d in sources],
+               metadataURI="sha256://" + "0" * 64)  # fmt: skip
     ev.next_block()
     explorer = Explorer(catalog, store, cache_dir=root / "cache")
     explorer.ingest(ev.items, ev.block, "0x" + "00" * 32)

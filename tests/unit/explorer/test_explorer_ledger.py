@@ -32,10 +32,10 @@ def _report(epoch: int, rid: int, previous=None):
 
 
 def _submit(ledger: Ledger, report, epoch: int) -> None:
-    ledger.apply_events([
-        _event("ReportSubmitted", 5, epoch=epoch, rewardsRoot=report.rewards_root, totalCumulative=report.total_cumulative,
-               attributionRoot=report.attribution_root, reportURI=f"sha256://{epoch:064x}", claimableAt=0, transmitter=B)
-    ])  # fmt: skip
+    submitted = _event("ReportSubmitted", 5, epoch=epoch, rewardsRoot=report.rewards_root,
+                       totalCumulative=report.total_cumulative, attributionRoot=report.attribution_root,
+                       reportURI=f"sha256://{epoch:064x}", claimableAt=0, transmitter=B)  # fmt: skip
+    ledger.apply_events([submitted])
     ledger.add_report(epoch, report)
 
 

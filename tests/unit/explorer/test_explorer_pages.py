@@ -45,7 +45,8 @@ def test_contributor_page_escapes_and_links(world):
     address = explorer.view.contributions[1].contributor
     page = client.get(f"/contributors/{address}")
     assert page.status_code == 200
-    assert f'href="/contributions/1"' in page.text or "/contributions/" in page.text
+    own = explorer.view.by_contributor[address.lower()]
+    assert all(f'href="/contributions/{cid}"' in page.text for cid in sorted(own)[:25])
     lower = client.get(f"/contributors/{address.lower()}")
     assert lower.status_code == 200 and address in lower.text  # normalised to the checksum form
 
