@@ -59,7 +59,7 @@ def build_world(root: Path) -> World:
     for who in ("dev:1", "dev:2", "dev:3", "dev:4"):
         ao("token", "mint", who, "100", "--from", "dev:0")
     ao("token", "mint", "dev:5", "1000", "--from", "dev:0")
-    ao("datanet", "create", f"Bees {MARKUP}", "--from", "dev:1")
+    ao("datanet", "create", f"Bees {MARKUP}", "--min-stake", "2", "--from", "dev:1")
     alice = sorted((CORPUS / "alice").iterdir())[:3]
     bob = sorted((CORPUS / "bob").iterdir())[:2]
     odd = root / "markup-note.txt"

@@ -188,6 +188,7 @@ def test_verified_badge_turns_red_for_a_tampered_report(explorer, page):
     badge = page.locator("#verified-badge")
     assert badge.inner_text() == "does not verify"
     assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(185, 28, 28)"
+    assert badge.evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"  # readable on red
     assert page.locator("#differing-leaves tbody tr").count() == 2
     assert page.locator("#checks tr.bad").inner_text().startswith("every inference's shares follow")
     assert page.errors == []

@@ -95,7 +95,7 @@
     if (!canvas || !data || typeof Chart === "undefined") return;
     new Chart(canvas, {
       type: type,
-      data: { labels: data.labels, datasets: [{ label: label, data: data.values, borderColor: "#b45309", backgroundColor: "rgba(217,119,6,0.45)", tension: 0.2, pointRadius: 0 }] },
+      data: { labels: data.labels, datasets: [{ label: label, data: data.values, borderColor: "#b45309", backgroundColor: "rgba(217,119,6,0.45)", tension: 0, pointRadius: 0 }] },
       options: { animation: false, responsive: true, plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: type === "bar" ? "epoch" : "step" } } } },
     });
   }
