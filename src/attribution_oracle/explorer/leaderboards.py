@@ -3,7 +3,8 @@
 - **Contributors**: earnings = cumulative wei in the latest accepted report (exact); influence = the sum over
   settled inferences of the normalised positive scores of their contributions (1.0 = one whole inference).
 - **Datanets**: influence = the same sum over their contributions; earnings = each inference's data pools
-  (contributors + Datanet owners) weighted by the Datanet's share of that influence, floored to the wei.
+  (contributors + Datanet owners) weighted by each of its contributions' share of that influence, floored to the
+  wei per contribution and inference.
 - **Models**: earnings = fees paid for their inferences; influence = settled inferences.
 """
 
@@ -44,31 +45,16 @@ def datanet_board(ledger: Ledger, datanet_of: dict[str, int]) -> list[Entry]:
     earnings: dict[int, int] = {}
     influence: dict[int, float] = {}
     used: dict[int, set[int]] = {}
-    for inference in ledger.inferences.values():
-        if inference.epoch is None:
+    for cid, weight in ledger.influence.items():
+        datanet = datanet_of.get(cid)
+        if datanet is None or not ledger.used_by.get(cid):
             continue
-        weights: dict[int, float] = {}
-        for cid, weight in inference.positive_scores().items():
-            datanet = datanet_of.get(cid)
-            if datanet is not None:
-                weights[datanet] = weights.get(datanet, 0.0) + weight
-        for datanet, weight in weights.items():
-            influence[datanet] = influence.get(datanet, 0.0) + weight
-            earnings[datanet] = earnings.get(datanet, 0) + int(inference.data_pool * weight)
-            used.setdefault(datanet, set()).add(inference.request_id)
+        influence[datanet] = influence.get(datanet, 0.0) + weight
+        earnings[datanet] = earnings.get(datanet, 0) + ledger.attributed.get(cid, 0)
+        used.setdefault(datanet, set()).update(ledger.used_by[cid])
     return [Entry(str(d), earnings[d], influence[d], len(used[d])) for d in influence]
 
 
 def model_board(ledger: Ledger) -> list[Entry]:
     """Every model with a paid inference."""
-    fees: dict[int, int] = {}
-    settled: dict[int, int] = {}
-    paid: dict[int, int] = {}
-    for inference in ledger.inferences.values():
-        if inference.status == "refunded":
-            continue
-        fees[inference.model_id] = fees.get(inference.model_id, 0) + inference.fee
-        paid[inference.model_id] = paid.get(inference.model_id, 0) + 1
-        if inference.epoch is not None:
-            settled[inference.model_id] = settled.get(inference.model_id, 0) + 1
-    return [Entry(str(m), fees[m], float(settled.get(m, 0)), paid[m]) for m in fees]
+    return [Entry(str(m), fees, float(settled), paid) for m, (fees, paid, settled) in ledger.models.items() if paid]

@@ -45,10 +45,17 @@ class Inference:
         return self.split.get("contributors", 0) + self.split.get("datanetOwners", 0)
 
     def positive_scores(self) -> dict[str, float]:
-        """Contribution id -> positive score, L1-normalised (the inference's influence, summing to 1)."""
+        """Contribution id -> positive score, L1-normalised (the inference's influence, summing to 1).
+
+        Cached until ``scores`` is replaced (the ledger replaces it, never mutates it)."""
+        cached = self.__dict__.get("_positive")
+        if cached is not None and cached[0] is self.scores:
+            return cached[1]
         positive = {c: s for c, s in self.scores.items() if s > 0}
         total = sum(positive.values())
-        return {c: s / total for c, s in positive.items()} if total > 0 else {}
+        result = {c: s / total for c, s in positive.items()} if total > 0 else {}
+        self.__dict__["_positive"] = (self.scores, result)
+        return result
 
 
 @dataclass
@@ -97,6 +104,10 @@ class Ledger:
         self.used_by: dict[str, list[int]] = {}
         #: contribution id -> summed normalised influence
         self.influence: dict[str, float] = {}
+        #: contribution id -> wei of the data pools weighted by its influence (floored per inference)
+        self.attributed: dict[str, int] = {}
+        #: model id -> [fees of paid, not refunded inferences, their count, settled count]
+        self.models: dict[int, list[int]] = {}
 
     # ------------------------------------------------------------------ events
 
@@ -109,6 +120,9 @@ class Ledger:
             self.head_block = max(self.head_block, block)
             if name == "InferencePaid":
                 rid = int(args["requestId"])
+                totals = self.models.setdefault(int(args["modelId"]), [0, 0, 0])
+                totals[0] += int(args["fee"])
+                totals[1] += 1
                 self.inferences[rid] = Inference(
                     request_id=rid,
                     model_id=int(args["modelId"]),
@@ -131,7 +145,11 @@ class Ledger:
                 item = self.inferences[int(args["requestId"])]
                 item.status, item.operator = "served", args.get("operator", "")
             elif name == "InferenceRefunded" and int(args["requestId"]) in self.inferences:
-                self.inferences[int(args["requestId"])].status = "refunded"
+                item = self.inferences[int(args["requestId"])]
+                if item.status != "refunded":
+                    self.models[item.model_id][0] -= item.fee
+                    self.models[item.model_id][1] -= 1
+                item.status = "refunded"
             elif name == "ReportSubmitted":
                 epoch = int(args["epoch"])
                 self.epochs[epoch] = Epoch(
@@ -170,9 +188,12 @@ class Ledger:
             for account, amount in shares.shares.items():
                 per_epoch = self.earnings.setdefault(account, {})
                 per_epoch[epoch] = per_epoch.get(epoch, 0) + amount
+            pool = inference.data_pool
             for cid, weight in inference.positive_scores().items():
                 self.used_by.setdefault(cid, []).append(shares.request_id)
                 self.influence[cid] = self.influence.get(cid, 0.0) + weight
+                self.attributed[cid] = self.attributed.get(cid, 0) + int(pool * weight)
+            self.models.setdefault(inference.model_id, [0, 0, 0])[2] += 1
         self.version += 1
 
     def _unsettle(self, item: Epoch) -> None:
@@ -184,9 +205,12 @@ class Ledger:
                 continue
             for account, amount in shares.shares.items():
                 self.earnings[account][item.epoch] -= amount
+            pool = inference.data_pool
             for cid, weight in inference.positive_scores().items():
                 self.used_by[cid].remove(shares.request_id)
                 self.influence[cid] -= weight
+                self.attributed[cid] -= int(pool * weight)
+            self.models[inference.model_id][2] -= 1
             inference.epoch, inference.shares, inference.scores = None, {}, {}
 
     def add_records(self, records: Iterable[Any]) -> int:

@@ -139,3 +139,26 @@ def test_pages_never_write_the_catalog_or_the_store(world, tmp_path):
     after = {p: p.stat().st_mtime_ns for p in Path(explorer.store.root).rglob("*") if p.is_file()}
     assert after == before
     assert Path(explorer.catalog.path).read_bytes() == catalog_before
+
+
+def test_incremental_leaderboards_equal_a_recount_from_the_inferences(world):
+    from attribution_oracle.explorer import leaderboards
+
+    explorer, _ = world
+    ledger = explorer.ledger
+    datanet_of = {str(c.id): c.datanet_id for c in explorer.view.contributions.values()}
+    fees, settled, earned, influence = {}, {}, {}, {}
+    for item in ledger.inferences.values():
+        fees[item.model_id] = fees.get(item.model_id, 0) + item.fee
+        if item.epoch is not None:
+            settled[item.model_id] = settled.get(item.model_id, 0) + 1
+            for cid, weight in item.positive_scores().items():
+                d = datanet_of[cid]
+                influence[d] = influence.get(d, 0.0) + weight
+                earned[d] = earned.get(d, 0) + int(item.data_pool * weight)
+    models = {e.key: e for e in leaderboards.model_board(ledger)}
+    assert {int(k): e.earnings for k, e in models.items()} == fees
+    assert {int(k): int(e.influence) for k, e in models.items()} == settled
+    datanets = {int(e.key): e for e in leaderboards.datanet_board(ledger, datanet_of)}
+    assert {d: e.earnings for d, e in datanets.items()} == earned
+    assert all(abs(datanets[d].influence - v) < 1e-9 for d, v in influence.items())
