@@ -52,6 +52,7 @@ def command(
     import uvicorn
 
     from attribution_oracle.explorer.app import create_app
+    from attribution_oracle.explorer.pages import warm_up
     from attribution_oracle.explorer.state import Explorer
     from attribution_oracle.store.blobs import BlobStore
     from attribution_oracle.store.catalog import Catalog
@@ -76,7 +77,7 @@ def command(
         app.say("reading the chain…")
         explorer.refresh()
         explorer.start(poll_interval)
-        explorer.warm_up()
+        warm_up(explorer)
         url = f"http://{host}:{port}/"
         app.say(f"explorer on {url} (Ctrl-C stops it)")
         uvicorn.run(create_app(explorer), host=host, port=port, log_level="warning")

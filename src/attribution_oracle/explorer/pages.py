@@ -29,6 +29,19 @@ def _tools(explorer: Explorer) -> tuple[Signals, Audits]:
         return _helpers[id(explorer)]
 
 
+def warm_up(explorer: Explorer) -> threading.Thread:
+    """Restore every known model's span index in the background, so first inference views are fast."""
+
+    def load() -> None:
+        signals, _ = _tools(explorer)
+        for record in list(explorer.view.models.values()):
+            signals.artefacts(record.metadata_uri)
+
+    thread = threading.Thread(target=load, name="explorer-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def _cached(explorer: Explorer, name: str, version: Any, build):
     key = (id(explorer), name)
     with _lock:

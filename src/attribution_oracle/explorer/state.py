@@ -171,17 +171,6 @@ class Explorer:
         self._thread = threading.Thread(target=loop, name="explorer-poller", daemon=True)
         self._thread.start()
 
-    def warm_up(self) -> None:
-        """Import the attribution libraries in the background, so the first inference page is not slow."""
-
-        def load() -> None:
-            with contextlib.suppress(Exception):
-                import attribution_oracle.attribution.spans  # noqa: F401
-                import attribution_oracle.factory.artefacts  # noqa: F401
-                import attribution_oracle.factory.scorer  # noqa: F401
-
-        threading.Thread(target=load, name="explorer-warm-up", daemon=True).start()
-
     def stop(self) -> None:
         """Stop the background poller."""
         self._stop.set()
