@@ -232,3 +232,37 @@ def test_new_inferences_and_epochs_appear_without_a_reload(explorer, page):
     epochs.wait_for_selector("tr[data-epoch='3']", timeout=20_000)
     epochs.close()
     assert page.errors == []
+
+
+WALLET = """
+window.ethereum = {
+  request: ({ method, params }) => fetch(%r, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: method === "eth_requestAccounts" ? "eth_accounts" : method,
+                           params: params || [] }),
+  }).then((r) => r.json()).then((j) => (j.error ? Promise.reject(new Error(j.error.message)) : j.result)),
+};
+"""
+
+
+def test_claim_with_a_browser_wallet_sends_the_real_claim(explorer, browser_context):
+    """An EIP-1193 provider backed by Anvil's unlocked dev accounts (no wallet extension can be installed here):
+    the page's claim button sends `claim(account, cumulative, proof)` and the chain pays the account."""
+    world, base = explorer
+    client = ChainClient(world.rpc)
+    deployment = load_deployment(client.chain_id, [world.home / "deployments"])
+    distributor = client.contract(deployment, "RewardDistributor")
+    report = load_report(BlobStore(world.home / "blobs"), submissions(client, deployment)[-1].report_uri)
+    account = next(a for a in sorted(report.rewards) if client.call(distributor.functions.claimed(a)) == 0)
+    tab = browser_context.new_page()
+    tab.add_init_script(WALLET % world.rpc)
+    tab.goto(f"{base}/contributors/{account}")
+    button = tab.locator("#wallet-claim")
+    assert button.is_visible()
+    button.click()
+    tab.wait_for_function("document.getElementById('wallet-status').textContent.startsWith('sent 0x')")
+    deadline = time.monotonic() + 20
+    while client.call(distributor.functions.claimed(account)) != report.rewards[account]:
+        assert time.monotonic() < deadline, "the claim did not land"
+        time.sleep(0.3)
+    tab.close()
