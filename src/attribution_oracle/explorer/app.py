@@ -55,6 +55,12 @@ def _environment() -> Environment:
     return env
 
 
+def locked(build: Any, explorer: Explorer, *args: Any) -> Any:
+    """Build a page's data under the explorer's lock (the poller mutates the ledger in another thread)."""
+    with explorer.lock:
+        return build(explorer, *args)
+
+
 def create_app(explorer: Explorer) -> FastAPI:
     """The web app over ``explorer`` (which the caller refreshes, e.g. with ``explorer.start()``)."""
     app = FastAPI(title="attribution explorer", docs_url=None, redoc_url=None, openapi_url=None)
@@ -64,7 +70,9 @@ def create_app(explorer: Explorer) -> FastAPI:
     def render(name: str, request: Request, code: int = 200, **context: Any) -> HTMLResponse:
         context.update(request=request, params=dict(request.query_params), nav=name.split(".")[0])
         context.setdefault("head_block", explorer.ledger.head_block)
-        return HTMLResponse(env.get_template(name).render(**context), status_code=code)
+        with explorer.lock:  # templates read ledger objects the poller may be updating
+            html = env.get_template(name).render(**context)
+        return HTMLResponse(html, status_code=code)
 
     @app.exception_handler(HTTPException)
     async def _error(request: Request, exc: HTTPException):
@@ -75,44 +83,46 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request):
-        return render("home.html", request, **pages.home(explorer))
+        return render("home.html", request, **locked(pages.home, explorer))
 
     @app.get("/datanets", response_class=HTMLResponse)
     def datanets(request: Request):
-        return render("datanets.html", request, **pages.datanets(explorer, dict(request.query_params)))
+        return render("datanets.html", request, **locked(pages.datanets, explorer, dict(request.query_params)))
 
     @app.get("/datanets/{datanet_id}", response_class=HTMLResponse)
     def datanet(request: Request, datanet_id: str):
-        found = pages.datanet(explorer, parse_id(datanet_id, "Datanet"), dict(request.query_params))
+        found = locked(pages.datanet, explorer, parse_id(datanet_id, "Datanet"), dict(request.query_params))
         if found is None:
             raise PageError(404, f"no Datanet {datanet_id}")
         return render("datanet.html", request, **found)
 
     @app.get("/contributions/{contribution_id}", response_class=HTMLResponse)
     def contribution(request: Request, contribution_id: str):
-        found = pages.contribution(explorer, parse_id(contribution_id, "contribution"), dict(request.query_params))
+        found = locked(
+            pages.contribution, explorer, parse_id(contribution_id, "contribution"), dict(request.query_params)
+        )
         if found is None:
             raise PageError(404, f"no contribution {contribution_id}")
         return render("contribution.html", request, **found)
 
     @app.get("/models", response_class=HTMLResponse)
     def models(request: Request):
-        return render("models.html", request, **pages.models(explorer, dict(request.query_params)))
+        return render("models.html", request, **locked(pages.models, explorer, dict(request.query_params)))
 
     @app.get("/models/{model_id}", response_class=HTMLResponse)
     def model(request: Request, model_id: str):
-        found = pages.model(explorer, parse_id(model_id, "model"), dict(request.query_params))
+        found = locked(pages.model, explorer, parse_id(model_id, "model"), dict(request.query_params))
         if found is None:
             raise PageError(404, f"no model {model_id}")
         return render("model.html", request, **found)
 
     @app.get("/inferences", response_class=HTMLResponse)
     def inferences(request: Request):
-        return render("inferences.html", request, **pages.inferences(explorer, dict(request.query_params)))
+        return render("inferences.html", request, **locked(pages.inferences, explorer, dict(request.query_params)))
 
     @app.get("/inferences/{request_id}", response_class=HTMLResponse)
     def inference(request: Request, request_id: str):
-        found = pages.inference(explorer, parse_id(request_id, "inference"))
+        found = locked(pages.inference, explorer, parse_id(request_id, "inference"))
         if found is None:
             raise PageError(404, f"no inference {request_id}")
         return render("inference.html", request, **found)
@@ -126,43 +136,43 @@ def create_app(explorer: Explorer) -> FastAPI:
 
     @app.get("/contributors", response_class=HTMLResponse)
     def contributors(request: Request):
-        return render("contributors.html", request, **pages.contributors(explorer, dict(request.query_params)))
+        return render("contributors.html", request, **locked(pages.contributors, explorer, dict(request.query_params)))
 
     @app.get("/contributors/{address}", response_class=HTMLResponse)
     def contributor(request: Request, address: str):
         return render(
             "contributor.html",
             request,
-            **pages.contributor(explorer, parse_address(address), dict(request.query_params)),
+            **locked(pages.contributor, explorer, parse_address(address), dict(request.query_params)),
         )
 
     @app.get("/epochs", response_class=HTMLResponse)
     def epochs(request: Request):
-        return render("epochs.html", request, **pages.epochs(explorer, dict(request.query_params)))
+        return render("epochs.html", request, **locked(pages.epochs, explorer, dict(request.query_params)))
 
     @app.get("/epochs/{epoch}", response_class=HTMLResponse)
     def epoch(request: Request, epoch: str):
-        found = pages.epoch(explorer, parse_id(epoch, "epoch"), dict(request.query_params))
+        found = locked(pages.epoch, explorer, parse_id(epoch, "epoch"), dict(request.query_params))
         if found is None:
             raise PageError(404, f"no accepted report for epoch {epoch}")
         return render("epoch.html", request, **found)
 
     @app.get("/leaderboards", response_class=HTMLResponse)
     def leaderboards(request: Request):
-        return render("leaderboards.html", request, **pages.leaderboards(explorer, dict(request.query_params)))
+        return render("leaderboards.html", request, **locked(pages.leaderboards, explorer, dict(request.query_params)))
 
     @app.get("/blobs/{digest}", response_class=HTMLResponse)
     def blob(request: Request, digest: str):
         if not DIGEST.match(digest):
             raise PageError(400, f"{digest!r} is not a sha256 digest (64 lowercase hex digits)")
-        found = pages.blob(explorer, digest)
+        found = locked(pages.blob, explorer, digest)
         if found is None:
             raise PageError(404, f"the content store has no blob {digest}")
         return render("blob.html", request, **found)
 
     @app.get("/api/live")
     def live(after_inference: int = 0, after_epoch: int = 0):
-        return pages.live(explorer, after_inference, after_epoch)
+        return locked(pages.live, explorer, after_inference, after_epoch)
 
     @app.get("/health")
     def health():
