@@ -162,3 +162,37 @@ def test_incremental_leaderboards_equal_a_recount_from_the_inferences(world):
     datanets = {int(e.key): e for e in leaderboards.datanet_board(ledger, datanet_of)}
     assert {d: e.earnings for d, e in datanets.items()} == earned
     assert all(abs(datanets[d].influence - v) < 1e-9 for d, v in influence.items())
+
+
+def test_pages_stay_consistent_while_the_poller_ingests(tmp_path):
+    """Pages are served while another thread folds new inferences and epochs into the ledger: no 5xx."""
+    import threading
+
+    from attribution_oracle.explorer.synthetic import _Events
+
+    explorer = build_explorer(tmp_path, Sizes(inferences=40, contributions=20, epochs=2, datanets=2,
+                                              contributors=5, models=1))  # fmt: skip
+    client = TestClient(create_app(explorer))
+    stop = threading.Event()
+
+    def feed() -> None:
+        ev = _Events()
+        ev.block = 1000
+        rid = 40
+        while not stop.is_set() and rid < 2000:
+            rid += 1
+            ev.add("InferencePaid", requestId=rid, payer="0x" + "44" * 20, modelId=1, inputHash=b"\0" * 32,
+                   fee=10**18, epoch=0)  # fmt: skip
+            explorer.ingest(ev.items[-1:], ev.block, "0x" + "00" * 32)
+            ev.block += 1
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    try:
+        for _ in range(30):
+            for url in ("/", "/inferences", "/leaderboards", "/models/1", "/api/live?after_inference=0"):
+                assert client.get(url).status_code == 200
+    finally:
+        stop.set()
+        thread.join()
+    assert len(explorer.ledger.inferences) > 40
