@@ -9,6 +9,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -80,6 +81,11 @@ def create_app(explorer: Explorer) -> FastAPI:
             return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
         title = {404: "Not found", 400: "Bad request"}.get(exc.status_code, "Error")
         return render("error.html", request, exc.status_code, title=title, message=str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()) or "input"
+        return await _error(request, PageError(400, f"malformed {fields}"))
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request):

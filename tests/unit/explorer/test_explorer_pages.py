@@ -74,6 +74,12 @@ def test_malformed_blob_digest_is_400_and_unknown_is_404(world):
     assert client.get("/blobs/" + "ab" * 32).status_code == 404
 
 
+def test_malformed_live_query_is_a_json_400(world):
+    _, client = world
+    response = client.get("/api/live?after_inference=abc")
+    assert response.status_code == 400 and "after_inference" in response.json()["error"]
+
+
 def test_api_errors_are_json(world):
     _, client = world
     response = client.get("/api/inferences/424242/signals")
