@@ -130,7 +130,7 @@ ao wallet balance owner alice bob carol mallory builder agent operator dev:0
 
 step "The explorer: every inference with its spans and contributions, every contributor's earnings, every report verified"
 EXPLORER="http://127.0.0.1:${DEMO_EXPLORER_PORT:-8650}"
-ao explorer --port "${DEMO_EXPLORER_PORT:-8650}" >"$ATTRIBUTION_HOME/logs/explorer.log" 2>&1 &
+attribution-oracle explorer --port "${DEMO_EXPLORER_PORT:-8650}" >"$ATTRIBUTION_HOME/logs/explorer.log" 2>&1 &
 PIDS+=($!)
 wait_for "$EXPLORER/health" 120
 alice=$(ao --json wallet list | python3 -c 'import json,sys; print(next(w["address"] for w in json.load(sys.stdin) if w["alias"] == "alice"))' 2>/dev/null || true)
