@@ -24,7 +24,6 @@ from attribution_oracle.settlement.chain_data import training_data
 from attribution_oracle.store.blobs import BlobStore
 
 URI_PREFIX = "sha256://"
-METADATA_URI_INDEX = 6  # ModelRegistry.Model.metadataURI
 
 
 class ScorerError(UserError):
@@ -60,8 +59,9 @@ class ScorerContext:
 
     def metadata_uri(self, model_id: int) -> str:
         """The model's on-chain metadata URI."""
-        models = self.client.contract(self.deployment, "ModelRegistry")
-        return str(self.client.call(models.functions.getModel(model_id))[METADATA_URI_INDEX])
+        from attribution_oracle.chain.reads import ChainReader
+
+        return ChainReader(self.client, self.deployment).model(model_id).metadata_uri
 
 
 def factory_provider(context: ScorerContext) -> ScorerProvider:
