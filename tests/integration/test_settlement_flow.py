@@ -93,6 +93,36 @@ def test_two_of_three_signatures_settle_and_contributors_claim(settled):
     assert token.functions.balanceOf(deployment.contracts["RewardDistributor"].address).call() == 0
 
 
+def test_every_party_is_shown_and_the_totals_add_up_to_what_was_paid(settled):
+    """The builder's 50% and the treasury's fee were invisible; now `report show` lists every party."""
+    ao, _ = settled
+    shown = ao.json("report", "show")
+    client = ChainClient(ao.env["ATTRIBUTION_RPC"])
+    deployment = load_deployment(client.chain_id, [ao.home / "deployments"])
+    treasury = client.contract(deployment, "InferenceMarket").functions.treasury().call()
+    owner = ao.json("wallet", "balance", "dev:4")[0]["address"]
+    roles = {(p["account"], p["role"]): int(p["amount"]) for p in shown["parties"]}
+    assert roles[(owner, "model owner")] == 3 * (95 * OPEN // 100 * 5000 // 10_000)
+    assert roles[(treasury, "treasury")] == 3 * 5 * OPEN // 100
+    assert sum(roles.values()) == int(shown["paid"]) == 3 * OPEN  # three inferences at 1 OPEN each
+    table = ao("report", "show").output
+    assert "who earned what" in table and "model owner" in table and "treasury" in table
+
+
+def test_the_model_owner_sees_and_withdraws_earnings(settled):
+    ao, _ = settled
+    due = 3 * (95 * OPEN // 100 * 5000 // 10_000)
+    (shown,) = ao.json("model", "earnings", "dev:4")
+    assert shown["earnings"] == str(due)
+    before = int(ao.json("wallet", "balance", "dev:4")[0]["open"])
+    withdrawn = ao.json("model", "withdraw", "--from", "dev:4")
+    assert withdrawn["amount"] == str(due)
+    assert int(ao.json("wallet", "balance", "dev:4")[0]["open"]) - before == due
+    assert ao.json("model", "earnings", "dev:4")[0]["earnings"] == "0"
+    again = ao("model", "withdraw", "--from", "dev:4", ok=False)
+    assert again.exit_code == 1 and "no model-owner earnings" in again.output
+
+
 def test_a_second_epoch_with_nothing_new_keeps_cumulative_amounts(settled):
     ao, _ = settled
     built = ao.json("report", "build", "--epoch", "2")

@@ -111,8 +111,9 @@ def balance(app: App, accounts: tuple[str, ...]) -> None:
 @pass_app
 def fund(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
     """Send ETH (for gas) from one account to another."""
+    wei = parse_amount(amount, "ETH amount")
     signer = app.signer(sender, password_file)
     address = app.address(to)
-    receipt = app.client.send_eth(signer, address, parse_amount(amount, "ETH amount"))
+    receipt = app.client.send_eth(signer, address, wei)
     tx = receipt["transactionHash"].to_0x_hex()
     app.result({"to": address, "eth": amount, "tx": tx}, f"sent {amount} ETH to {to} ({tx})")
