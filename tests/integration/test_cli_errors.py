@@ -248,7 +248,13 @@ def _numeric_params():
     import click
 
     from attribution_oracle.cli.main import cli
-    from attribution_oracle.cli.params import BoundedIntType, ChainIdType, FiniteFloatType
+
+    try:
+        from attribution_oracle.cli.params import BoundedIntType, ChainIdType, FiniteFloatType
+
+        checked: tuple[type, ...] = (BoundedIntType, ChainIdType, FiniteFloatType)
+    except ImportError:  # a checkout before the typed parameters: walk click's own number types
+        checked = ()
 
     def walk(group, path):
         for name, command in sorted(group.commands.items()):
@@ -261,9 +267,7 @@ def _numeric_params():
     for path, command in walk(cli, []):
         for param in command.params:
             if (
-                isinstance(
-                    param.type, ChainIdType | BoundedIntType | FiniteFloatType | click.types._NumberParamTypeBase
-                )
+                isinstance(param.type, (*checked, click.types._NumberParamTypeBase, click.types.IntParamType))
                 or param.name in AMOUNT_PARAMS
             ):
                 found.append((path, param))

@@ -14,10 +14,11 @@ from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.chain_data import every_party, submissions, training_data
 from attribution_oracle.settlement.service import build_epoch_report, load_report, verify_report
 from attribution_oracle.settlement.typed_data import Signature, order_for_contract, recover_signer, sign_report
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
 
 def _signature_dir(app: App, uri: str) -> Path:
-    return app.home / "signatures" / uri.removeprefix("sha256://")
+    return app.home / "signatures" / uri.removeprefix(CONTENT_URI_SCHEME)
 
 
 def _read_scores(path: Path | None) -> dict[int, dict[str, float]]:

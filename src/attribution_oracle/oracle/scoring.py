@@ -22,8 +22,9 @@ from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.allocation import Contribution
 from attribution_oracle.settlement.chain_data import training_data
 from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
-URI_PREFIX = "sha256://"
+URI_PREFIX = CONTENT_URI_SCHEME
 
 
 class ScorerError(UserError):
