@@ -165,11 +165,19 @@ def read_password(alias: str, password_file: Path | None = None) -> str:
     return click.prompt(f"Password for {alias}", hide_input=True)
 
 
+AMOUNT_FIELDS = frozenset({"price", "min_stake", "fee_paid", "stake", "stake_returned", "stake_slashed"})
+
+
 def as_dict(record: Any) -> dict:
-    """A catalog record (dataclass) or mapping as a plain dict, for --json output."""
+    """A catalog record (dataclass) or mapping as a plain dict, for --json output.
+
+    Amounts in wei are decimal strings, as everywhere in the JSON output (one type for every price and amount,
+    exact beyond 2**53 for any JSON reader).
+    """
     from dataclasses import asdict, is_dataclass
 
-    return asdict(record) if is_dataclass(record) else dict(record)
+    data = asdict(record) if is_dataclass(record) else dict(record)
+    return {k: str(v) if k in AMOUNT_FIELDS and isinstance(v, int) else v for k, v in data.items()}
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -206,7 +206,7 @@ def list_(app: App) -> None:
     """List Datanets."""
     app.sync()
     datanets = app.catalog.list_datanets()
-    rows = [_datanet_row(d) for d in datanets]
+    rows = [_datanet_row(d, app.names()) for d in datanets]
     app.emit(
         [as_dict(d) for d in datanets],
         table("datanets", ["id", "name", "owner", "min stake", "contributions", "approved", "versions"], rows),
@@ -235,7 +235,7 @@ def show(app: App, datanet_id: int) -> None:
         table(
             f"datanet {datanet_id}",
             ["id", "name", "owner", "min stake", "contributions", "approved", "versions"],
-            [_datanet_row(d)],
+            [_datanet_row(d, app.names())],
         )
     )
     rows = []
@@ -244,7 +244,7 @@ def show(app: App, datanet_id: int) -> None:
         rows.append(
             [
                 _get(c, "id"),
-                _get(c, "contributor"),
+                app.name_of(_get(c, "contributor")),
                 _get(c, "status"),
                 _stake_outcome(c),
                 _get(c, "content_hash")[:16],
@@ -283,11 +283,11 @@ def _hex(value) -> str:
     return value.hex() if isinstance(value, bytes) else str(value).removeprefix("0x")
 
 
-def _datanet_row(d) -> list:
+def _datanet_row(d, names: dict[str, str]) -> list:
     return [
         _get(d, "id"),
         _get(d, "name"),
-        _get(d, "owner"),
+        names.get(_get(d, "owner"), _get(d, "owner")),
         format_eth(int(_get(d, "min_stake"))),
         _get(d, "contribution_count"),
         _get(d, "approved_count"),

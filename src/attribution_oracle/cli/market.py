@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import click
 from eth_account.signers.local import LocalAccount
 
 from attribution_oracle.chain.client import format_eth
-from attribution_oracle.chain.token import ensure_allowance, events_of
 from attribution_oracle.cli.app import App, from_option, pass_app, password_option, table
 from attribution_oracle.cli.params import CHAIN_ID
 from attribution_oracle.errors import UserError
+from attribution_oracle.settlement import inference_payments as payments
 from attribution_oracle.settlement.chain_data import receipts
+from attribution_oracle.settlement.inference_payments import input_hash
 
 STATUS = {0: "unknown", 1: "paid", 2: "served", 3: "refunded"}
 
 
-def input_hash(prompt: str) -> bytes:
-    """The on-chain hash of a prompt: sha256 of its UTF-8 bytes (what the server checks)."""
-    return hashlib.sha256(prompt.encode()).digest()
-
-
 def check_payable(app: App, model_id: int, max_fee: int | None = None) -> int:
-    """The price of one inference of ``model_id``; ``UserError`` (before paying) if inactive or above ``max_fee``."""
-    model = app.reader.model(model_id)
-    if not model.active:
-        raise UserError(f"model {model_id} is inactive (nothing was paid)")
-    if max_fee is not None and model.price > max_fee:
-        raise UserError(
-            f"model {model_id} costs {format_eth(model.price)} OPEN, above --max-fee {format_eth(max_fee)} "
-            "(nothing was paid)"
-        )
-    return model.price
+    """``settlement.inference_payments.check_payable`` for the CLI's deployment."""
+    return payments.check_payable(app.reader, model_id, max_fee)
 
 
 def pay_for_prompts(
@@ -50,16 +36,7 @@ def pay_for_hashes(
     app: App, signer: LocalAccount, model_id: int, hashes: list[bytes], max_fee: int | None = None
 ) -> list[dict]:
     """Pay for one inference of ``model_id`` per input hash (sha256 of the exact prompt; one transaction)."""
-    market, token = app.contract("InferenceMarket"), app.contract("OpenToken")
-    price = check_payable(app, model_id, max_fee)
-    limit = price if max_fee is None else max_fee
-    ensure_allowance(app.client, token, signer, market.address, price * len(hashes))
-    if len(hashes) == 1:
-        fn = market.functions.payForInference(model_id, hashes[0], limit)
-    else:
-        fn = market.functions.payForInferenceBatch([model_id] * len(hashes), hashes, [limit] * len(hashes))
-    receipt = app.client.send(fn, signer, f"pay for {len(hashes)} inference(s)")
-    return events_of(market, "InferencePaid", receipt)
+    return payments.pay_for_hashes(app.client, app.deployment, signer, model_id, hashes, max_fee)
 
 
 @click.group("market")
@@ -150,7 +127,7 @@ def show(app: App, request_ids: tuple[int, ...]) -> None:
         s = r["split"]
         data.append({**r, "status": status})
         rows.append(
-            [r["requestId"], r["modelId"], r["payer"], format_eth(r["fee"]), status]
+            [r["requestId"], r["modelId"], app.name_of(r["payer"]), format_eth(r["fee"]), status]
             + [format_eth(s[k]) for k in ("protocol", "owner", "datanetOwners", "contributors")]
         )
     header = ["request", "model", "payer", "fee", "status", "protocol", "owner", "datanets", "contributors"]

@@ -319,10 +319,11 @@ def eval_(app: App, model_id: int | None, manifest: str | None, json_here: bool)
         raise UserError("the recomputed held-out loss does not match the manifest")
 
 
-def _model_row(m: dict) -> list:
+def _model_row(m: dict, names: dict[str, str]) -> list:
     split = f"{m['owner_bps']}/{m['contributors_bps']}/{m['datanet_owners_bps']}"
     sources = ", ".join(f"{s['datanet_id']}@{s['version']}" for s in m.get("sources", []))
-    return [m["id"], m["owner"], format_eth(int(m["price"])), split, sources, "yes" if m["active"] else "no"]
+    owner = names.get(m["owner"], m["owner"])
+    return [m["id"], owner, format_eth(int(m["price"])), split, sources, "yes" if m["active"] else "no"]
 
 
 @command.command("list")
@@ -334,7 +335,9 @@ def list_(app: App) -> None:
     app.emit(
         models,
         table(
-            "models", ["id", "owner", "price (OPEN)", "split", "datanets", "active"], [_model_row(m) for m in models]
+            "models",
+            ["id", "owner", "price (OPEN)", "split", "datanets", "active"],
+            [_model_row(m, app.names()) for m in models],
         ),
     )
 
@@ -359,7 +362,8 @@ def show(app: App, model_id: int, json_here: bool) -> None:
     if app.json_output:
         app.emit({**m, "manifest": manifest, "manifestNote": note or None})
         return
-    app.console.print(table(f"model {model_id}", ["field", "value"], [[k, v] for k, v in m.items()]))
+    shown = {**m, "owner": app.name_of(m["owner"]), "price": f"{format_eth(int(m['price']))} OPEN"}
+    app.console.print(table(f"model {model_id}", ["field", "value"], [[k, v] for k, v in shown.items()]))
     if manifest is None:
         app.say(f"no manifest: {note}")
         return

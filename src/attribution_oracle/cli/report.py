@@ -159,14 +159,6 @@ def verify(app: App, uri: str) -> None:
         raise UserError(f"report {uri} does not verify")
 
 
-def _wallet_names(app: App) -> dict[str, str]:
-    """Checksummed address -> wallet alias, for the wallets this home knows."""
-    try:
-        return {w.address: w.alias for w in app.wallets.list()}
-    except (OSError, UserError):
-        return {}
-
-
 def _accepted_uris(app: App, uri: str | None) -> list[str]:
     if uri is not None:
         return [uri]
@@ -185,7 +177,7 @@ def show(app: App, uri: str | None, top: int) -> None:
 
     Without URI: every report accepted on-chain, oldest first (reports are read from the local content store).
     """
-    names = _wallet_names(app)
+    names = app.names()
     label = {}  # contribution id -> (contributor, datanet)
     inference_rows, earned, data = [], {}, []
     uris = _accepted_uris(app, uri)

@@ -29,9 +29,9 @@ def show(app: App, accounts: tuple[str, ...]) -> None:
             {
                 "account": name,
                 "address": s.address,
-                "cumulative": s.cumulative,
-                "claimed": s.claimed,
-                "claimable": s.claimable,
+                "cumulative": str(s.cumulative),
+                "claimed": str(s.claimed),
+                "claimable": str(s.claimable),
                 "report": uri,
             }
             for name, s in rows
