@@ -22,6 +22,10 @@ class ChainIdType(click.ParamType):
 
     name = "id"
 
+    def get_metavar(self, param: click.Parameter, *args: Any) -> str | None:
+        """``ID`` for an option in --help (an argument keeps its own name, e.g. DATANET_ID)."""
+        return None if isinstance(param, click.Argument) else "ID"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         """Parse ``value`` as a uint256; fail with the valid range otherwise."""
         if isinstance(value, int) and not isinstance(value, bool):
@@ -48,6 +52,10 @@ class BoundedIntType(click.ParamType):
 
     def _rule(self) -> str:
         return f">= {self.low}" if self.high == INT64_MAX else f"between {self.low} and {self.high}"
+
+    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+        """``N>=1`` or ``N:1..65535`` in --help: the valid values at a glance."""
+        return f"N>={self.low}" if self.high == INT64_MAX else f"N:{self.low}..{self.high}"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         """Parse ``value``; fail with ``must be >= low`` (or the range) otherwise."""
@@ -81,6 +89,12 @@ class FiniteFloatType(click.ParamType):
         if self.high is not None:
             parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
         return "a finite number" + (" " + " and ".join(parts) if parts else "")
+
+    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
+        """``X>0``, ``X:0..1`` and the like in --help."""
+        low = "" if self.low is None else f"{self.low:g}" + ("<" if self.low_open else "<=")
+        high = "" if self.high is None else ("<" if self.high_open else "<=") + f"{self.high:g}"
+        return f"{low}X{high}"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         """Parse ``value``; fail with the valid range for non-numbers, NaN, infinities or out-of-range values."""

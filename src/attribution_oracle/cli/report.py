@@ -61,7 +61,7 @@ def build(app: App, epoch: int, scores_file: Path | None, to_block: int | None) 
         "rewardsRoot": "0x" + r.rewards_root.hex(),
         "attributionRoot": "0x" + r.attribution_root.hex(),
     }
-    rows = [[a, format_eth(v)] for a, v in r.rewards.items()]
+    rows = [[app.name_of(a), format_eth(v)] for a, v in r.rewards.items()]
     app.emit(
         data,
         table(
