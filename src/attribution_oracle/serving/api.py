@@ -226,25 +226,28 @@ def create_app(service: OpenLoraService) -> FastAPI:
 
         return JSONResponse({"prompt": prompt, "input_hash": "0x" + prompt_hash(prompt).hex()})
 
-    def card(m) -> dict:
-        return {
-            "id": str(m.model_id),
-            "object": "model",
-            "created": int(service.started_at),
-            "owned_by": m.owner,
-            "adapter_hash": m.adapter_hash,
-            "price_wei": str(m.price),
-            "base_model": service.base.sha256,
-            "max_tokens_limit": service.max_tokens_limit,
-        }
-
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [card(m) for m in service.models.values()]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": str(m.model_id),
+                    "object": "model",
+                    "created": int(service.started_at),
+                    "owned_by": m.owner,
+                    "adapter_hash": m.adapter_hash,
+                    "price_wei": str(m.price),
+                    "base_model": service.base.sha256,
+                }
+                for m in service.models.values()
+            ],
+        }
 
     @app.get("/v1/models/{model_id}")
     async def model(model_id: str) -> dict:
-        return card(service.model(model_id))
+        served = str(service.model(model_id).model_id)  # 404 for a model not served here
+        return next(card for card in (await models())["data"] if card["id"] == served)
 
     @app.get("/health")
     async def health() -> dict:
