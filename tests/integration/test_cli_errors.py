@@ -202,7 +202,7 @@ def test_http_url_that_is_not_a_chain_is_one_error_line(world):
     import threading
 
     class Page(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server hook name
+        def do_POST(self):
             body = b"<html>not a chain</html>"
             self.send_response(200)
             self.send_header("content-type", "text/html")

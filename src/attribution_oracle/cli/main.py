@@ -48,7 +48,8 @@ class Root(click.Group):
     Under ``--json`` the error is a JSON object on stdout instead: ``{"error": {"code": ..., "message": ...}}``.
     """
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    def invoke(self, ctx: click.Context):
+        """Run the command; tag user and usage errors with whether JSON output was asked for."""
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
@@ -58,7 +59,8 @@ class Root(click.Group):
             exc.json_output = _wants_json(ctx, ctx.protected_args + ctx.args)  # type: ignore[attr-defined]
             raise
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D102
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Parse and run; every error a user can cause becomes one line (or one JSON object) and an exit code."""
         argv = list(sys.argv[1:] if args is None else args)
         try:
             code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)

@@ -85,17 +85,17 @@ class ChainSource:
             raise DataVerificationError(f"unknown datanet {datanet_id}")
         return self.reader.datanet(datanet_id)
 
-    def latest_version(self, datanet_id: int) -> int:  # noqa: D102
+    def latest_version(self, datanet_id: int) -> int:
         return self._datanet(datanet_id).version_count
 
-    def version(self, datanet_id: int, version: int) -> VersionRecord:  # noqa: D102
+    def version(self, datanet_id: int, version: int) -> VersionRecord:
         self._datanet(datanet_id)
         if not self.reader.version_exists(datanet_id, version):
             raise DataVerificationError(f"datanet {datanet_id} has no published version {version}")
         v = self.reader.version(datanet_id, version)
         return VersionRecord(datanet_id, version, bytes32_to_digest(v.merkle_root), v.count, v.manifest_uri)
 
-    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:  # noqa: D102
+    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:
         hashes = self.reader.approved_hashes(datanet_id)[:count]
         out = []
         for content_hash in hashes:
@@ -112,21 +112,21 @@ class CatalogSource:
         """Bind to an open catalog."""
         self.catalog = catalog
 
-    def latest_version(self, datanet_id: int) -> int:  # noqa: D102
+    def latest_version(self, datanet_id: int) -> int:
         try:
             versions = self.catalog.list_versions(datanet_id)
         except UnknownIdError:
             raise DataVerificationError(f"unknown datanet {datanet_id}") from None
         return versions[-1].version if versions else 0
 
-    def version(self, datanet_id: int, version: int) -> VersionRecord:  # noqa: D102
+    def version(self, datanet_id: int, version: int) -> VersionRecord:
         try:
             v = self.catalog.get_version(datanet_id, version)
         except UnknownIdError:
             raise DataVerificationError(f"datanet {datanet_id} has no published version {version}") from None
         return VersionRecord(datanet_id, version, v.merkle_root.removeprefix("0x"), v.count, v.manifest_uri)
 
-    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:  # noqa: D102
+    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:
         hashes = self.catalog.approved_hashes(datanet_id)[:count]
         by_hash = {c.content_hash: c for c in self.catalog.list_contributions(datanet_id, "approved")}
         return [
