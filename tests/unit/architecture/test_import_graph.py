@@ -132,3 +132,17 @@ def test_only_cli_imports_cli():
         if t.startswith(f"{PACKAGE}.cli")
     )
     assert leaks == []
+
+
+def test_no_chain_struct_is_read_by_position():
+    """Structs are read by field name through chain.reads (a reordered Vyper struct must not shift a reader)."""
+    import re
+
+    positional = re.compile(r"\.call\([^)]*\)\[[0-9]+\]|_INDEX = [0-9]+")
+    found = [
+        f"{path.relative_to(SRC)}:{number}: {line.strip()}"
+        for path in sorted((SRC / PACKAGE).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if positional.search(line)
+    ]
+    assert found == []
