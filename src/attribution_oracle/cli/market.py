@@ -120,12 +120,13 @@ def refund(app: App, request_id: int, sender: str, password_file) -> None:
 @pass_app
 def show(app: App, request_ids: tuple[int, ...]) -> None:
     """Show requests: payer, fee, split and status."""
-    market = app.contract("InferenceMarket")
     rows, data = [], []
     for r in receipts(app.client, app.deployment, list(request_ids)):
-        status = STATUS[app.client.call(market.functions.requestStatus(r["requestId"]))]
+        status = STATUS[app.reader.request_status(r["requestId"])]
         s = r["split"]
-        data.append({**r, "status": status})
+        data.append(
+            {**r, "fee": str(r["fee"]), "split": {k: str(v) for k, v in s.items()}, "status": status}
+        )  # wei as strings, as in every JSON output
         rows.append(
             [r["requestId"], r["modelId"], app.name_of(r["payer"]), format_eth(r["fee"]), status]
             + [format_eth(s[k]) for k in ("protocol", "owner", "datanetOwners", "contributors")]

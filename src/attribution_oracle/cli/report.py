@@ -226,6 +226,6 @@ def show(app: App, uri: str | None, top: int) -> None:
         return
     app.emit(
         None,
-        table("top contributions per inference", ["epoch", "request", "model", "top", "paid OPEN"], inference_rows),
+        table("top contributions per inference", ["epoch", "request", "model", "top", "to data OPEN"], inference_rows),
     )
     app.emit(None, table("who earned what from these inferences", ["account", "role", "OPEN"], earned_rows))
