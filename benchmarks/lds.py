@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -46,6 +45,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # traker and dattri print progress b
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _common import machine  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -606,23 +606,6 @@ def fmt_pivot(rows: list[Row]) -> str:
         row.append(f"{nodamp.lds:.3f} ({nodamp.total_s:.1f}s)" if nodamp else "")
         lines.append(f"| {setting} | {est} | {k} | " + " | ".join(row) + " |")
     return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 # ---------------------------------------------------------------------------------------------- main

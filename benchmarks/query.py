@@ -14,11 +14,9 @@ and opened fresh (memory-mapped); after a warmup, ``--reps`` single queries are 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -30,29 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import machine
 
 from attribution_oracle.attribution import AttributionIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu": cpu,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def latencies_ms(fn: Callable[[np.ndarray], Any], queries: np.ndarray, warmup: int) -> np.ndarray:

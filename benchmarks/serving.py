@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from _common import machine  # noqa: E402
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # noqa: E402
 
 from attribution_oracle.models import load_base_model, unpack_adapter  # noqa: E402
@@ -285,17 +284,6 @@ def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], rep
     results["cold_load_ms"], results["bytes_per_adapter"] = cold_load(spec, all_blobs, base_hash)
     results["generated_tokens_per_request"] = tokens
     return results
-
-
-def machine() -> dict:
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-    }
 
 
 def table(name: str, results: dict, counts: list[int], modes: list[str]) -> list[str]:

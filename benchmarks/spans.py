@@ -29,11 +29,8 @@ Per corpus:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -46,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import machine
 
 from attribution_oracle.attribution.spans import SpanIndex
 
@@ -54,23 +52,6 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 SIZES = {"1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000}
 MIN_LEN = 16
 MAX_CNT = 10_000
-
-
-def machine() -> dict[str, Any]:
-    """CPU, core count and load, recorded next to the figures (the machine is shared)."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-    }
 
 
 def synthetic_corpus(n_bytes: int, seed: int = 0) -> list[str]:

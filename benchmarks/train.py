@@ -32,7 +32,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -41,7 +40,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import torch
+from _common import machine
 
 from attribution_oracle.factory.chunking import Chunk, tokenize_documents
 from attribution_oracle.factory.config import TrainConfig
@@ -147,16 +146,6 @@ def run_factory(spec: str, config: TrainConfig) -> dict[str, Any]:
             result.manifest["metrics"]["train_loss_last"],
         ],
     }
-
-
-def machine() -> dict[str, Any]:
-    """Where the figures come from."""
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"nproc": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cpu": cpu, "torch": torch.__version__}
 
 
 def uptime() -> str:

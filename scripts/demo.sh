@@ -53,7 +53,7 @@ for who in alice bob carol mallory; do
   ao datanet contribute 1 "demo/corpus/$who" --from "$who"
 done
 
-step "The curator audits pending contributions for copies before approving (byte spans vs the approved corpus)"
+step "The curator audits pending contributions for copies before approving (each against those sent before it)"
 ao datanet audit 1 --pending
 
 step "Curation: approve most, reject one off-topic document, reject the spam as malicious (stake slashed)"
@@ -102,7 +102,8 @@ curl -s -o /dev/null -w "unpaid request -> HTTP %{http_code}\n" "$SERVER/v1/comp
   -H 'content-type: application/json' -d '{"model": "1", "prompt": "free honey?", "request_id": 999}'
 for prompt in "How often should I inspect a hive in spring?" "When do bees forage furthest?" \
   "How do I recognise American foulbrood?" "When is honey ready to harvest?"; do
-  ao infer 1 "$prompt" --chat --wallet agent --max-tokens 40
+  printf '\nQ: %s\n' "$prompt"
+  ao infer 1 "$prompt" --chat --wallet agent --max-tokens 64
 done
 
 step "The oracle nodes attribute each inference, sign epoch reports, exchange signatures and submit"
@@ -123,8 +124,10 @@ ao rewards claim bob --from operator
 ao rewards claim carol --from carol
 ao rewards claim owner --from owner
 
-step "Per inference, its top contributions; then who earned what"
+step "Per inference, its top contributions; then who earned what (every party: the totals are what the agent paid)"
 ao report show --top 3
+ao model earnings builder
+ao model withdraw --from builder
 ao rewards show owner alice bob carol
 ao wallet balance owner alice bob carol mallory builder agent operator dev:0
 

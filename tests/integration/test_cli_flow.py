@@ -101,7 +101,7 @@ def test_published_root_matches_the_approved_hashes_and_verifies_on_chain(chain_
 def test_model_points_at_the_published_version(chain_cli, story):
     model = chain_cli.json("model", "show", str(story["model"]["modelId"]))
     assert model["sources"] == [{"datanet_id": 1, "version": 1}]
-    assert model["price"] == OPEN // 2
+    assert model["price"] == str(OPEN // 2)  # amounts in wei are decimal strings in every JSON output
     assert (model["owner_bps"], model["contributors_bps"], model["datanet_owners_bps"]) == (5000, 4000, 1000)
     listed = chain_cli.json("model", "list")
     assert [m["id"] for m in listed] == [1]

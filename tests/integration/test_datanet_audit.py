@@ -68,12 +68,40 @@ def test_audit_table_and_version_mode(chain_cli, audited):
 
 def test_audit_errors_are_one_line(chain_cli, audited):
     datanet = str(audited["datanet"])
-    for args in (
-        ("datanet", "audit", datanet, "--version", "7"),
-        ("datanet", "audit", datanet, "--pending", "--version", "1"),
-        ("datanet", "audit", datanet, "--threshold", "2"),
-        ("datanet", "audit", "99"),
+    for args, code in (
+        (("datanet", "audit", datanet, "--version", "7"), 1),
+        (("datanet", "audit", datanet, "--pending", "--version", "1"), 1),
+        (("datanet", "audit", datanet, "--threshold", "2"), 2),  # a usage error: the valid range is stated
+        (("datanet", "audit", "99"), 1),
     ):
         result = chain_cli(*args, ok=False)
-        assert result.exit_code == 1
+        assert result.exit_code == code
         assert result.output.startswith("error: ") and "Traceback" not in result.output, result.output
+
+
+def test_pending_contributions_are_compared_among_themselves(chain_cli, tmp_path):
+    """Two near-identical pending files used to both pass (only approved ones were compared); the later is flagged."""
+    ao = chain_cli
+    for who in ("dana", "erin"):
+        ao("wallet", "new", who)
+        ao("wallet", "fund", who, "--eth", "1", "--from", "dev:0")
+        ao("token", "mint", who, "100", "--from", "dev:0")
+    datanet = str(ao.json("datanet", "create", "Fresh", "--min-stake", "1", "--from", "dana")["datanetId"])
+    text = (CORPUS / "bob" / "01-nectar-flow.txt").read_text()
+    (tmp_path / "mine.txt").write_text(text)
+    (tmp_path / "theirs.txt").write_text("Copied notes: " + text.replace("\n", " \n"))
+    (first,) = ao.json("datanet", "contribute", datanet, str(tmp_path / "mine.txt"), "--from", "dana")[
+        "contributionIds"
+    ]
+    (later,) = ao.json("datanet", "contribute", datanet, str(tmp_path / "theirs.txt"), "--from", "erin")[
+        "contributionIds"
+    ]
+    result = ao.json("datanet", "audit", datanet)
+    assert result["compared"] == 0 and result["comparedPending"] == 2
+    by_id = {c["id"]: c for c in result["contributions"]}
+    assert by_id[first]["verdict"] == "ok"  # the first one sent owns its text
+    assert by_id[later]["verdict"] in ("copy", "near-copy")
+    assert [s["id"] for s in by_id[later]["sources"]] == [str(first)]
+    table = ao("datanet", "audit", datanet).output
+    assert "erin" in table and "dana" in table  # wallet names, not addresses
+    assert "1 approved" not in table and "+ 2 pending" in table

@@ -101,7 +101,11 @@ def test_rerunning_the_same_training_resumes_and_gives_the_same_adapter(chain_cl
         (["--datanet", "1@9"], "datanet 1 has no published version 9"),
         (["--datanet", "5"], "unknown datanet 5"),
         (["--datanet", "1", "--register"], "--register needs --price and --from"),
-        (["--datanet", "1", "--steps", "0"], "invalid training settings: --steps"),
+        # (--steps 0 is now a usage error, exit 2, stating ">= 1": test_cli_errors.test_usage_errors_exit_2_...)
+        (
+            ["--datanet", "1", "--steps", "2", "--attribution-checkpoints", "5"],
+            "invalid training settings: --attribution-checkpoints",
+        ),
     ],
 )
 def test_bad_training_requests_are_one_line_errors(chain_cli, world, args, message):

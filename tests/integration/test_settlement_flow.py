@@ -69,21 +69,21 @@ def test_two_of_three_signatures_settle_and_contributors_claim(settled):
 
     before = {b["account"]: int(b["open"]) for b in ao.json("wallet", "balance", "dev:1", "dev:2", "dev:3")}
     shown = {r["account"]: r for r in ao.json("rewards", "show", "dev:1", "dev:2", "dev:3")}
-    assert sum(r["cumulative"] for r in shown.values()) == int(built["totalCumulative"])
+    assert sum(int(r["cumulative"]) for r in shown.values()) == int(built["totalCumulative"])
     ao("rewards", "claim", "dev:2", "--from", "dev:2")
     ao("rewards", "claim", "dev:3", "--from", "dev:6")  # a relayer pays the gas; dev:3 gets the OPEN
     ao("rewards", "claim", "dev:1", "--from", "dev:1")
     after = {b["account"]: int(b["open"]) for b in ao.json("wallet", "balance", "dev:1", "dev:2", "dev:3")}
     for account in ("dev:1", "dev:2", "dev:3"):
-        assert after[account] - before[account] == shown[account]["cumulative"]
+        assert after[account] - before[account] == int(shown[account]["cumulative"])
     # inference 1: contribution 1 (dev:2) 3x contribution 3 (dev:3); inference 2: only contribution 4 (dev:3);
     # inference 3: no scores, equal split between the two contributors
     pool = 38 * OPEN // 100
     first = contributor_shares(pool, {"1": 3.0, "3": 1.0}, {"1": "a", "3": "b"})  # quantised 3:1
     assert abs(first["a"] - pool * 3 // 4) < pool // 2**30
-    assert shown["dev:2"]["cumulative"] == first["a"] + pool // 2
-    assert shown["dev:3"]["cumulative"] == first["b"] + pool + pool // 2
-    assert shown["dev:1"]["cumulative"] == 3 * 95 * OPEN // 1000
+    assert int(shown["dev:2"]["cumulative"]) == first["a"] + pool // 2
+    assert int(shown["dev:3"]["cumulative"]) == first["b"] + pool + pool // 2
+    assert int(shown["dev:1"]["cumulative"]) == 3 * 95 * OPEN // 1000
 
     again = ao("rewards", "claim", "dev:2", "--from", "dev:2", ok=False)
     assert again.exit_code == 1 and "already claimed" in again.output
@@ -91,6 +91,36 @@ def test_two_of_three_signatures_settle_and_contributors_claim(settled):
     deployment = load_deployment(client.chain_id, [ao.home / "deployments"])
     token = client.contract(deployment, "OpenToken")
     assert token.functions.balanceOf(deployment.contracts["RewardDistributor"].address).call() == 0
+
+
+def test_every_party_is_shown_and_the_totals_add_up_to_what_was_paid(settled):
+    """The builder's 50% and the treasury's fee were invisible; now `report show` lists every party."""
+    ao, _ = settled
+    shown = ao.json("report", "show")
+    client = ChainClient(ao.env["ATTRIBUTION_RPC"])
+    deployment = load_deployment(client.chain_id, [ao.home / "deployments"])
+    treasury = client.contract(deployment, "InferenceMarket").functions.treasury().call()
+    owner = ao.json("wallet", "balance", "dev:4")[0]["address"]
+    roles = {(p["account"], p["role"]): int(p["amount"]) for p in shown["parties"]}
+    assert roles[(owner, "model owner")] == 3 * (95 * OPEN // 100 * 5000 // 10_000)
+    assert roles[(treasury, "treasury")] == 3 * 5 * OPEN // 100
+    assert sum(roles.values()) == int(shown["paid"]) == 3 * OPEN  # three inferences at 1 OPEN each
+    table = ao("report", "show").output
+    assert "who earned what" in table and "model owner" in table and "treasury" in table
+
+
+def test_the_model_owner_sees_and_withdraws_earnings(settled):
+    ao, _ = settled
+    due = 3 * (95 * OPEN // 100 * 5000 // 10_000)
+    (shown,) = ao.json("model", "earnings", "dev:4")
+    assert shown["earnings"] == str(due)
+    before = int(ao.json("wallet", "balance", "dev:4")[0]["open"])
+    withdrawn = ao.json("model", "withdraw", "--from", "dev:4")
+    assert withdrawn["amount"] == str(due)
+    assert int(ao.json("wallet", "balance", "dev:4")[0]["open"]) - before == due
+    assert ao.json("model", "earnings", "dev:4")[0]["earnings"] == "0"
+    again = ao("model", "withdraw", "--from", "dev:4", ok=False)
+    assert again.exit_code == 1 and "no model-owner earnings" in again.output
 
 
 def test_a_second_epoch_with_nothing_new_keeps_cumulative_amounts(settled):

@@ -13,7 +13,13 @@ Public API::
 See ``spans_index`` (storage and search) and ``spans_query`` (spans and the scoring rule).
 """
 
-from attribution_oracle.attribution.spans_index import SpanIndex, SpanIndexError
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from attribution_oracle.attribution.spans_index import SpanIndex as StoredSpanIndex
+from attribution_oracle.attribution.spans_index import SpanIndexError
 from attribution_oracle.attribution.spans_query import (
     DEFAULT_COMMON_P,
     DEFAULT_MAX_COUNT,
@@ -23,6 +29,23 @@ from attribution_oracle.attribution.spans_query import (
     attribute,
     maximal_spans,
 )
+
+
+class SpanIndex(StoredSpanIndex):
+    """The suffix-array index (``spans_index``) with the span queries (``spans_query``) as methods.
+
+    The queries live here, not in ``spans_index``, so that ``spans_query`` builds on ``spans_index`` without
+    ``spans_index`` importing it back (no import cycle).
+    """
+
+    def maximal_spans(self, tokens: Sequence[int] | np.ndarray | str, min_len: int = 1, **kwargs: Any) -> list[Span]:
+        """All maximal matching spans of length >= ``min_len`` (see ``spans_query.maximal_spans``)."""
+        return maximal_spans(self, tokens, min_len, **kwargs)
+
+    def attribute(self, tokens: Sequence[int] | np.ndarray | str, **kwargs: Any) -> dict[str, float]:
+        """Per-contribution span scores of an output (see ``spans_query.attribute``)."""
+        return attribute(self, tokens, **kwargs)
+
 
 __all__ = [
     "DEFAULT_COMMON_P",

@@ -30,15 +30,12 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydivsufsort import divsufsort
 
 from attribution_oracle.errors import UserError
-
-if TYPE_CHECKING:
-    from attribution_oracle.attribution.spans_query import Span
 
 FORMAT = "attribution-oracle/span-index@1"
 TEXT_SEPARATOR = 0xFF  # never appears in UTF-8
@@ -420,20 +417,6 @@ class SpanIndex:
         """Index (in document order) of the document holding each corpus position."""
         self._load()
         return np.searchsorted(self.offsets, positions, side="right") - 1
-
-    # --------------------------------------------------------------- queries
-
-    def maximal_spans(self, tokens: Sequence[int] | np.ndarray | str, min_len: int = 1, **kwargs: Any) -> list[Span]:
-        """All maximal matching spans of length >= ``min_len`` (see ``spans_query.maximal_spans``)."""
-        from attribution_oracle.attribution.spans_query import maximal_spans
-
-        return maximal_spans(self, tokens, min_len, **kwargs)
-
-    def attribute(self, tokens: Sequence[int] | np.ndarray | str, **kwargs: Any) -> dict[str, float]:
-        """Per-contribution span scores of an output (see ``spans_query.attribute``)."""
-        from attribution_oracle.attribution.spans_query import attribute
-
-        return attribute(self, tokens, **kwargs)
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import BadResponseFormat, ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
 from attribution_oracle.chain.deployments import Deployment
@@ -63,6 +64,15 @@ class ChainClient:
             raise RpcUnavailableError(
                 f"cannot reach the chain at {self.rpc_url} (is the node running? try `attribution-oracle node start`)"
             ) from exc
+        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL):
+            raise RpcUnavailableError(
+                f"{self.rpc_url!r} is not an RPC URL: give one like http://127.0.0.1:8545 (--rpc or $ATTRIBUTION_RPC)"
+            ) from None
+        except (json.JSONDecodeError, BadResponseFormat, requests.exceptions.HTTPError) as exc:
+            raise RpcUnavailableError(
+                f"{self.rpc_url} answers but is not an Ethereum JSON-RPC endpoint ({type(exc).__name__}); "
+                "check --rpc or $ATTRIBUTION_RPC"
+            ) from None
 
     @property
     def chain_id(self) -> int:
@@ -72,12 +82,22 @@ class ChainClient:
                 self._chain_id = self.w3.eth.chain_id
         return self._chain_id
 
-    def contract(self, deployment: Deployment, name: str) -> Contract:
-        """A web3 contract handle for a deployed contract."""
+    def contract(self, deployment: Deployment, name: str, decode_tuples: bool = False) -> Contract:
+        """A web3 contract handle for a deployed contract (``decode_tuples``: structs come back as named tuples)."""
         record = deployment.contracts.get(name)
         if record is None:
             raise ChainError(f"the deployment has no contract named {name}")
-        return self.w3.eth.contract(address=Web3.to_checksum_address(record.address), abi=record.abi)
+        address = Web3.to_checksum_address(record.address)
+        return self.w3.eth.contract(address=address, abi=record.abi, decode_tuples=decode_tuples)
+
+    def simulate(self, fn: Any, sender: str) -> str | None:
+        """Dry-run a transaction as ``sender`` (an ``eth_call``): None if it would succeed, else the revert reason."""
+        with self.rpc():
+            try:
+                fn.call({"from": sender})
+            except ContractLogicError as exc:
+                return revert_reason(exc)
+        return None
 
     def call(self, fn: Any, what: str = "call") -> Any:
         """Call a view function; reverts become ``ChainError`` with the contract's reason."""

@@ -61,6 +61,10 @@ class Wallets:
     def _path(self, alias: str) -> Path:
         if not _ALIAS.match(alias):
             raise WalletError(f"invalid wallet name {alias!r}: use letters, digits, '.', '_' or '-'")
+        if alias.lower().startswith("0x"):
+            raise WalletError(
+                f"invalid wallet name {alias!r}: a name starting with 0x reads as an address; choose another name"
+            )
         return self.dir / f"{alias}.json"
 
     def create(self, alias: str, password: str) -> WalletInfo:

@@ -16,11 +16,13 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from attribution_oracle.chain.client import DEFAULT_RPC, ChainClient
+from attribution_oracle.chain.client import DEFAULT_RPC, ChainClient, format_eth
 from attribution_oracle.chain.deployments import Deployment, load_deployment
 from attribution_oracle.chain.errors import WalletError
 from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.reads import ChainReader
 from attribution_oracle.chain.wallets import Wallets, dev_signer, is_dev_name
+from attribution_oracle.cli.params import UINT256_MAX
 from attribution_oracle.errors import UserError
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.catalog import Catalog
@@ -36,12 +38,16 @@ def default_home() -> Path:
 def parse_amount(text: str, what: str = "amount") -> int:
     """Parse a human OPEN/ETH amount ("12.5") into wei; ``UserError`` if malformed or negative."""
     try:
-        value = Decimal(text)
+        value = Decimal(text.strip())
     except InvalidOperation as exc:
         raise UserError(f"{what} {text!r} is not a number") from exc
+    if not value.is_finite():
+        raise UserError(f"{what} {text!r} is not a finite number (write it like 12.5)")
     wei = value * Decimal(10**OPEN_DECIMALS)
     if value < 0 or wei != wei.to_integral_value():
         raise UserError(f"{what} {text!r} must be non-negative with at most {OPEN_DECIMALS} decimals")
+    if wei > UINT256_MAX:
+        raise UserError(f"{what} {text!r} is too large: at most {format_eth(UINT256_MAX)} fits in a uint256")
     return int(wei)
 
 
@@ -53,11 +59,17 @@ class App:
     rpc_url: str = DEFAULT_RPC
     json_output: bool = False
     console: Console = field(default_factory=lambda: Console(width=None if sys.stdout.isatty() else 160))
+    _names: dict[str, str] | None = field(default=None, repr=False)
 
     @cached_property
     def client(self) -> ChainClient:
         """The chain client."""
         return ChainClient(self.rpc_url)
+
+    @cached_property
+    def reader(self) -> ChainReader:
+        """Typed reads of the deployment's structs (Datanets, contributions, versions, models)."""
+        return ChainReader(self.client, self.deployment)
 
     @cached_property
     def deployment(self) -> Deployment:
@@ -86,6 +98,20 @@ class App:
     def address(self, name: str) -> str:
         """Resolve a wallet alias, ``dev:N`` or ``0x`` address."""
         return self.wallets.resolve_address(name)
+
+    def names(self) -> dict[str, str]:
+        """``{address: name}`` for the caller's keystore wallets and Anvil's dev accounts, to print names."""
+        from attribution_oracle.chain.wallets import DEV_ACCOUNT_COUNT, dev_account
+
+        if self._names is None:
+            names = {dev_account(i).address: f"dev:{i}" for i in range(DEV_ACCOUNT_COUNT)}
+            names.update({w.address: w.alias for w in self.wallets.list()})
+            self._names = names
+        return self._names
+
+    def name_of(self, address: str) -> str:
+        """A wallet name for ``address`` when the caller has one, else the address."""
+        return self.names().get(address, address)
 
     def signer(self, name: str, password_file: Path | None = None) -> LocalAccount:
         """Unlock the account that signs: ``dev:N`` (local chains) or a keystore wallet."""
@@ -139,16 +165,24 @@ def read_password(alias: str, password_file: Path | None = None) -> str:
     return click.prompt(f"Password for {alias}", hide_input=True)
 
 
+AMOUNT_FIELDS = frozenset({"price", "min_stake", "fee_paid", "stake", "stake_returned", "stake_slashed"})
+
+
 def as_dict(record: Any) -> dict:
-    """A catalog record (dataclass) or mapping as a plain dict, for --json output."""
+    """A catalog record (dataclass) or mapping as a plain dict, for --json output.
+
+    Amounts in wei are decimal strings, as everywhere in the JSON output (one type for every price and amount,
+    exact beyond 2**53 for any JSON reader).
+    """
     from dataclasses import asdict, is_dataclass
 
-    return asdict(record) if is_dataclass(record) else dict(record)
+    data = asdict(record) if is_dataclass(record) else dict(record)
+    return {k: str(v) if k in AMOUNT_FIELDS and isinstance(v, int) else v for k, v in data.items()}
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     """A rich table with the given header and rows (cells are stringified)."""
-    t = Table(title=title, title_justify="left")
+    t = Table(title=title, title_justify="left", min_width=len(title))  # wide enough that the title never wraps
     for column in columns:
         t.add_column(column)
     for row in rows:

@@ -12,6 +12,7 @@ from attribution_oracle.chain.deploy import (
     deploy_all,
 )
 from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app, password_option, table
+from attribution_oracle.cli.params import NON_NEGATIVE, POSITIVE, BoundedIntType
 
 
 @click.command("deploy")
@@ -21,12 +22,20 @@ from attribution_oracle.cli.app import App, from_option, parse_amount, pass_app,
 @click.option(
     "--creation-fee", default=str(DEFAULT_CREATION_FEE // 10**18), show_default=True, help="OPEN per Datanet."
 )
-@click.option("--protocol-fee-bps", type=int, default=DEFAULT_PROTOCOL_FEE_BPS, show_default=True)
+@click.option("--protocol-fee-bps", type=BoundedIntType(0, 2_000), default=DEFAULT_PROTOCOL_FEE_BPS, show_default=True)
 @click.option("--oracle-signer", "oracle_signers", multiple=True, help="Oracle signer (repeat); default: the sender.")
-@click.option("--threshold", type=int, default=1, show_default=True, help="Signatures a report needs (m).")
-@click.option("--claim-delay", type=int, default=0, show_default=True, help="Seconds a report waits (veto window).")
-@click.option("--epoch-blocks", type=int, default=DEFAULT_EPOCH_BLOCKS, show_default=True, help="Blocks per epoch.")
-@click.option("--service-window", type=int, default=DEFAULT_SERVICE_WINDOW_S, show_default=True, help="Refund after.")
+@click.option(
+    "--threshold", type=BoundedIntType(1, 255), default=1, show_default=True, help="Signatures a report needs (m)."
+)
+@click.option(
+    "--claim-delay", type=NON_NEGATIVE, default=0, show_default=True, help="Seconds a report waits (veto window)."
+)
+@click.option(
+    "--epoch-blocks", type=POSITIVE, default=DEFAULT_EPOCH_BLOCKS, show_default=True, help="Blocks per epoch."
+)
+@click.option(
+    "--service-window", type=POSITIVE, default=DEFAULT_SERVICE_WINDOW_S, show_default=True, help="Refund after."
+)
 @click.option("--operator", "operators", multiple=True, help="Serving operator (repeat); default: the sender.")
 @pass_app
 def command(
@@ -44,12 +53,13 @@ def command(
     operators: tuple[str, ...],
 ) -> None:
     """Deploy and wire all contracts; the sender becomes governance and the first OPEN minter."""
+    fee_wei = parse_amount(creation_fee, "creation fee")
     signer = app.signer(sender, password_file)
     deployment = deploy_all(
         app.client,
         signer,
         treasury=app.address(treasury) if treasury else None,
-        creation_fee=parse_amount(creation_fee, "creation fee"),
+        creation_fee=fee_wei,
         protocol_fee_bps=protocol_fee_bps,
         oracle_signers=[app.address(s) for s in oracle_signers] or None,
         oracle_threshold=threshold,

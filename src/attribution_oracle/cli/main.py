@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,19 +14,75 @@ from attribution_oracle.chain.client import DEFAULT_RPC
 from attribution_oracle.cli.app import App, default_home
 from attribution_oracle.errors import UserError
 
+EXIT_USER_ERROR = 1
+EXIT_USAGE_ERROR = 2
+
+
+def error_code(exc: BaseException) -> str:
+    """A stable machine-readable code for an error: its class name in snake case (``WalletError`` -> ``wallet``)."""
+    if isinstance(exc, click.UsageError):
+        return "usage"
+    name = type(exc).__name__.removesuffix("Error") or "user"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def report_error(message: str, code: str, json_output: bool) -> None:
+    """Print one error: ``error: ...`` on stderr, or under ``--json`` ``{"error": {code, message}}`` on stdout."""
+    if json_output:
+        click.echo(json.dumps({"error": {"code": code, "message": message}}))
+    else:
+        click.echo(f"error: {message}", err=True)
+
+
+def _wants_json(ctx: click.Context | None, argv: list[str]) -> bool:
+    app = ctx.find_object(App) if ctx is not None else None
+    if app is not None and app.json_output:
+        return True
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
 
 class Root(click.Group):
-    """The root group: turns user errors into one line on stderr and exit code 1."""
+    """The root group: every error a user can cause is one line (exit 1; usage errors exit 2), never a traceback.
 
-    def invoke(self, ctx: click.Context):  # noqa: D102
+    Under ``--json`` the error is a JSON object on stdout instead: ``{"error": {"code": ..., "message": ...}}``.
+    """
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; tag user and usage errors with whether JSON output was asked for."""
         try:
             return super().invoke(ctx)
-        except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (UserError, click.ClickException) as exc:
+            exc.json_output = _wants_json(ctx, ctx.protected_args + ctx.args)  # type: ignore[attr-defined]
+            raise
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Parse and run; every error a user can cause becomes one line (or one JSON object) and an exit code."""
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            json_output = getattr(exc, "json_output", None) or _wants_json(exc.ctx, argv)
+            report_error(exc.format_message() + hint, "usage", json_output)
+            code = EXIT_USAGE_ERROR
+        except UserError as exc:
+            json_output = getattr(exc, "json_output", None) or _wants_json(None, argv)
+            report_error(str(exc), error_code(exc), json_output)
+            code = EXIT_USER_ERROR
+        except click.ClickException as exc:
+            json_output = getattr(exc, "json_output", None) or _wants_json(None, argv)
+            report_error(exc.format_message(), error_code(exc), json_output)
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("aborted", err=True)
+            code = EXIT_USER_ERROR
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=Root, context_settings={"help_option_names": ["-h", "--help"]})

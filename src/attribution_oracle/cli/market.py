@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import click
 from eth_account.signers.local import LocalAccount
 
 from attribution_oracle.chain.client import format_eth
-from attribution_oracle.chain.token import ensure_allowance, events_of
 from attribution_oracle.cli.app import App, from_option, pass_app, password_option, table
+from attribution_oracle.cli.params import CHAIN_ID
 from attribution_oracle.errors import UserError
+from attribution_oracle.settlement import inference_payments as payments
 from attribution_oracle.settlement.chain_data import receipts
+from attribution_oracle.settlement.inference_payments import input_hash
 
 STATUS = {0: "unknown", 1: "paid", 2: "served", 3: "refunded"}
 
 
-def input_hash(prompt: str) -> bytes:
-    """The on-chain hash of a prompt: sha256 of its UTF-8 bytes (what the server checks)."""
-    return hashlib.sha256(prompt.encode()).digest()
+def check_payable(app: App, model_id: int, max_fee: int | None = None) -> int:
+    """``settlement.inference_payments.check_payable`` for the CLI's deployment."""
+    return payments.check_payable(app.reader, model_id, max_fee)
 
 
 def pay_for_prompts(
@@ -29,20 +29,14 @@ def pay_for_prompts(
     Each payment commits to ``input_hash(prompt)``; ``max_fee`` (wei, default the current price) caps the price.
     Shared by ``market pay`` and ``infer``.
     """
-    market, models, token = app.contract("InferenceMarket"), app.contract("ModelRegistry"), app.contract("OpenToken")
-    model = app.client.call(models.functions.getModel(model_id))
-    price, active = model[4], model[7]
-    if not active:
-        raise UserError(f"model {model_id} is inactive")
-    limit = price if max_fee is None else max_fee
-    ensure_allowance(app.client, token, signer, market.address, price * len(prompts))
-    hashes = [input_hash(p) for p in prompts]
-    if len(prompts) == 1:
-        fn = market.functions.payForInference(model_id, hashes[0], limit)
-    else:
-        fn = market.functions.payForInferenceBatch([model_id] * len(prompts), hashes, [limit] * len(prompts))
-    receipt = app.client.send(fn, signer, f"pay for {len(prompts)} inference(s)")
-    return events_of(market, "InferencePaid", receipt)
+    return pay_for_hashes(app, signer, model_id, [input_hash(p) for p in prompts], max_fee)
+
+
+def pay_for_hashes(
+    app: App, signer: LocalAccount, model_id: int, hashes: list[bytes], max_fee: int | None = None
+) -> list[dict]:
+    """Pay for one inference of ``model_id`` per input hash (sha256 of the exact prompt; one transaction)."""
+    return payments.pay_for_hashes(app.client, app.deployment, signer, model_id, hashes, max_fee)
 
 
 @click.group("market")
@@ -51,18 +45,39 @@ def command() -> None:
 
 
 @command.command("pay")
-@click.argument("model_id", type=int)
-@click.option("--prompt", "prompts", multiple=True, required=True, help="Prompt text (repeat to pay for several).")
+@click.argument("model_id", type=CHAIN_ID)
+@click.option("--prompt", "prompts", multiple=True, help="Prompt text (repeat to pay for several).")
+@click.option(
+    "--input-hash", "input_hashes", multiple=True,
+    help="sha256 of the exact prompt, 64 hex characters (repeat); use it when a shell would change the text, "
+    "e.g. drop the trailing newline of a rendered chat prompt (POST /v1/chat/render returns the hash).",
+)  # fmt: skip
 @click.option("--max-fee", default=None, help="Highest acceptable price per inference in OPEN (default: the price).")
 @from_option
 @password_option
 @pass_app
-def pay(app: App, model_id: int, prompts: tuple[str, ...], max_fee: str | None, sender: str, password_file) -> None:
-    """Pay for inferences of MODEL_ID (one transaction for several prompts)."""
+def pay(
+    app: App,
+    model_id: int,
+    prompts: tuple[str, ...],
+    input_hashes: tuple[str, ...],
+    max_fee: str | None,
+    sender: str,
+    password_file,
+) -> None:
+    """Pay for inferences of MODEL_ID (one transaction for several prompts or input hashes)."""
     from attribution_oracle.cli.app import parse_amount
+    from attribution_oracle.store.digests import normalize_digest
+    from attribution_oracle.store.errors import InvalidDigestError
 
     limit = None if max_fee is None else parse_amount(max_fee, "max fee")
-    paid = pay_for_prompts(app, app.signer(sender, password_file), model_id, list(prompts), limit)
+    if not prompts and not input_hashes:
+        raise UserError("give at least one --prompt TEXT or --input-hash HEX")
+    try:
+        hashes = [input_hash(p) for p in prompts] + [bytes.fromhex(normalize_digest(h)) for h in input_hashes]
+    except InvalidDigestError:
+        raise UserError("--input-hash must be 64 hex characters (the sha256 of the prompt)") from None
+    paid = pay_for_hashes(app, app.signer(sender, password_file), model_id, hashes, limit)
     rows = [
         [e["requestId"], model_id, format_eth(e["fee"]), e["epoch"], "0x" + e["inputHash"].hex()[:16]] for e in paid
     ]
@@ -73,7 +88,7 @@ def pay(app: App, model_id: int, prompts: tuple[str, ...], max_fee: str | None, 
 
 
 @command.command("serve")
-@click.argument("request_ids", nargs=-1, type=int, required=True)
+@click.argument("request_ids", nargs=-1, type=CHAIN_ID, required=True)
 @from_option
 @password_option
 @pass_app
@@ -87,7 +102,7 @@ def serve(app: App, request_ids: tuple[int, ...], sender: str, password_file) ->
 
 
 @command.command("refund")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=CHAIN_ID)
 @from_option
 @password_option
 @pass_app
@@ -101,18 +116,19 @@ def refund(app: App, request_id: int, sender: str, password_file) -> None:
 
 
 @command.command("show")
-@click.argument("request_ids", nargs=-1, type=int, required=True)
+@click.argument("request_ids", nargs=-1, type=CHAIN_ID, required=True)
 @pass_app
 def show(app: App, request_ids: tuple[int, ...]) -> None:
     """Show requests: payer, fee, split and status."""
-    market = app.contract("InferenceMarket")
     rows, data = [], []
     for r in receipts(app.client, app.deployment, list(request_ids)):
-        status = STATUS[app.client.call(market.functions.requestStatus(r["requestId"]))]
+        status = STATUS[app.reader.request_status(r["requestId"])]
         s = r["split"]
-        data.append({**r, "status": status})
+        data.append(
+            {**r, "fee": str(r["fee"]), "split": {k: str(v) for k, v in s.items()}, "status": status}
+        )  # wei as strings, as in every JSON output
         rows.append(
-            [r["requestId"], r["modelId"], r["payer"], format_eth(r["fee"]), status]
+            [r["requestId"], r["modelId"], app.name_of(r["payer"]), format_eth(r["fee"]), status]
             + [format_eth(s[k]) for k in ("protocol", "owner", "datanetOwners", "contributors")]
         )
     header = ["request", "model", "payer", "fee", "status", "protocol", "owner", "datanets", "contributors"]

@@ -1,4 +1,4 @@
-"""`model train|eval|register|list|show`: LoRA adapters trained on verified Datanets, registered in ModelRegistry."""
+"""`model train|eval|register|list|show|earnings|withdraw`: LoRA adapters trained on verified Datanets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.cli.app import App, as_dict, from_option, parse_amount, pass_app, password_option, table
+from attribution_oracle.cli.params import CHAIN_ID, NON_NEGATIVE, POSITIVE, BoundedIntType, FiniteFloatType
+from attribution_oracle.cli.progress import StepProgress
 from attribution_oracle.errors import UserError
 from attribution_oracle.factory.registry import parse_split, register_model, resolve_sources
 
@@ -102,22 +103,54 @@ def register(
 @click.option(
     "--base", "base_spec", default="smollm2", show_default=True, help="smollm2, tiny[:SEED] or a local HF dir."
 )
-@click.option("--steps", type=int, default=30, show_default=True, help="Optimiser steps.")
+@click.option("--steps", type=POSITIVE, default=30, show_default=True, help="Optimiser steps.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the LoRA init, data order, split, projection."
-)
-@click.option("--lr", type=float, default=5e-4, show_default=True, help="Peak learning rate (AdamW).")
-@click.option("--rank", type=int, default=8, show_default=True, help="LoRA rank (alpha = 2 * rank).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Packed rows per step.")
-@click.option("--seq-len", type=int, default=256, show_default=True, help="Tokens per chunk and per packed row.")
-@click.option("--eval-fraction", type=float, default=0.1, show_default=True, help="Chunks held out for evaluation.")
-@click.option(
-    "--checkpoint-every", type=int, default=10, show_default=True, help="Save the resumable state every K steps."
+    "--seed",
+    type=NON_NEGATIVE,
+    default=0,
+    show_default=True,
+    help="Seed of the LoRA init, data order, split, projection.",
 )
 @click.option(
-    "--attribution-checkpoints", type=int, default=1, show_default=True, help="Adapter snapshots the index ensembles."
+    "--lr",
+    type=FiniteFloatType(0, 10, low_open=True),
+    default=5e-4,
+    show_default=True,
+    help="Peak learning rate (AdamW).",
 )
-@click.option("--proj-dim", type=int, default=512, show_default=True, help="Gradient projection dimension.")
+@click.option(
+    "--rank", type=BoundedIntType(1, 4096), default=8, show_default=True, help="LoRA rank (alpha = 2 * rank)."
+)
+@click.option(
+    "--batch-size", type=BoundedIntType(1, 65_536), default=8, show_default=True, help="Packed rows per step."
+)
+@click.option(
+    "--seq-len",
+    type=BoundedIntType(2, 1 << 20),
+    default=256,
+    show_default=True,
+    help="Tokens per chunk and per packed row.",
+)
+@click.option(
+    "--eval-fraction",
+    type=FiniteFloatType(0, 1, high_open=True),
+    default=0.1,
+    show_default=True,
+    help="Chunks held out for evaluation.",
+)
+@click.option(
+    "--checkpoint-every", type=POSITIVE, default=10, show_default=True, help="Save the resumable state every K steps."
+)
+@click.option(
+    "--attribution-checkpoints",
+    type=POSITIVE,
+    default=1,
+    show_default=True,
+    help="Adapter snapshots the index ensembles.",
+)
+@click.option(
+    "--proj-dim", type=BoundedIntType(1, 1 << 20), default=512, show_default=True, help="Gradient projection dimension."
+)
 @click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -166,11 +199,13 @@ def train(
         checkpoint_every=checkpoint_every, attribution_checkpoints=attribution_checkpoints, proj_dim=proj_dim,
     )  # fmt: skip
     signer = None
+    price_wei = None if price is None else parse_amount(price, "price")
+    split = parse_split(split_text)
+    if not do_register and (price is not None or sender is not None):
+        raise UserError("--price and --from only apply with --register")
     if do_register:
         if price is None or sender is None:
             raise UserError("--register needs --price and --from")
-        split = parse_split(split_text)
-        price_wei = parse_amount(price, "price")
         signer = app.signer(sender, password_file)
     source = ChainSource(app.client, app.deployment)
     with _TrainProgress(app, steps) as shown:
@@ -204,6 +239,7 @@ def train(
         ["trained on", ", ".join(data["datanets"])],
         ["contributions", sum(1 for c in result.manifest["contributions"] if c["train_chunks"])],
         ["held-out loss / perplexity", "-" if ev["loss"] is None else f"{ev['loss']:.4f} / {ev['perplexity']:.2f}"],
+        ["training loss: base model -> tuned", _loss_change(result.manifest["metrics"])],
         ["resumed from step", result.resumed_from],
         ["tokens/s", f"{result.train_tokens / result.train_seconds:.0f}" if result.train_seconds else "-"],
         ["attribution index", f"{result.index_seconds:.1f} s"],
@@ -213,44 +249,31 @@ def train(
     app.emit(data, table("trained model", ["field", "value"], rows))
 
 
-class _TrainProgress:
-    """A rich progress bar that appears only once the data has verified (so a refusal stays one line)."""
-
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
-    )  # fmt: skip
+class _TrainProgress(StepProgress):
+    """Training progress that appears only once the data has verified (so a refusal stays one line)."""
 
     def __init__(self, app: App, steps: int) -> None:
-        self.app, self.steps = app, steps
-        self.bar: Progress | None = None
-        self.task = None
-
-    def __enter__(self) -> _TrainProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        super().__init__(app.console, enabled=not app.json_output, fields=("loss",))
+        self.steps = steps
 
     def phase(self, text: str) -> None:
         """Show what is being done (the verification step stays silent unless it fails)."""
-        if self.app.json_output or text.startswith("verifying"):
-            return
-        if self.bar is None:
-            self.app.say(text)
-        else:
-            self.bar.console.print(text)
+        if not text.startswith("verifying"):
+            self.note(text)
 
     def step(self, step: int, total: int, loss: float) -> None:
-        """Advance the bar."""
-        if self.app.json_output:
-            return
-        if self.bar is None:
-            self.bar = Progress(*self.columns, console=self.app.console)
-            self.bar.start()
-            self.task = self.bar.add_task("training", total=total, loss="-")
-        self.bar.update(self.task, completed=step, loss="-" if math.isnan(loss) else f"{loss:.4f}")
+        """Advance the count (a bar on a terminal, a line per tenth of the steps in a log)."""
+        if not self.started:
+            self.start("training", total)
+        self.update(completed=step, loss="-" if math.isnan(loss) else f"{loss:.4f}")
+
+
+def _loss_change(metrics: dict) -> str:
+    """The first step's training loss (the base model's: LoRA starts as a zero delta) beside the last step's."""
+    first, last = metrics.get("train_loss_first"), metrics.get("train_loss_last")
+    if first is None or last is None or math.isnan(first) or math.isnan(last):
+        return "-"
+    return f"{first:.4f} -> {last:.4f} ({last - first:+.4f})"
 
 
 def _manifest_digest(app: App, model_id: int | None, manifest: str | None) -> str:
@@ -267,7 +290,7 @@ def _manifest_digest(app: App, model_id: int | None, manifest: str | None) -> st
 
 
 @command.command("eval")
-@click.argument("model_id", type=int, required=False)
+@click.argument("model_id", type=CHAIN_ID, required=False)
 @click.option("--manifest", default=None, help="A manifest digest instead of a registered model.")
 @json_flag
 @pass_app
@@ -296,10 +319,11 @@ def eval_(app: App, model_id: int | None, manifest: str | None, json_here: bool)
         raise UserError("the recomputed held-out loss does not match the manifest")
 
 
-def _model_row(m: dict) -> list:
+def _model_row(m: dict, names: dict[str, str]) -> list:
     split = f"{m['owner_bps']}/{m['contributors_bps']}/{m['datanet_owners_bps']}"
     sources = ", ".join(f"{s['datanet_id']}@{s['version']}" for s in m.get("sources", []))
-    return [m["id"], m["owner"], format_eth(int(m["price"])), split, sources, "yes" if m["active"] else "no"]
+    owner = names.get(m["owner"], m["owner"])
+    return [m["id"], owner, format_eth(int(m["price"])), split, sources, "yes" if m["active"] else "no"]
 
 
 @command.command("list")
@@ -311,13 +335,15 @@ def list_(app: App) -> None:
     app.emit(
         models,
         table(
-            "models", ["id", "owner", "price (OPEN)", "split", "datanets", "active"], [_model_row(m) for m in models]
+            "models",
+            ["id", "owner", "price (OPEN)", "split", "datanets", "active"],
+            [_model_row(m, app.names()) for m in models],
         ),
     )
 
 
 @command.command("show")
-@click.argument("model_id", type=int)
+@click.argument("model_id", type=CHAIN_ID)
 @json_flag
 @pass_app
 def show(app: App, model_id: int, json_here: bool) -> None:
@@ -336,7 +362,8 @@ def show(app: App, model_id: int, json_here: bool) -> None:
     if app.json_output:
         app.emit({**m, "manifest": manifest, "manifestNote": note or None})
         return
-    app.console.print(table(f"model {model_id}", ["field", "value"], [[k, v] for k, v in m.items()]))
+    shown = {**m, "owner": app.name_of(m["owner"]), "price": f"{format_eth(int(m['price']))} OPEN"}
+    app.console.print(table(f"model {model_id}", ["field", "value"], [[k, v] for k, v in shown.items()]))
     if manifest is None:
         app.say(f"no manifest: {note}")
         return
@@ -385,3 +412,40 @@ def _manifest_rows(manifest: dict) -> list[list]:
         ["span index", "pending (not built)" if span is None else f"{len(span['files'])} files"],
         ["libraries", ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items())],
     ]
+
+
+@command.command("earnings")
+@click.argument("accounts", nargs=-1, required=True)
+@pass_app
+def earnings(app: App, accounts: tuple[str, ...]) -> None:
+    """Show model owners' earnings: their share of served inferences, held by the InferenceMarket until withdrawn."""
+    rows = []
+    for name in accounts:
+        address = app.address(name)
+        rows.append({"account": name, "address": address, "earnings": str(app.reader.earnings(address))})
+    app.emit(
+        rows,
+        table(
+            "model owners' withdrawable earnings",
+            ["account", "address", "OPEN"],
+            [[r["account"], r["address"], format_eth(int(r["earnings"]))] for r in rows],
+        ),
+    )
+
+
+@command.command("withdraw")
+@from_option
+@password_option
+@pass_app
+def withdraw(app: App, sender: str, password_file: Path | None) -> None:
+    """Withdraw the sender's model-owner earnings from the InferenceMarket (the OPEN goes to the sender)."""
+    signer = app.signer(sender, password_file)
+    due = app.reader.earnings(signer.address)
+    if due == 0:
+        raise UserError(f"{sender} has no model-owner earnings to withdraw")
+    market = app.contract("InferenceMarket")
+    receipt = app.client.send(market.functions.withdrawEarnings(), signer, f"withdraw earnings of {sender}")
+    app.result(
+        {"account": signer.address, "amount": str(due), "tx": receipt["transactionHash"].to_0x_hex()},
+        f"withdrew {format_eth(due)} OPEN of model-owner earnings to {sender}",
+    )

@@ -6,6 +6,7 @@ import click
 
 from attribution_oracle.chain.node import LocalNode
 from attribution_oracle.cli.app import App, pass_app, table
+from attribution_oracle.cli.params import PORT, FiniteFloatType
 
 
 def _node(app: App, port: int | None) -> LocalNode:
@@ -15,7 +16,7 @@ def _node(app: App, port: int | None) -> LocalNode:
     return LocalNode(app.home / "node", port=port or default_port)
 
 
-port_option = click.option("--port", type=int, default=None, help="RPC port (default: the port of --rpc, 8545).")
+port_option = click.option("--port", type=PORT, default=None, help="RPC port (default: the port of --rpc, 8545).")
 
 
 @click.group("node")
@@ -28,7 +29,7 @@ def command() -> None:
 @click.option("--fresh", is_flag=True, help="Forget the saved chain state and start from genesis.")
 @click.option(
     "--block-time",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatType(0, 3600, low_open=True),
     default=None,
     help="Mine a block every this many seconds (default: a block per transaction).",
 )

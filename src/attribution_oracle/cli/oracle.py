@@ -10,6 +10,7 @@ import click
 import httpx
 
 from attribution_oracle.cli.app import App, pass_app, password_option, table
+from attribution_oracle.cli.params import NON_NEGATIVE, PORT, POSITIVE, FiniteFloatType
 from attribution_oracle.errors import UserError
 
 
@@ -29,19 +30,35 @@ def command() -> None:
 @command.command("run")
 @click.option("--wallet", required=True, help="The oracle signer: a keystore wallet (or dev:N on a local chain).")
 @password_option
-@click.option("--port", type=int, required=True, help="Port of the node's HTTP server (signatures, /metrics).")
+@click.option("--port", type=PORT, required=True, help="Port of the node's HTTP server (signatures, /metrics).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface of the HTTP server.")
 @click.option("--peer", "peers", multiple=True, help="A peer node's base URL (repeat).")
 @click.option("--served", required=True, help="Served-record source: the server's URL or its log file path.")
-@click.option("--epoch-blocks", type=int, default=None, help="Blocks per epoch (default: the market's epochBlocks).")
-@click.option("--epoch-seconds", type=int, default=None, help="Epochs by block time instead of block count.")
-@click.option("--confirmations", type=int, default=2, show_default=True, help="Blocks behind the head to follow.")
+@click.option(
+    "--epoch-blocks", type=POSITIVE, default=None, help="Blocks per epoch (default: the market's epochBlocks)."
+)
+@click.option("--epoch-seconds", type=POSITIVE, default=None, help="Epochs by block time instead of block count.")
+@click.option(
+    "--confirmations", type=NON_NEGATIVE, default=2, show_default=True, help="Blocks behind the head to follow."
+)
 @click.option("--scorer", default="factory", show_default=True, help="'factory' or module:callable (see docs).")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Node state folder (default <home>/oracle/<wallet>).")  # fmt: skip
-@click.option("--poll-interval", type=float, default=0.25, show_default=True, help="Seconds between loop passes.")
-@click.option("--submit-delay", type=float, default=1.0, show_default=True, help="Seconds between nodes' turns.")
-@click.option("--record-grace-blocks", type=int, default=100, show_default=True,
+@click.option(
+    "--poll-interval",
+    type=FiniteFloatType(0, 3600, low_open=True),
+    default=0.25,
+    show_default=True,
+    help="Seconds between loop passes.",
+)
+@click.option(
+    "--submit-delay",
+    type=FiniteFloatType(0, 3600),
+    default=1.0,
+    show_default=True,
+    help="Seconds between nodes' turns.",
+)
+@click.option("--record-grace-blocks", type=NON_NEGATIVE, default=100, show_default=True,
               help="Blocks a served inference may lack its record before its pools are split equally.")  # fmt: skip
 @click.option("--once", is_flag=True, help="One pass (catch up, attribute, advance the epoch), then exit.")
 @pass_app

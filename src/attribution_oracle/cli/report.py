@@ -9,14 +9,16 @@ import click
 
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.cli.app import App, from_option, pass_app, password_option, table
+from attribution_oracle.cli.params import CHAIN_ID, NON_NEGATIVE
 from attribution_oracle.errors import UserError
-from attribution_oracle.settlement.chain_data import submissions, training_data
+from attribution_oracle.settlement.chain_data import every_party, submissions, training_data
 from attribution_oracle.settlement.service import build_epoch_report, load_report, verify_report
 from attribution_oracle.settlement.typed_data import Signature, order_for_contract, recover_signer, sign_report
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
 
 def _signature_dir(app: App, uri: str) -> Path:
-    return app.home / "signatures" / uri.removeprefix("sha256://")
+    return app.home / "signatures" / uri.removeprefix(CONTENT_URI_SCHEME)
 
 
 def _read_scores(path: Path | None) -> dict[int, dict[str, float]]:
@@ -35,7 +37,7 @@ def command() -> None:
 
 
 @command.command("build")
-@click.option("--epoch", type=int, required=True, help="Report epoch (must exceed the last accepted one).")
+@click.option("--epoch", type=CHAIN_ID, required=True, help="Report epoch (must exceed the last accepted one).")
 @click.option(
     "--scores",
     "scores_file",
@@ -43,7 +45,7 @@ def command() -> None:
     default=None,
     help="JSON {request id: {contribution id: score}} (the oracle computes these; missing = equal split).",
 )
-@click.option("--to-block", type=int, default=None, help="Last block covered (default: the head).")
+@click.option("--to-block", type=NON_NEGATIVE, default=None, help="Last block covered (default: the head).")
 @pass_app
 def build(app: App, epoch: int, scores_file: Path | None, to_block: int | None) -> None:
     """Build the next report: every inference served since the last report, split into exact shares."""
@@ -59,7 +61,7 @@ def build(app: App, epoch: int, scores_file: Path | None, to_block: int | None) 
         "rewardsRoot": "0x" + r.rewards_root.hex(),
         "attributionRoot": "0x" + r.attribution_root.hex(),
     }
-    rows = [[a, format_eth(v)] for a, v in r.rewards.items()]
+    rows = [[app.name_of(a), format_eth(v)] for a, v in r.rewards.items()]
     app.emit(
         data,
         table(
@@ -157,14 +159,6 @@ def verify(app: App, uri: str) -> None:
         raise UserError(f"report {uri} does not verify")
 
 
-def _wallet_names(app: App) -> dict[str, str]:
-    """Checksummed address -> wallet alias, for the wallets this home knows."""
-    try:
-        return {w.address: w.alias for w in app.wallets.list()}
-    except (OSError, UserError):
-        return {}
-
-
 def _accepted_uris(app: App, uri: str | None) -> list[str]:
     if uri is not None:
         return [uri]
@@ -183,7 +177,7 @@ def show(app: App, uri: str | None, top: int) -> None:
 
     Without URI: every report accepted on-chain, oldest first (reports are read from the local content store).
     """
-    names = _wallet_names(app)
+    names = app.names()
     label = {}  # contribution id -> (contributor, datanet)
     inference_rows, earned, data = [], {}, []
     uris = _accepted_uris(app, uri)
@@ -215,15 +209,23 @@ def show(app: App, uri: str | None, top: int) -> None:
                     "shares": {a: str(v) for a, v in inference.shares.items()},
                 }
             )
-    earned_rows = [
-        [names.get(account, account), format_eth(amount)]
-        for account, amount in sorted(earned.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
+    parties = every_party(app.client, app.deployment, [d["requestId"] for d in data], earned)
+    paid_total = sum(p.amount for p in parties)
+    earned_rows = [[names.get(p.account, p.account), p.role, format_eth(p.amount)] for p in parties]
+    earned_rows.append(["total", f"= fees of {len(data)} inference(s)", format_eth(paid_total)])
     if app.json_output:
-        app.emit({"uris": uris, "inferences": data, "earned": {a: str(v) for a, v in sorted(earned.items())}})
+        app.emit(
+            {
+                "uris": uris,
+                "inferences": data,
+                "earned": {a: str(v) for a, v in sorted(earned.items())},
+                "parties": [{"account": p.account, "role": p.role, "amount": str(p.amount)} for p in parties],
+                "paid": str(paid_total),
+            }
+        )
         return
     app.emit(
         None,
-        table("top contributions per inference", ["epoch", "request", "model", "top", "paid OPEN"], inference_rows),
+        table("top contributions per inference", ["epoch", "request", "model", "top", "to data OPEN"], inference_rows),
     )
-    app.emit(None, table("earned from these inferences", ["account", "OPEN"], earned_rows))
+    app.emit(None, table("who earned what from these inferences", ["account", "role", "OPEN"], earned_rows))

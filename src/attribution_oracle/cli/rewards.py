@@ -1,4 +1,4 @@
-"""`rewards show|claim`: what an account earned, and claiming it with a Merkle proof."""
+"""`rewards show|claim`: what an account earned, and claiming it with a Merkle proof (logic: settlement.claims)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,7 @@ import click
 
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.cli.app import App, from_option, pass_app, password_option, table
-from attribution_oracle.errors import UserError
-from attribution_oracle.settlement.service import load_report
-
-
-def _claimable_report(app: App):
-    distributor = app.contract("RewardDistributor")
-    root = bytes(app.client.call(distributor.functions.rewardsRoot()))
-    from attribution_oracle.settlement.chain_data import submissions
-
-    for sub in reversed(submissions(app.client, app.deployment)):
-        if sub.rewards_root == root:
-            return load_report(app.store, sub.report_uri), sub.report_uri
-    return None, None
+from attribution_oracle.settlement.claims import claimable_report, prepare_claim, reward_standing, send_claim
 
 
 @click.group("rewards")
@@ -31,29 +19,30 @@ def command() -> None:
 @pass_app
 def show(app: App, accounts: tuple[str, ...]) -> None:
     """Show each account's cumulative reward, what it claimed and what it can claim now."""
-    distributor = app.contract("RewardDistributor")
-    report, uri = _claimable_report(app)
+    report, uri = claimable_report(app.client, app.deployment, app.store)
     rows = []
     for name in accounts:
-        address = app.address(name)
-        cumulative = report.rewards.get(address, 0) if report else 0
-        claimed = app.client.call(distributor.functions.claimed(address))
-        rows.append({"account": name, "address": address, "cumulative": cumulative, "claimed": claimed})
+        standing = reward_standing(app.client, app.deployment, report, app.address(name))
+        rows.append((name, standing))
     app.emit(
-        [{**r, "claimable": r["cumulative"] - r["claimed"], "report": uri} for r in rows],
+        [
+            {
+                "account": name,
+                "address": s.address,
+                "cumulative": str(s.cumulative),
+                "claimed": str(s.claimed),
+                "claimable": str(s.claimable),
+                "report": uri,
+            }
+            for name, s in rows
+        ],  # fmt: skip
         table(
             f"rewards (report {uri or 'none yet'})",
             ["account", "address", "cumulative OPEN", "claimed", "claimable"],
             [
-                [
-                    r["account"],
-                    r["address"],
-                    format_eth(r["cumulative"]),
-                    format_eth(r["claimed"]),
-                    format_eth(r["cumulative"] - r["claimed"]),
-                ]
-                for r in rows
-            ],  # fmt: skip
+                [name, s.address, format_eth(s.cumulative), format_eth(s.claimed), format_eth(s.claimable)]
+                for name, s in rows
+            ],
         ),
     )
 
@@ -65,18 +54,9 @@ def show(app: App, accounts: tuple[str, ...]) -> None:
 @pass_app
 def claim(app: App, account: str, sender: str, password_file) -> None:
     """Claim ACCOUNT's rewards (anyone may send it; the OPEN goes to ACCOUNT)."""
-    distributor = app.contract("RewardDistributor")
-    report, uri = _claimable_report(app)
-    address = app.address(account)
-    if report is None or address not in report.rewards:
-        raise UserError(f"{account} has no rewards in the claimable report")
-    cumulative, proof = report.rewards_tree.proof(address)
-    due = cumulative - app.client.call(distributor.functions.claimed(address))
-    if due <= 0:
-        raise UserError(f"{account} has already claimed everything up to {format_eth(cumulative)} OPEN")
-    signer = app.signer(sender, password_file)
-    receipt = app.client.send(distributor.functions.claim(address, cumulative, proof), signer, f"claim for {account}")
+    prepared = prepare_claim(app.client, app.deployment, app.store, app.address(account), account)
+    done = send_claim(app.client, app.deployment, prepared, app.signer(sender, password_file), account)
     app.result(
-        {"account": address, "amount": str(due), "tx": receipt["transactionHash"].to_0x_hex()},
-        f"claimed {format_eth(due)} OPEN for {account} (gas {receipt['gasUsed']:,})",
+        {"account": done.address, "amount": str(done.amount), "tx": done.tx},
+        f"claimed {format_eth(done.amount)} OPEN for {account} (gas {done.gas_used:,})",
     )

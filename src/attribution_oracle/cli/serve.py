@@ -12,8 +12,10 @@ import click
 
 from attribution_oracle.chain.client import format_eth
 from attribution_oracle.cli.app import App, pass_app, password_option, table
-from attribution_oracle.cli.market import pay_for_prompts
+from attribution_oracle.cli.market import check_payable, input_hash, pay_for_prompts
+from attribution_oracle.cli.params import CHAIN_ID, PORT, UINT256_MAX, BoundedIntType
 from attribution_oracle.errors import UserError
+from attribution_oracle.settlement.chain_data import receipts
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -27,12 +29,31 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
+def check_port_free(host: str, port: int) -> None:
+    """``UserError`` unless ``host:port`` can be listened on now (checked before the slow model load)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UserError(f"--host {host!r} does not resolve ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise UserError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another server running? choose another --port"
+            ) from None
+
+
 def _model_ids(values: tuple[str, ...]) -> list[int]:
     ids = []
     for value in values:
         for part in value.replace(",", " ").split():
-            if not part.isdigit() or int(part) == 0:
-                raise UserError(f"--model-ids: {part!r} is not a model id")
+            if not part.isdigit() or not 1 <= int(part) <= UINT256_MAX:
+                raise UserError(f"--model-ids: {part!r} is not a model id (whole numbers from 1 to 2**256 - 1)")
             ids.append(int(part))
     if not ids:
         raise UserError("--model-ids: give at least one model id")
@@ -43,11 +64,13 @@ def _model_ids(values: tuple[str, ...]) -> list[int]:
 @click.option("--model-ids", "model_ids", multiple=True, required=True, help="Registered model ids to serve (1,2,3).")
 @click.option("--base", default="smollm2", show_default=True, help="Base model: smollm2, tiny:SEED or an HF dir.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="TCP port.")
+@click.option("--port", default=8000, show_default=True, type=PORT, help="TCP port.")
 @click.option("--operator", default=None, metavar="WALLET", help="Operator account that marks requests served.")
 @password_option
 @click.option("--memory-budget", default="1GiB", show_default=True, help="Bytes of cached adapters (LRU).")
-@click.option("--max-batch", default=32, show_default=True, type=int, help="Rows in the continuous batch.")
+@click.option(
+    "--max-batch", default=32, show_default=True, type=BoundedIntType(1, 1024), help="Rows in the continuous batch."
+)
 @click.option(
     "--lora-mode",
     type=click.Choice(["auto", "gather", "segment"]),
@@ -78,8 +101,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ids = _model_ids(model_ids)
     budget = parse_bytes(memory_budget)
-    if max_batch < 1:
-        raise UserError("--max-batch must be at least 1")
+    check_port_free(host, port)
     signer = app.signer(operator, password_file) if operator else None
     if signer is None:
         app.say("[yellow]no --operator: requests are served and recorded but not marked served on-chain[/yellow]")
@@ -132,15 +154,21 @@ def _check_served(server: str, model_id: int) -> None:
 
 
 @click.command("infer")
-@click.argument("model_id", type=int)
+@click.argument("model_id", type=CHAIN_ID)
 @click.argument("prompt")
 @click.option("--wallet", "sender", required=True, metavar="WALLET", help="Paying account: a wallet name or dev:N.")
 @password_option
 @click.option("--server", default=None, help=f"Server URL (default $ATTRIBUTION_SERVER or {DEFAULT_SERVER}).")
-@click.option("--max-tokens", default=32, show_default=True, type=int, help="Tokens to generate at most.")
+@click.option(
+    "--max-tokens", default=32, show_default=True, type=BoundedIntType(1, 1_000_000), help="Tokens to generate at most."
+)
 @click.option("--chat", is_flag=True, help="Send PROMPT as a user chat message (/v1/chat/completions).")
 @click.option("--system", default=None, help="A system message (with --chat).")
 @click.option("--max-fee", default=None, help="Highest acceptable price in OPEN (default: the price).")
+@click.option(
+    "--request-id", type=CHAIN_ID, default=None,
+    help="Use this already paid, unserved request instead of paying again (to retry after a failure).",
+)  # fmt: skip
 @pass_app
 def infer(
     app: App,
@@ -153,29 +181,47 @@ def infer(
     chat: bool,
     system: str | None,
     max_fee: str | None,
+    request_id: int | None,
 ) -> None:
-    """Pay for one inference of MODEL_ID on-chain, run it on the server, print the output and the receipt."""
+    """Pay for one inference of MODEL_ID on-chain, run it on the server, print the output and the receipt.
+
+    Everything the server checks is checked before paying: the server serves the model, the prompt is not
+    empty (for --chat: it renders), the model is active and its price within --max-fee. If the server still
+    fails after the payment, the error says how to retry (--request-id) or get the OPEN back (market refund).
+    """
     from attribution_oracle.cli.app import parse_amount
 
     server = (server or os.environ.get("ATTRIBUTION_SERVER") or DEFAULT_SERVER).rstrip("/")
-    if max_tokens < 1:
-        raise UserError("--max-tokens must be at least 1")
     if system is not None and not chat:
         raise UserError("--system needs --chat")
+    if not prompt.strip():
+        raise UserError("the prompt is empty (nothing was paid)")
     limit = None if max_fee is None else parse_amount(max_fee, "max fee")
     signer = app.signer(sender, password_file)
     _check_served(server, model_id)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
     paid_prompt = _post(f"{server}/v1/chat/render", {"messages": messages})["prompt"] if chat else prompt
-    (paid,) = pay_for_prompts(app, signer, model_id, [paid_prompt], limit)
-    request_id = paid["requestId"]
-    body = {"model": str(model_id), "max_tokens": max_tokens, "request_id": request_id}
-    if chat:
-        answer = _post(f"{server}/v1/chat/completions", {**body, "messages": messages})
-        text = answer["choices"][0]["message"]["content"]
+    if request_id is None:
+        check_payable(app, model_id, limit)
+        (paid,) = pay_for_prompts(app, signer, model_id, [paid_prompt], limit)
+        request_id = paid["requestId"]
     else:
-        answer = _post(f"{server}/v1/completions", {**body, "prompt": prompt})
-        text = answer["choices"][0]["text"]
+        (paid,) = receipts(app.client, app.deployment, [request_id])
+        paid = {**paid, "inputHash": input_hash(paid_prompt), "epoch": None}
+    body = {"model": str(model_id), "max_tokens": max_tokens, "request_id": request_id}
+    try:
+        if chat:
+            answer = _post(f"{server}/v1/chat/completions", {**body, "messages": messages})
+            text = answer["choices"][0]["message"]["content"]
+        else:
+            answer = _post(f"{server}/v1/completions", {**body, "prompt": prompt})
+            text = answer["choices"][0]["text"]
+    except UserError as exc:
+        raise UserError(
+            f"{exc}. Request {request_id} is paid but not served: retry with `infer {model_id} PROMPT --request-id "
+            f"{request_id} --wallet {sender}` (same prompt), or after the service window get the OPEN back with "
+            f"`market refund {request_id} --from {sender}`"
+        ) from None
     data = {
         "requestId": request_id,
         "modelId": model_id,
@@ -187,10 +233,16 @@ def infer(
         "finishReason": answer["choices"][0]["finish_reason"],
         "usage": answer["usage"],
     }
+    if "warning" in answer:
+        data["warning"] = answer["warning"]
     if app.json_output:
         app.emit(data)
         return
     app.console.print(text, markup=False, highlight=False)
+    if "warning" in answer:
+        app.console.print(f"note: {answer['warning']}", markup=False, highlight=False)
+    elif data["finishReason"] == "length":
+        app.console.print(f"note: stopped at --max-tokens {max_tokens}", markup=False, highlight=False)
     rows = [
         ["request", request_id],
         ["model", model_id],

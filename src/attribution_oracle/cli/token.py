@@ -31,8 +31,9 @@ def _report(app: App, action: str, to: str, amount: int, receipt) -> None:
 @pass_app
 def mint(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
     """Mint AMOUNT OPEN to TO (the sender must hold the minter role)."""
+    wei = parse_amount(amount)
     signer = app.signer(sender, password_file)
-    address, wei = app.address(to), parse_amount(amount)
+    address = app.address(to)
     token = app.contract("OpenToken")
     receipt = app.client.send(token.functions.mint(address, wei), signer, f"mint {amount} OPEN")
     _report(app, "minted", to, wei, receipt)
@@ -46,8 +47,9 @@ def mint(app: App, to: str, amount: str, sender: str, password_file: Path | None
 @pass_app
 def transfer(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
     """Transfer AMOUNT OPEN from the sender to TO."""
+    wei = parse_amount(amount)
     signer = app.signer(sender, password_file)
-    address, wei = app.address(to), parse_amount(amount)
+    address = app.address(to)
     token = app.contract("OpenToken")
     balance = app.client.call(token.functions.balanceOf(signer.address))
     if balance < wei:

@@ -89,8 +89,8 @@ def balance(app: App, accounts: tuple[str, ...]) -> None:
             {
                 "account": name,
                 "address": address,
-                "eth": app.client.eth_balance(address),
-                "open": app.client.call(token.functions.balanceOf(address)),
+                "eth": str(app.client.eth_balance(address)),
+                "open": str(app.client.call(token.functions.balanceOf(address))),
             }
         )
     app.emit(
@@ -98,7 +98,7 @@ def balance(app: App, accounts: tuple[str, ...]) -> None:
         table(
             "balances",
             ["account", "address", "ETH", "OPEN"],
-            [[r["account"], r["address"], format_eth(r["eth"]), format_eth(r["open"])] for r in rows],
+            [[r["account"], r["address"], format_eth(int(r["eth"])), format_eth(int(r["open"]))] for r in rows],
         ),
     )
 
@@ -111,8 +111,9 @@ def balance(app: App, accounts: tuple[str, ...]) -> None:
 @pass_app
 def fund(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
     """Send ETH (for gas) from one account to another."""
+    wei = parse_amount(amount, "ETH amount")
     signer = app.signer(sender, password_file)
     address = app.address(to)
-    receipt = app.client.send_eth(signer, address, parse_amount(amount, "ETH amount"))
+    receipt = app.client.send_eth(signer, address, wei)
     tx = receipt["transactionHash"].to_0x_hex()
-    app.result({"to": address, "eth": amount, "tx": tx}, f"sent {amount} ETH to {to} ({tx})")
+    app.result({"to": address, "eth": str(wei), "tx": tx}, f"sent {format_eth(wei)} ETH to {to} ({tx})")

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from attribution_oracle.datanets.versions import VersionManifestError, read_version_manifest
 from attribution_oracle.store.blobs import BlobStore
-from attribution_oracle.store.errors import BlobNotFoundError, CorruptBlobError
+from attribution_oracle.store.digests import digest_of_uri
+from attribution_oracle.store.errors import BlobNotFoundError, CorruptBlobError, InvalidDigestError
 from attribution_oracle.store.merkle import MerkleTree
 
 from .errors import DataVerificationError
@@ -82,6 +84,7 @@ def fetch_training_data(source: DatanetSource, store: BlobStore, specs: Sequence
                 f"datanet {record.datanet_id}@{record.version}: the approved hashes give root 0x{root[:16]}..., "
                 f"the chain has 0x{record.merkle_root[:16]}..."
             )
+        _check_version_manifest(store, record, approved)
         for contribution in approved:
             try:
                 data = store.get(contribution.content_hash)
@@ -100,3 +103,24 @@ def fetch_training_data(source: DatanetSource, store: BlobStore, specs: Sequence
                 documents.append(Document(contribution, data))
         versions.append(record)
     return TrainingData(versions, documents)
+
+
+def _check_version_manifest(store: BlobStore, record: VersionRecord, approved: list[ApprovedContribution]) -> None:
+    """The version's manifest, when the store holds it, must be the one ``datanet publish`` writes for it.
+
+    Read through ``datanets.versions`` (the code that writes it); the on-chain root stays the authority, so a
+    manifest this store does not hold is not required.
+    """
+    try:
+        digest = digest_of_uri(record.manifest_uri)
+    except InvalidDigestError:
+        return
+    if not store.has(digest):
+        return
+    where = f"datanet {record.datanet_id}@{record.version}"
+    try:
+        manifest = read_version_manifest(store.get(digest), record.merkle_root, record.count)
+    except (VersionManifestError, CorruptBlobError) as exc:
+        raise DataVerificationError(f"{where}: its version manifest does not verify ({exc})") from None
+    if [h.removeprefix("0x") for h in manifest["contentHashes"]] != [c.content_hash for c in approved]:
+        raise DataVerificationError(f"{where}: its version manifest lists other contributions than the chain")

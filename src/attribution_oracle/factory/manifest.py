@@ -33,6 +33,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from attribution_oracle.models import unpack_adapter
 from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME, content_uri
 from attribution_oracle.store.errors import StoreError
 from attribution_oracle.store.merkle import MerkleTree
 
@@ -74,14 +75,14 @@ def library_versions() -> dict[str, str]:
 
 def manifest_uri(digest: str) -> str:
     """``sha256://<digest>``: the metadataURI registered on-chain."""
-    return f"sha256://{digest}"
+    return content_uri(digest)
 
 
 def manifest_digest_of_uri(uri: str) -> str:
     """The digest inside a ``sha256://`` metadataURI (``ManifestError`` for anything else)."""
-    if not uri.startswith("sha256://"):
+    if not uri.startswith(CONTENT_URI_SCHEME):
         raise ManifestError(f"metadataURI {uri!r} does not point at a model manifest (want sha256://<digest>)")
-    return uri.removeprefix("sha256://").lower()
+    return uri.removeprefix(CONTENT_URI_SCHEME).lower()
 
 
 def store_manifest(store: BlobStore, manifest: dict) -> str:

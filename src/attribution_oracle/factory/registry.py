@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from attribution_oracle.chain.token import events_of
+from attribution_oracle.datanets.specs import parse_spec
 from attribution_oracle.errors import UserError
 from attribution_oracle.store.digests import digest_to_bytes32
 
@@ -22,18 +22,16 @@ def parse_split(text: str) -> tuple[int, int, int]:
 
 def resolve_sources(client, deployment, specs: Sequence[str]) -> list[tuple[int, int]]:
     """``ID[@VERSION]`` specs as published ``(datanet id, version)`` pairs (default: the latest version)."""
-    registry = client.contract(deployment, "DatanetRegistry")
+    from attribution_oracle.chain.reads import ChainReader
+
+    reader = ChainReader(client, deployment)
     sources = []
     for spec in specs:
-        match = re.fullmatch(r"(\d+)(?:@(\d+))?", spec)
-        if not match:
-            raise UserError(f"--datanet {spec!r}: use ID or ID@VERSION")
-        datanet_id = int(match.group(1))
-        if datanet_id == 0 or datanet_id > client.call(registry.functions.datanetCount()):
+        datanet_id, wanted = parse_spec(spec)
+        if datanet_id > reader.datanet_count():
             raise UserError(f"unknown datanet {datanet_id}")
-        datanet = client.call(registry.functions.getDatanet(datanet_id))
-        version = int(match.group(2)) if match.group(2) else datanet[6]
-        if not client.call(registry.functions.versionExists(datanet_id, version)):
+        version = wanted if wanted is not None else reader.datanet(datanet_id).version_count
+        if not reader.version_exists(datanet_id, version):
             raise UserError(f"datanet {datanet_id} has no published version {version or '(none published)'}")
         sources.append((datanet_id, version))
     return sources

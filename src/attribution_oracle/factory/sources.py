@@ -8,10 +8,10 @@ tools and tests.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from attribution_oracle.datanets.specs import DatanetSpecError, parse_spec
 from attribution_oracle.store.catalog import Catalog
 from attribution_oracle.store.digests import bytes32_to_digest, digest_to_bytes32
 from attribution_oracle.store.errors import UnknownIdError
@@ -26,9 +26,6 @@ __all__ = [
     "VersionRecord",
     "parse_datanet_spec",
 ]
-
-_SPEC = re.compile(r"(\d+)(?:@(\d+))?")
-_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -66,11 +63,11 @@ class DatanetSource(Protocol):
 
 
 def parse_datanet_spec(spec: str) -> tuple[int, int | None]:
-    """Parse ``ID`` or ``ID@VERSION`` into ``(id, version or None)``."""
-    match = _SPEC.fullmatch(spec.strip())
-    if not match:
-        raise FactoryError(f"--datanet {spec!r}: use ID or ID@VERSION")
-    return int(match.group(1)), int(match.group(2)) if match.group(2) else None
+    """``datanets.specs.parse_spec`` raising ``FactoryError`` (the factory's error family)."""
+    try:
+        return parse_spec(spec)
+    except DatanetSpecError as exc:
+        raise FactoryError(str(exc)) from None
 
 
 class ChainSource:
@@ -78,35 +75,32 @@ class ChainSource:
 
     def __init__(self, client, deployment) -> None:
         """Bind to a ``ChainClient`` and a ``Deployment``."""
+        from attribution_oracle.chain.reads import ChainReader
+
         self.client = client
-        self.registry = client.contract(deployment, "DatanetRegistry")
+        self.reader = ChainReader(client, deployment)
 
     def _datanet(self, datanet_id: int):
-        if datanet_id <= 0 or datanet_id > self.client.call(self.registry.functions.datanetCount()):
+        if datanet_id <= 0 or datanet_id > self.reader.datanet_count():
             raise DataVerificationError(f"unknown datanet {datanet_id}")
-        return self.client.call(self.registry.functions.getDatanet(datanet_id))
+        return self.reader.datanet(datanet_id)
 
-    def latest_version(self, datanet_id: int) -> int:  # noqa: D102
-        return int(self._datanet(datanet_id)[6])
+    def latest_version(self, datanet_id: int) -> int:
+        return self._datanet(datanet_id).version_count
 
-    def version(self, datanet_id: int, version: int) -> VersionRecord:  # noqa: D102
+    def version(self, datanet_id: int, version: int) -> VersionRecord:
         self._datanet(datanet_id)
-        if not self.client.call(self.registry.functions.versionExists(datanet_id, version)):
+        if not self.reader.version_exists(datanet_id, version):
             raise DataVerificationError(f"datanet {datanet_id} has no published version {version}")
-        root, count, uri, _ = self.client.call(self.registry.functions.getVersion(datanet_id, version))
-        return VersionRecord(datanet_id, version, bytes32_to_digest(root), int(count), uri)
+        v = self.reader.version(datanet_id, version)
+        return VersionRecord(datanet_id, version, bytes32_to_digest(v.merkle_root), v.count, v.manifest_uri)
 
-    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:  # noqa: D102
-        hashes: list[bytes] = []
-        while len(hashes) < count:
-            page = self.client.call(self.registry.functions.getApprovedHashes(datanet_id, len(hashes), _PAGE))
-            if not page:
-                break
-            hashes += [bytes(h) for h in page]
+    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:
+        hashes = self.reader.approved_hashes(datanet_id)[:count]
         out = []
-        for content_hash in hashes[:count]:
-            cid = int(self.client.call(self.registry.functions.contributionIdOf(datanet_id, content_hash)))
-            contributor = self.client.call(self.registry.functions.getContribution(cid))[2]
+        for content_hash in hashes:
+            cid = self.reader.contribution_id_of(datanet_id, content_hash)
+            contributor = self.reader.contribution(cid).contributor
             out.append(ApprovedContribution(datanet_id, cid, contributor, bytes32_to_digest(content_hash)))
         return out
 
@@ -118,21 +112,21 @@ class CatalogSource:
         """Bind to an open catalog."""
         self.catalog = catalog
 
-    def latest_version(self, datanet_id: int) -> int:  # noqa: D102
+    def latest_version(self, datanet_id: int) -> int:
         try:
             versions = self.catalog.list_versions(datanet_id)
         except UnknownIdError:
             raise DataVerificationError(f"unknown datanet {datanet_id}") from None
         return versions[-1].version if versions else 0
 
-    def version(self, datanet_id: int, version: int) -> VersionRecord:  # noqa: D102
+    def version(self, datanet_id: int, version: int) -> VersionRecord:
         try:
             v = self.catalog.get_version(datanet_id, version)
         except UnknownIdError:
             raise DataVerificationError(f"datanet {datanet_id} has no published version {version}") from None
         return VersionRecord(datanet_id, version, v.merkle_root.removeprefix("0x"), v.count, v.manifest_uri)
 
-    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:  # noqa: D102
+    def approved(self, datanet_id: int, count: int) -> list[ApprovedContribution]:
         hashes = self.catalog.approved_hashes(datanet_id)[:count]
         by_hash = {c.content_hash: c for c in self.catalog.list_contributions(datanet_id, "approved")}
         return [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from attribution_oracle.oracle.logs import log
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
 TIMEOUT_S = 2.0
 
@@ -41,7 +42,7 @@ class Peers:
 
     def report(self, uri: str) -> bytes | None:
         """A report's JSON from the first peer that has it (the caller checks the digest)."""
-        digest = uri.removeprefix("sha256://")
+        digest = uri.removeprefix(CONTENT_URI_SCHEME)
         for url in self.urls:
             try:
                 response = self.client.get(f"{url}/v1/reports/{digest}")

@@ -22,9 +22,9 @@ from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.allocation import Contribution
 from attribution_oracle.settlement.chain_data import training_data
 from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
-URI_PREFIX = "sha256://"
-METADATA_URI_INDEX = 6  # ModelRegistry.Model.metadataURI
+URI_PREFIX = CONTENT_URI_SCHEME
 
 
 class ScorerError(UserError):
@@ -60,8 +60,9 @@ class ScorerContext:
 
     def metadata_uri(self, model_id: int) -> str:
         """The model's on-chain metadata URI."""
-        models = self.client.contract(self.deployment, "ModelRegistry")
-        return str(self.client.call(models.functions.getModel(model_id))[METADATA_URI_INDEX])
+        from attribution_oracle.chain.reads import ChainReader
+
+        return ChainReader(self.client, self.deployment).model(model_id).metadata_uri
 
 
 def factory_provider(context: ScorerContext) -> ScorerProvider:

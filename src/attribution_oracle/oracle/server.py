@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
-if TYPE_CHECKING:
-    from attribution_oracle.oracle.node import OracleNode
-
 HEALTHY_WITHIN_S = 60.0
 
 
-def make_app(node: OracleNode) -> FastAPI:
+class ServedNode(Protocol):
+    """What the HTTP server needs of a node (``oracle.node.OracleNode`` provides it; no import of the node)."""
+
+    signer: Any  # .address
+    db: Any  # .cursor()
+    metrics: Any  # .render()
+    consensus: Any  # .signatures(epoch), .receive(body)
+    store: Any  # .has(digest), .get(digest)
+    last_error: str | None
+
+    def seconds_since_progress(self) -> float:
+        """Seconds since the node last made progress."""
+        ...
+
+    def status(self) -> dict:
+        """The node's state for ``/v1/status``."""
+        ...
+
+
+def make_app(node: ServedNode) -> FastAPI:
     """The FastAPI app of ``node``."""
     app = FastAPI(title="attribution-oracle node", docs_url=None, redoc_url=None)
 
@@ -63,7 +79,7 @@ def make_app(node: OracleNode) -> FastAPI:
 class HttpServer:
     """Uvicorn running the app in a background thread (the node loop keeps the main thread and signals)."""
 
-    def __init__(self, node: OracleNode, host: str, port: int) -> None:
+    def __init__(self, node: ServedNode, host: str, port: int) -> None:
         """Serve ``node`` on ``host:port``."""
         config = uvicorn.Config(make_app(node), host=host, port=port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)

@@ -49,6 +49,12 @@ def _request_id(body: dict, request: Request) -> int | None:
     return request_id
 
 
+def _model_field(body: dict) -> object:
+    if body.get("model") is None:
+        raise BadRequestError("model is required (a served model id, see GET /v1/models)")
+    return body["model"]
+
+
 def _limits(body: dict) -> tuple[int, float]:
     try:
         max_tokens = int(body.get("max_tokens") or 16)
@@ -111,6 +117,9 @@ def create_app(service: OpenLoraService) -> FastAPI:
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{ticket.payment.request_id}"
         model = str(ticket.model.model_id)
         extra = {"request_id": ticket.payment.request_id, "adapter_hash": ticket.model.adapter_hash}
+        if max_tokens > service.max_tokens_limit:  # said, not silent: the generation stops at the server's cap
+            extra["max_tokens"] = service.max_tokens_limit
+            extra["warning"] = f"max_tokens {max_tokens} was capped to this server's limit {service.max_tokens_limit}"
 
         def usage(record) -> dict:
             prompt_tokens, completion_tokens = len(record.prompt_token_ids), len(record.output_token_ids)
@@ -195,7 +204,7 @@ def create_app(service: OpenLoraService) -> FastAPI:
         body = await _json_body(request)
         prompt = _completion_prompt(body)
         _limits(body)
-        ticket = await run_in_threadpool(service.reserve, body.get("model"), prompt, _request_id(body, request))
+        ticket = await run_in_threadpool(service.reserve, _model_field(body), prompt, _request_id(body, request))
         return await _run(ticket, body, chat=False)
 
     @app.post("/v1/chat/completions")
@@ -203,7 +212,7 @@ def create_app(service: OpenLoraService) -> FastAPI:
         body = await _json_body(request)
         prompt = render_chat(service.base.tokenizer, body.get("messages"))
         _limits(body)
-        ticket = await run_in_threadpool(service.reserve, body.get("model"), prompt, _request_id(body, request))
+        ticket = await run_in_threadpool(service.reserve, _model_field(body), prompt, _request_id(body, request))
         return await _run(ticket, body, chat=True)
 
     @app.post("/v1/chat/render")
@@ -234,6 +243,11 @@ def create_app(service: OpenLoraService) -> FastAPI:
                 for m in service.models.values()
             ],
         }
+
+    @app.get("/v1/models/{model_id}")
+    async def model(model_id: str) -> dict:
+        served = str(service.model(model_id).model_id)  # 404 for a model not served here
+        return next(card for card in (await models())["data"] if card["id"] == served)
 
     @app.get("/health")
     async def health() -> dict:

@@ -68,11 +68,15 @@ def resolve_models(
     client: ChainClient, deployment: Deployment, model_ids: list[int], base_hash: str
 ) -> list[ServedModel]:
     """Read models from the ModelRegistry; refuse inactive ones and ones registered for another base model."""
-    registry = client.contract(deployment, "ModelRegistry")
+    from attribution_oracle.chain.reads import ChainReader
+
+    reader = ChainReader(client, deployment)
     served = []
     for model_id in model_ids:
-        record = client.call(registry.functions.getModel(model_id))
-        owner, base, adapter, price, active = record[1], record[2], record[3], record[4], record[7]
+        record = reader.model(model_id)
+        owner, base, adapter, price, active = (
+            record.owner, record.base_model_hash, record.adapter_hash, record.price, record.active,
+        )  # fmt: skip
         if not active:
             raise UserError(f"model {model_id} is inactive")
         if bytes32_to_digest(base) != base_hash:

@@ -7,9 +7,17 @@ from dataclasses import dataclass
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
 from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.reads import ChainReader
 from attribution_oracle.settlement.allocation import Contribution, ServedInference
 
-PAGE = 100
+
+@dataclass(frozen=True)
+class PartyShare:
+    """What one account received from a set of served inferences, and in which role."""
+
+    account: str
+    role: str  # "data" (contributors and Datanet owners, by the report), "model owner", "treasury"
+    amount: int
 
 
 @dataclass(frozen=True)
@@ -60,21 +68,14 @@ def training_data(
     client: ChainClient, deployment: Deployment, model_id: int
 ) -> tuple[list[Contribution], dict[int, str]]:
     """The contributions in the Datanet versions a model was trained on, and those Datanets' owners."""
-    datanets = client.contract(deployment, "DatanetRegistry")
-    models = client.contract(deployment, "ModelRegistry")
+    reader = ChainReader(client, deployment)
     contributions: list[Contribution] = []
     owners: dict[int, str] = {}
-    for datanet_id, version in client.call(models.functions.getSources(model_id)):
-        owners[datanet_id] = client.call(datanets.functions.getDatanet(datanet_id))[0]
-        count = client.call(datanets.functions.getVersion(datanet_id, version))[1]
-        hashes: list[bytes] = []
-        while len(hashes) < count:
-            page = client.call(datanets.functions.getApprovedHashes(datanet_id, len(hashes), PAGE))
-            hashes += [bytes(h) for h in page]
-        for content_hash in hashes[:count]:
-            cid = client.call(datanets.functions.contributionIdOf(datanet_id, content_hash))
-            contributor = client.call(datanets.functions.getContribution(cid))[2]
-            contributions.append(Contribution(str(cid), contributor, datanet_id))
+    for datanet_id, version in reader.model_sources(model_id):
+        owners[datanet_id] = reader.datanet(datanet_id).owner
+        count = reader.version(datanet_id, version).count
+        for c in reader.approved_contributions(datanet_id, count):
+            contributions.append(Contribution(str(c.contribution_id), c.contributor, datanet_id))
     return contributions, owners
 
 
@@ -132,3 +133,22 @@ def receipts(client: ChainClient, deployment: Deployment, request_ids: list[int]
         }
         for r in request_ids
     ]
+
+
+def every_party(
+    client: ChainClient, deployment: Deployment, request_ids: list[int], data_shares: dict[str, int]
+) -> list[PartyShare]:
+    """Every party's share of the fees of ``request_ids``: the report's data shares (contributors and Datanet
+    owners), each model owner's share (withdrawable earnings) and the protocol fee (treasury). The amounts add
+    up to exactly what the payers paid; most first."""
+    totals: dict[tuple[str, str], int] = {}
+    for account, amount in data_shares.items():
+        totals[(account, "data")] = totals.get((account, "data"), 0) + amount
+    if request_ids:
+        treasury = client.call(client.contract(deployment, "InferenceMarket").functions.treasury())
+        for r in receipts(client, deployment, request_ids):
+            owner_key, treasury_key = (r["modelOwner"], "model owner"), (treasury, "treasury")
+            totals[owner_key] = totals.get(owner_key, 0) + r["split"]["owner"]
+            totals[treasury_key] = totals.get(treasury_key, 0) + r["split"]["protocol"]
+    parties = [PartyShare(account, role, amount) for (account, role), amount in totals.items()]
+    return sorted(parties, key=lambda p: (-p.amount, p.role, p.account))

@@ -12,8 +12,9 @@ from attribution_oracle.settlement.allocation import allocate
 from attribution_oracle.settlement.chain_data import served_inferences, submissions, training_data
 from attribution_oracle.settlement.report import InferenceShares, Report, build_report
 from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
-URI_PREFIX = "sha256://"
+URI_PREFIX = CONTENT_URI_SCHEME
 
 
 class SettlementError(UserError):

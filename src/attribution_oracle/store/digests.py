@@ -11,7 +11,17 @@ import re
 
 from .errors import InvalidDigestError
 
-__all__ = ["bytes32_to_digest", "digest_to_bytes32", "normalize_digest", "validate_digest"]
+__all__ = [
+    "CONTENT_URI_SCHEME",
+    "bytes32_to_digest",
+    "content_uri",
+    "digest_of_uri",
+    "digest_to_bytes32",
+    "normalize_digest",
+    "validate_digest",
+]
+
+CONTENT_URI_SCHEME = "sha256://"
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -48,3 +58,15 @@ def bytes32_to_digest(value: bytes) -> str:
     if len(raw) != 32:
         raise InvalidDigestError(value, f"expected 32 bytes, got {len(raw)}")
     return raw.hex()
+
+
+def content_uri(digest: str) -> str:
+    """The URI of a blob in a content store, as recorded on-chain: ``sha256://<digest>``."""
+    return CONTENT_URI_SCHEME + validate_digest(digest)
+
+
+def digest_of_uri(uri: str) -> str:
+    """The digest named by a ``sha256://<digest>`` URI; ``InvalidDigestError`` for any other URI."""
+    if not isinstance(uri, str) or not uri.startswith(CONTENT_URI_SCHEME):
+        raise InvalidDigestError(uri, f"not a {CONTENT_URI_SCHEME}<digest> content-store URI")
+    return normalize_digest(uri.removeprefix(CONTENT_URI_SCHEME))
