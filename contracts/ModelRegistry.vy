@@ -5,7 +5,8 @@
 @license AGPL-3.0-only
 @notice Records every specialised model: its owner, the hash of its base model,
         the hash of its LoRA adapter, the exact (datanetId, version) pairs it was
-        trained on, its price per inference in OPEN and how each fee is split.
+        trained on, its price per inference in OPEN (or per-token rates plus a flat
+        fee, `setTokenRates`) and how each fee is split.
 
         Fee split: a protocol fee (`protocolFeeBps`, set by governance, never
         above MAX_PROTOCOL_FEE_BPS) comes off the top of every fee; the rest is
@@ -46,6 +47,14 @@ struct FeeSplit:
     datanetOwnersBps: uint256
 
 
+# @dev Optional per-token pricing (OpenLedger's Tin/1000*Rin + Tout/1000*Rout + flat fee). A model with
+#      both rates zero is flat-priced (`Model.price` per inference).
+struct TokenRates:
+    inputPer1k: uint256
+    outputPer1k: uint256
+    flatFee: uint256
+
+
 struct Model:
     id: uint256
     owner: address
@@ -73,6 +82,12 @@ event PriceUpdated:
     oldPrice: uint256
     newPrice: uint256
 
+event TokenRatesSet:
+    modelId: indexed(uint256)
+    inputPer1k: uint256
+    outputPer1k: uint256
+    flatFee: uint256
+
 event ModelDeactivated:
     modelId: indexed(uint256)
 
@@ -89,6 +104,7 @@ modelCount: public(uint256)
 
 _models: HashMap[uint256, Model]
 _sources: HashMap[uint256, DynArray[DatanetVersion, MAX_SOURCES]]
+_rates: HashMap[uint256, TokenRates]
 
 
 @deploy
@@ -188,6 +204,34 @@ def setPrice(modelId: uint256, price: uint256):
     old: uint256 = self._models[modelId].price
     self._models[modelId].price = price
     log PriceUpdated(modelId=modelId, oldPrice=old, newPrice=price)
+
+
+@external
+def setTokenRates(modelId: uint256, rates: TokenRates):
+    """
+    @notice Sets per-token prices (model owner only, active models): a call costs
+            inputTokens * inputPer1k / 1000 + outputTokens * outputPer1k / 1000 + flatFee
+            (each product rounded down). Both rates zero returns the model to its flat price.
+            Payments already made keep the rates they were made at (the market binds them).
+    @param modelId The model.
+    @param rates The rates in wei per 1,000 tokens and the flat fee in wei.
+    """
+    self._check_model_owner(modelId)
+    assert self._models[modelId].active, "ModelRegistry: model is inactive"
+    self._rates[modelId] = rates
+    log TokenRatesSet(modelId=modelId, inputPer1k=rates.inputPer1k, outputPer1k=rates.outputPer1k, flatFee=rates.flatFee)
+
+
+@external
+@view
+def tokenRates(modelId: uint256) -> TokenRates:
+    """
+    @notice Returns a model's per-token rates (all zero for a flat-priced model).
+    @param modelId The model.
+    @return TokenRates The rates.
+    """
+    self._check_model_exists(modelId)
+    return self._rates[modelId]
 
 
 @external
