@@ -249,7 +249,8 @@ class OpenLoraService:
         self.metrics.adapter_bytes.set(self.cache.bytes)
         self.metrics.batch_rows.set(len(self.engine.rows))
         if self.marker is not None:
-            self.marker.enqueue(ticket.payment.receipt)
+            tokens = (len(record.prompt_token_ids), len(record.output_token_ids))
+            self.marker.enqueue(ticket.payment.receipt, ticket.payment.meter, tokens)
             self.metrics.mark_pending.set(self.marker.pending)
         return record
 
@@ -296,6 +297,17 @@ class OpenLoraService:
         service = cls(
             base, store, ServedRecordStore(records_path), models, PaymentGate(client, deployment), operator, **options
         )
+        if operator is not None and "AgentVault" in deployment.contracts:  # x402: pay per call from a vault
+            from .x402 import X402Gate
+
+            tokenizer = base.tokenizer
+            service.x402 = X402Gate(
+                client,
+                deployment,
+                operator,
+                lambda prompt: len(tokenizer(prompt, add_special_tokens=False).input_ids),
+                service.marker.send_lock if service.marker is not None else None,
+            )
         try:
             for served in models:  # fail at start, not at the first request, on a missing or tampered adapter
                 service.cache.get(served.adapter_hash)

@@ -56,11 +56,18 @@ def test_register_stake_deposit_and_read_back(vault, agent_id, agent_owner, sess
     assert agent.owner == agent_owner.address and agent.cardURI.startswith("sha256://")
     assert vault.stakeOf(agent_id) == MIN_STAKE and vault.budgetOf(agent_id) == AGENT_BUDGET
     key = vault.sessionKey(session_key)
-    assert (key.agentId, key.maxPricePerCall, key.periodCap, key.totalCap) == (agent_id, MAX_PER_CALL, PERIOD_CAP, TOTAL_CAP)
+    assert (key.agentId, key.maxPricePerCall, key.periodCap, key.totalCap) == (
+        agent_id,
+        MAX_PER_CALL,
+        PERIOD_CAP,
+        TOTAL_CAP,
+    )
     assert vault.allowedModel(session_key, models[0]) and not vault.allowedModel(session_key, models[2])
 
 
-def test_session_key_pays_flat_model_through_the_vault(vault, agent_id, session_key, models, market, token, agent_owner):
+def test_session_key_pays_flat_model_through_the_vault(
+    vault, agent_id, session_key, models, market, token, agent_owner
+):
     tx = vault.pay(models[0], PROMPT, PRICE, sender=session_key)
     receipt = receipts_of(market, tx)[0]
     assert receipt.payer == agent_owner.address and receipt.fee == PRICE
@@ -70,7 +77,9 @@ def test_session_key_pays_flat_model_through_the_vault(vault, agent_id, session_
     assert (event.agentId, event.requestId, event.fee) == (agent_id, receipt.requestId, PRICE)
 
 
-def test_metered_call_refund_goes_to_the_agent_owner(vault, agent_id, session_key, models, market, token, agent_owner, operator):
+def test_metered_call_refund_goes_to_the_agent_owner(
+    vault, agent_id, session_key, models, market, token, agent_owner, operator
+):
     from agent_helpers import meter_of
 
     tx = vault.pay(models[1], PROMPT, 3 * ONE, sender=session_key)
@@ -208,7 +217,9 @@ def test_attack_tampered_payment_signature_amount_refused(vault, agent_id, signi
 def test_attack_payment_signature_for_another_chain_refused(vault, agent_id, signing_key, operator, models, chain):
     auth = _auth(vault, signing_key, operator, models[0], chain=chain)
     with ape.reverts("AgentVault: bad authorization signature"):
-        vault.payWithAuthorization(auth.as_tuple(), _sign(auth, vault, signing_key, chain.chain_id + 1), sender=operator)
+        vault.payWithAuthorization(
+            auth.as_tuple(), _sign(auth, vault, signing_key, chain.chain_id + 1), sender=operator
+        )
 
 
 def test_attack_payment_signature_high_s_refused(vault, agent_id, signing_key, operator, models, chain):
@@ -229,16 +240,32 @@ def test_attack_expired_authorization_refused(vault, agent_id, signing_key, oper
 # ------------------------------------------------------------------ slashing
 
 
-def test_low_validation_score_slashes_the_documented_fraction(vault, agent_id, validator_keys, stranger, token, treasury, chain):
+def test_low_validation_score_slashes_the_documented_fraction(
+    vault, agent_id, validator_keys, stranger, token, treasury, chain
+):
     before = token.balanceOf(treasury)
-    tx = vault.submitValidation(agent_id, 1, 20, b"\x11" * 32, _validation(vault, validator_keys[:2], agent_id, 1, 20, chain.chain_id), sender=stranger)
+    tx = vault.submitValidation(
+        agent_id,
+        1,
+        20,
+        b"\x11" * 32,
+        _validation(vault, validator_keys[:2], agent_id, 1, 20, chain.chain_id),
+        sender=stranger,
+    )
     expected = MIN_STAKE * vault.slashBps() // 10_000
     assert tx.decode_logs(vault.ValidationReported)[0].slashed == expected
     assert token.balanceOf(treasury) == before + expected and vault.stakeOf(agent_id) == MIN_STAKE - expected
 
 
 def test_passing_validation_score_slashes_nothing(vault, agent_id, validator_keys, stranger, chain):
-    vault.submitValidation(agent_id, 1, 90, b"\x11" * 32, _validation(vault, validator_keys[:2], agent_id, 1, 90, chain.chain_id), sender=stranger)
+    vault.submitValidation(
+        agent_id,
+        1,
+        90,
+        b"\x11" * 32,
+        _validation(vault, validator_keys[:2], agent_id, 1, 90, chain.chain_id),
+        sender=stranger,
+    )
     assert vault.stakeOf(agent_id) == MIN_STAKE and vault.lastRound(agent_id) == 1
 
 
@@ -254,9 +281,23 @@ def test_attack_validator_report_signed_by_non_validator_refused(vault, agent_id
 
     outsider = Account.from_key(keccak(text="agent-tests:outsider"))
     with ape.reverts():
-        vault.submitValidation(agent_id, 1, 0, b"\x11" * 32, _validation(vault, [validator_keys[0], outsider], agent_id, 1, 0, chain.chain_id), sender=stranger)
+        vault.submitValidation(
+            agent_id,
+            1,
+            0,
+            b"\x11" * 32,
+            _validation(vault, [validator_keys[0], outsider], agent_id, 1, 0, chain.chain_id),
+            sender=stranger,
+        )
     with ape.reverts("AgentVault: wrong number of signatures"):
-        vault.submitValidation(agent_id, 1, 0, b"\x11" * 32, _validation(vault, validator_keys[:1], agent_id, 1, 0, chain.chain_id), sender=stranger)
+        vault.submitValidation(
+            agent_id,
+            1,
+            0,
+            b"\x11" * 32,
+            _validation(vault, validator_keys[:1], agent_id, 1, 0, chain.chain_id),
+            sender=stranger,
+        )
 
 
 def test_attack_duplicate_validator_signature_refused(vault, agent_id, validator_keys, stranger, chain):

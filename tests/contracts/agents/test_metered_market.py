@@ -19,9 +19,7 @@ def test_metered_payment_escrows_the_maximum_and_binds_the_rates(market, models,
     tx, receipt, meter = _pay_metered(market, direct_payer, models[1])
     assert receipt.fee == MAX and token.balanceOf(direct_payer) == before - MAX
     assert meter[:3] == RATES and meter[3:] == (500, 5_000, 1_000)
-    assert market.meters(receipt.requestId) == keccak(
-        b"".join(int(x).to_bytes(32, "big") for x in meter)
-    )
+    assert market.meters(receipt.requestId) == keccak(b"".join(int(x).to_bytes(32, "big") for x in meter))
 
 
 def test_metered_settlement_charges_tokens_splits_exactly_and_refunds_the_rest(
@@ -59,7 +57,9 @@ def test_attack_metered_request_marked_served_flat_to_keep_the_maximum_refused(m
         market.markServed([receipt.arg()], sender=operator)
 
 
-def test_attack_rates_raised_after_payment_do_not_apply(market, models, direct_payer, operator, model_registry, model_owner):
+def test_attack_rates_raised_after_payment_do_not_apply(
+    market, models, direct_payer, operator, model_registry, model_owner
+):
     _, receipt, meter = _pay_metered(market, direct_payer, models[1])
     model_registry.setTokenRates(models[1], (10 * ONE, 10 * ONE, ONE), sender=model_owner)
     forged = (10 * ONE, 10 * ONE, ONE, *meter[3:])
