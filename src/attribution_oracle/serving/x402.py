@@ -17,15 +17,13 @@ header codecs here, and :class:`VaultSchemeClient` (a ``SchemeNetworkClient``) f
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
+from web3.logs import DISCARD
 from x402.http.utils import (
     decode_payment_signature_header,
     encode_payment_required_header,
@@ -33,18 +31,31 @@ from x402.http.utils import (
 )
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
-from ..agent.typed_data import PaymentAuthorization, recover_payment_signer, sign_payment
+from ..agent.scheme import (
+    PAYMENT_REQUIRED_HEADER,
+    PAYMENT_RESPONSE_HEADER,
+    PAYMENT_SIGNATURE_HEADER,
+    SCHEME,
+    VaultSchemeClient,
+)
+from ..agent.typed_data import PaymentAuthorization, recover_payment_signer
+from ..agent.vault import named_contract
 from ..chain.client import ChainClient, revert_reason
 from ..chain.deployments import Deployment
 from ..settlement.typed_data import Signature
 from .payments import PaymentRequiredError, prompt_hash
 
-__all__ = ["SCHEME", "X402Gate", "X402Settlement", "VaultSchemeClient", "max_charge"]
+__all__ = [
+    "PAYMENT_REQUIRED_HEADER",
+    "PAYMENT_RESPONSE_HEADER",
+    "PAYMENT_SIGNATURE_HEADER",
+    "SCHEME",
+    "VaultSchemeClient",
+    "X402Gate",
+    "X402Settlement",
+    "max_charge",
+]
 
-SCHEME = "agent-vault"
-PAYMENT_SIGNATURE_HEADER = "PAYMENT-SIGNATURE"
-PAYMENT_REQUIRED_HEADER = "PAYMENT-REQUIRED"
-PAYMENT_RESPONSE_HEADER = "PAYMENT-RESPONSE"
 TIMEOUT_S = 300
 
 
@@ -98,15 +109,15 @@ class X402Gate:
         self.network = f"eip155:{self.chain_id}"
         self.vault = client.contract(deployment, "AgentVault")
         self.market = client.contract(deployment, "InferenceMarket")
-        self.registry = client.contract(deployment, "ModelRegistry")
+        self.registry = named_contract(client, deployment, "ModelRegistry")
         self.token_address = deployment.contracts["OpenToken"].address
 
     def requirements(self, model_id: int, prompt: str, max_tokens: int) -> PaymentRequirements:
         """The one payment option for this call."""
         model = self.client.call(self.registry.functions.getModel(model_id))
         rates = self.client.call(self.registry.functions.tokenRates(model_id))
-        rates = {"inputPer1k": rates[0], "outputPer1k": rates[1], "flatFee": rates[2]}
-        amount = max_charge(model[4], rates, self.count_tokens(prompt), max_tokens)
+        rates = {"inputPer1k": rates.inputPer1k, "outputPer1k": rates.outputPer1k, "flatFee": rates.flatFee}
+        amount = max_charge(model.price, rates, self.count_tokens(prompt), max_tokens)
         return PaymentRequirements(
             scheme=SCHEME,
             network=self.network,
@@ -138,8 +149,9 @@ class X402Gate:
         required = self.payment_required(self.requirements(model_id, prompt, max_tokens), url, None)
         return X402PaymentError(
             f"payment required: sign an {SCHEME} authorization for the {PAYMENT_REQUIRED_HEADER} header's offer "
-            f"and retry with {PAYMENT_SIGNATURE_HEADER} (or pay on-chain first and send request_id)",
-            "payment_required",
+            f"and retry with {PAYMENT_SIGNATURE_HEADER}, or pay on-chain first with "
+            "InferenceMarket.payForInference(modelId, sha256(prompt), maxFee) and send request_id",
+            "missing_request_id",
             required,
         )
 
@@ -202,7 +214,7 @@ class X402Gate:
                 receipt = self.client.send(call, self.operator, "x402 settlement")
         except Exception as exc:  # noqa: BLE001 - the vault refused (caps, nonce, stake, budget) or the chain failed
             raise refuse("settlement_failed", f"settlement refused: {revert_reason(exc) or exc}") from None
-        paid = self.market.events.InferencePaid().process_receipt(receipt)
+        paid = self.market.events.InferencePaid().process_receipt(receipt, errors=DISCARD)
         request_id = int(paid[0]["args"]["requestId"])
         fee = int(paid[0]["args"]["fee"])
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -215,46 +227,3 @@ class X402Gate:
             extensions={"requestId": str(request_id)},
         )
         return X402Settlement(request_id, tx_hash, auth.sessionKey, fee, encode_payment_response_header(response))
-
-
-class VaultSchemeClient:
-    """The ``agent-vault`` scheme for the x402 package's clients (``x402Client.register(network, scheme)``).
-
-    Signs an AgentVault ``Payment`` authorization for exactly what the offer names; ``approve(requirements)``
-    may refuse (raise) before anything is signed, e.g. to keep within the agent's caps.
-    """
-
-    scheme = SCHEME
-
-    def __init__(
-        self,
-        session_key: LocalAccount,
-        chain_id: int,
-        approve: Callable[[PaymentRequirements], None] | None = None,
-    ) -> None:
-        """Sign with ``session_key`` for vaults on ``chain_id``."""
-        self.session_key = session_key
-        self.chain_id = chain_id
-        self.approve = approve or (lambda requirements: None)
-
-    def create_payment_payload(self, requirements: PaymentRequirements, context: Any = None) -> dict[str, Any]:
-        """The inner payload: ``{"authorization": {...}, "signature": {"v", "r", "s"}}``."""
-        del context
-        if requirements.network != f"eip155:{self.chain_id}":
-            raise ValueError(f"offer is for {requirements.network}, this key signs for eip155:{self.chain_id}")
-        self.approve(requirements)
-        extra = requirements.extra
-        auth = PaymentAuthorization(
-            sessionKey=self.session_key.address,
-            server=Web3.to_checksum_address(extra["server"]),
-            modelId=int(extra["modelId"]),
-            inputHash=bytes.fromhex(str(extra["inputHash"]).removeprefix("0x")),
-            maxFee=int(requirements.amount),
-            nonce=secrets.randbits(256),
-            deadline=int(time.time()) + int(requirements.max_timeout_seconds),
-        )
-        sig = sign_payment(auth, self.chain_id, Web3.to_checksum_address(extra["vault"]), self.session_key)
-        return {
-            "authorization": auth.to_json(),
-            "signature": {"v": sig.v, "r": "0x" + sig.r.hex(), "s": "0x" + sig.s.hex()},
-        }
