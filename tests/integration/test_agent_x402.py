@@ -291,3 +291,35 @@ def test_pay_first_flow_still_works(world):
         timeout=60,
     )
     assert r.status_code == 200 and "PAYMENT-RESPONSE" not in r.headers
+
+
+def test_agent_cli_register_fund_grant_run_status_revoke(world):
+    ao, client, deployment, thread = world
+    ao("token", "mint", "dev:3", "100", "--from", "dev:0")
+    agent_id = ao.json("agent", "register", "--name", "hive planner", "--models", "1,2", "--from", "dev:3")["agentId"]
+    ao("agent", "stake", str(agent_id), "10", "--from", "dev:3")
+    ao("agent", "fund", str(agent_id), "20", "--from", "dev:3")
+    ao("agent", "grant", str(agent_id), "--key", "dev:8", "--models", "1,2", "--max-per-call", "2",
+       "--period-cap", "5", "--total-cap", "10", "--expires-in", "1d", "--from", "dev:3")  # fmt: skip
+    result = ao.json("agent", "run", "--key", "dev:8", "--server", thread.url, "--step", "1:Inspect the brood",
+                     "--step", "2:Count the mites after {previous}", "--max-tokens", "3")  # fmt: skip
+    assert [c["model"] for c in result["calls"]] == [1, 2]
+    assert all(c["status"] == "served" for c in result["calls"])
+    metered = result["calls"][1]
+    assert int(metered["charged"]) < int(metered["authorized"])  # charged per token, the rest refunded
+    parts = ("protocol", "owner_amount", "datanet_owners", "contributors")
+    assert sum(int(metered[k]) for k in parts) == int(metered["charged"])  # the exact split
+    status = ao.json("agent", "status", str(agent_id), "--key", "dev:8")
+    assert int(status["budget"]) == 20 * ONE - int(result["spent"]) and status["operating"]
+    assert status["keys"][0]["total_spent"] == result["spent"]
+    ao("agent", "revoke", "dev:8", "--from", "dev:3")
+    refused = ao("agent", "run", "--key", "dev:8", "--server", thread.url, "--step", "1:again", ok=False)
+    assert refused.exit_code == 1 and refused.stderr.startswith("error: the session key was revoked")
+    wrong = ao("agent", "stake", str(agent_id), "1", "--from", "dev:2", ok=False)
+    assert wrong.exit_code == 1 and "is owned by" in wrong.stderr
+    bad = ao("agent", "grant", str(agent_id), "--key", "dev:9", "--models", "x", "--max-per-call", "1",
+             "--period-cap", "1", "--total-cap", "1", "--from", "dev:3", ok=False)  # fmt: skip
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: model ids")
+    ao("agent", "unstake", str(agent_id), "10", "--from", "dev:3")
+    early = ao("agent", "unstake", str(agent_id), "--withdraw", "--from", "dev:3", ok=False)
+    assert early.exit_code == 1 and "cooldown" in early.stderr

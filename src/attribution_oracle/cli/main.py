@@ -49,6 +49,7 @@ def cli(ctx: click.Context, home: Path | None, rpc: str | None, json_output: boo
 
 def _register() -> None:
     from attribution_oracle.cli import (
+        agent,
         datanet,
         deploy,
         market,
@@ -62,7 +63,7 @@ def _register() -> None:
         wallet,
     )
 
-    for module in (node, deploy, wallet, token, datanet, model, market, serve, report, rewards, oracle):
+    for module in (node, deploy, wallet, token, datanet, model, market, serve, report, rewards, oracle, agent):
         cli.add_command(module.command)
     cli.add_command(serve.infer)
 
