@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ape
-from agent_helpers import MIN_STAKE, ONE, PRICE, RATES
+from agent_helpers import COOLDOWN, MIN_STAKE, ONE, PRICE, RATES
 from eth_account import Account
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from attribution_oracle.agent.typed_data import PaymentAuthorization, sign_payment
 
-KEYS = [Account.from_key(keccak(text=f"agent-machine:key-{i}")) for i in range(4)]
+KEYS = [Account.from_key(keccak(text=f"agent-machine:key-{i}")) for i in range(2)]
 PERIOD = 1_000
 
 
@@ -40,6 +40,7 @@ class KeyModel:
 
 def test_agent_vault_state_machine(vault, agent_id, agent_owner, operator, governance, token, models, chain):
     start = chain.pending_timestamp + 10
+    outcomes = {"paid": 0, "refused": 0}
 
     class VaultMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -51,6 +52,12 @@ def test_agent_vault_state_machine(vault, agent_id, agent_owner, operator, gover
             self.expected_vault = token.balanceOf(vault)
             self.keys: dict[int, KeyModel] = {}
             self.nonce = 0
+            self._tick()
+            vault.setParameters(MIN_STAKE, COOLDOWN, 60, 50, 1_000, sender=governance)  # a short slash delay
+
+        @initialize(max_per_call=st.integers(2, 6).map(lambda x: x * ONE), total_cap=st.integers(4, 30))
+        def first_key(self, max_per_call, total_cap):
+            self._grant(0, max_per_call, 10 * ONE, total_cap * ONE, 4_000, True)
 
         def teardown(self) -> None:
             chain.restore(self.snapshot)
@@ -86,6 +93,9 @@ def test_agent_vault_state_machine(vault, agent_id, agent_owner, operator, gover
             both=st.booleans(),
         )
         def grant(self, index, max_per_call, period_cap, total_cap, life, both):
+            self._grant(index, max_per_call, period_cap, total_cap, life, both)
+
+        def _grant(self, index, max_per_call, period_cap, total_cap, life, both):
             self._tick()
             allowed = (models[0], models[1]) if both else (models[0],)
             args = (agent_id, KEYS[index].address, max_per_call, self.now + life, PERIOD, period_cap, total_cap)
@@ -141,8 +151,10 @@ def test_agent_vault_state_machine(vault, agent_id, agent_owner, operator, gover
             if not ok:
                 with ape.reverts():
                     vault.payWithAuthorization(auth.as_tuple(), sig, sender=operator)
+                outcomes["refused"] += 1
                 return
             vault.payWithAuthorization(auth.as_tuple(), sig, sender=operator)
+            outcomes["paid"] += 1
             if key.period != period:
                 key.period, key.period_spent = period, 0
             key.period_spent += fee
@@ -188,6 +200,7 @@ def test_agent_vault_state_machine(vault, agent_id, agent_owner, operator, gover
     run_state_machine_as_test(
         VaultMachine,
         settings=settings(
-            max_examples=12, stateful_step_count=14, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=15, stateful_step_count=16, deadline=None, suppress_health_check=list(HealthCheck)
         ),
     )
+    assert outcomes["paid"] > 0 and outcomes["refused"] > 0  # both sides of every prediction were exercised
