@@ -306,7 +306,7 @@ def test_agent_cli_register_fund_grant_run_status_revoke(world):
     assert [c["model"] for c in result["calls"]] == [1, 2]
     assert all(c["status"] == "served" for c in result["calls"])
     metered = result["calls"][1]
-    assert int(metered["charged"]) < int(metered["authorized"])  # charged per token, the rest refunded
+    assert 0 < int(metered["charged"]) <= int(metered["authorized"])  # charged per token, never above the max
     parts = ("protocol", "owner_amount", "datanet_owners", "contributors")
     assert sum(int(metered[k]) for k in parts) == int(metered["charged"])  # the exact split
     status = ao.json("agent", "status", str(agent_id), "--key", "dev:8")

@@ -16,7 +16,8 @@ transaction hash and the market request id.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 
 import httpx
 from eth_account.signers.local import LocalAccount
@@ -32,7 +33,7 @@ from ..errors import UserError
 from ..serving.payments import prompt_hash
 from .budget import BudgetExceededError, check_call
 from .scheme import PAYMENT_REQUIRED_HEADER, SCHEME, VaultSchemeClient
-from .vault import AgentVaultClient
+from .vault import AgentStatus, AgentVaultClient, SessionKeyState
 
 __all__ = ["Agent", "AgentCall", "AgentError", "BudgetExceededError"]
 
@@ -63,6 +64,7 @@ class Agent:
     server: str
     vault: AgentVaultClient
     timeout_s: float = 120.0
+    refresh_s: float = 10.0
     calls: list[AgentCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -71,7 +73,8 @@ class Agent:
         self._x402 = x402ClientSync()
         self._x402.register(f"eip155:{self.vault.chain_id}", VaultSchemeClient(self.session_key, self.vault.chain_id))
         self._x402.set_spend_controls(False)  # the caps that matter are the vault's, checked in _check_offer
-        self._pending: tuple[int, str | None] | None = None
+        self._ledger: tuple[float, SessionKeyState, AgentStatus, float] | None = None  # read at, key, agent, offset
+        self._allowed: dict[int, bool] = {}
 
     # ------------------------------------------------------------------ calls
 
@@ -135,13 +138,38 @@ class Agent:
         if str(extra.get("inputHash", "")).lower() != "0x" + prompt_hash(prompt).hex():
             raise AgentError("the offer is for another prompt (its inputHash is not the sha256 of ours)")
         amount = int(requirements.amount)
-        key = self.vault.session_key(self.session_key.address)
-        agent = self.vault.status(key.agent_id) if key.agent_id else None
-        if agent is None:
-            raise BudgetExceededError(f"{self.session_key.address} is not a session key of this vault", "unknown_key")
-        chain_now = int(self.vault.client.block("latest")["timestamp"])
-        check_call(key, agent, self.vault.allowed(key.key, model_id), amount, now=chain_now)
+        try:
+            self._check_locally(model_id, amount, refresh=False)
+        except BudgetExceededError:
+            self._check_locally(model_id, amount, refresh=True)  # the chain may know better (a deposit, a period)
         return amount
+
+    def _check_locally(self, model_id: int, amount: int, refresh: bool) -> None:
+        """Check against the local ledger: the vault's state, re-read every ``refresh_s``, plus our own spends."""
+        if refresh or self._ledger is None or time.monotonic() - self._ledger[0] > self.refresh_s:
+            key = self.vault.session_key(self.session_key.address)
+            if not key.agent_id:
+                raise BudgetExceededError(
+                    f"{self.session_key.address} is not a session key of this vault", "unknown_key"
+                )
+            agent = self.vault.status(key.agent_id)
+            offset = int(self.vault.client.block("latest")["timestamp"]) - time.time()
+            self._ledger = (time.monotonic(), key, agent, offset)
+        _, key, agent, offset = self._ledger
+        now = time.time() + offset
+        if key.period_length and int(now) // key.period_length != key.period:  # a new period began
+            key = replace(key, period=int(now) // key.period_length, period_spent=0)
+            self._ledger = (self._ledger[0], key, agent, offset)
+        if model_id not in self._allowed:  # allow-lists never change; revocation is in the key state
+            self._allowed[model_id] = self.vault.allowed(key.key, model_id)
+        check_call(key, agent, self._allowed[model_id], amount, now=now)
+
+    def _record_spend(self, amount: int) -> None:
+        if self._ledger is None:
+            return
+        at, key, agent, offset = self._ledger
+        key = replace(key, total_spent=key.total_spent + amount, period_spent=key.period_spent + amount)
+        self._ledger = (at, key, replace(agent, budget=agent.budget - amount), offset)
 
     def _call(self, path: str, body: dict, model_id: int, prompt: str, chat: bool) -> AgentCall:
         first = self._post(path, body)
@@ -175,6 +203,7 @@ class Agent:
             chat=chat,
         )
         self.calls.append(call)
+        self._record_spend(call.authorized)
         return call
 
 

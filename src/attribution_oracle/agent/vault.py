@@ -44,6 +44,7 @@ class SessionKeyState:
     revoked: bool
     total_spent: int
     period_spent: int
+    period: int = 0
 
     @property
     def period_remaining(self) -> int:
@@ -215,6 +216,7 @@ class AgentVaultClient:
             revoked=k.revoked,
             total_spent=k.totalSpent,
             period_spent=k.periodSpent,
+            period=k.period,
         )
 
     def allowed(self, key: str, model_id: int) -> bool:

@@ -283,9 +283,13 @@ class OpenLoraService:
         records_path: Path,
         model_ids: list[int],
         operator: LocalAccount | None = None,
+        facilitator: LocalAccount | None = None,
         **options,
     ) -> OpenLoraService:
-        """A service for ``model_ids`` as registered on ``deployment``; every adapter is verified up front."""
+        """A service for ``model_ids`` as registered on ``deployment``; every adapter is verified up front.
+
+        With an ``operator`` and an AgentVault in the deployment, unpaid requests are offered x402 payment;
+        ``facilitator`` (default: the operator) submits those settlements."""
         models = resolve_models(client, deployment, model_ids, base.sha256)
         if operator is not None:
             market = client.contract(deployment, "InferenceMarket")
@@ -307,6 +311,7 @@ class OpenLoraService:
                 operator,
                 lambda prompt: len(tokenizer(prompt, add_special_tokens=False).input_ids),
                 service.marker.send_lock if service.marker is not None else None,
+                facilitator,
             )
         try:
             for served in models:  # fail at start, not at the first request, on a missing or tampered adapter

@@ -43,6 +43,7 @@ from ..agent.vault import named_contract
 from ..chain.client import ChainClient, revert_reason
 from ..chain.deployments import Deployment
 from ..settlement.typed_data import Signature
+from .facilitator import FacilitatorSender
 from .payments import PaymentRequiredError, prompt_hash
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 TIMEOUT_S = 300
+PRICE_TTL_S = 2.0
 
 
 def max_charge(price: int, rates: dict, prompt_tokens: int, max_tokens: int) -> int:
@@ -99,12 +101,19 @@ class X402Gate:
         operator: LocalAccount,
         count_tokens: Callable[[str], int],
         send_lock: threading.Lock | None = None,
+        facilitator: LocalAccount | None = None,
     ) -> None:
-        """``count_tokens(prompt)`` must count input tokens as the served record will (the server's tokenizer)."""
+        """``count_tokens(prompt)`` must count input tokens as the served record will (the server's tokenizer).
+
+        Settlements are submitted by ``facilitator`` (default: ``operator``, sharing ``send_lock`` with the
+        markServed worker); an account of its own lets settlements pipeline without waiting for that worker.
+        """
         self.client = client
-        self.operator = operator
+        self.operator = facilitator or operator
         self.count_tokens = count_tokens
-        self.send_lock = send_lock or threading.Lock()
+        shared = facilitator is None or facilitator.address == operator.address
+        self.sender = FacilitatorSender(client, self.operator, send_lock if shared else None, shared=shared)
+        self._pricing: dict[int, tuple[float, int, dict]] = {}
         self.chain_id = client.chain_id
         self.network = f"eip155:{self.chain_id}"
         self.vault = client.contract(deployment, "AgentVault")
@@ -114,10 +123,8 @@ class X402Gate:
 
     def requirements(self, model_id: int, prompt: str, max_tokens: int) -> PaymentRequirements:
         """The one payment option for this call."""
-        model = self.client.call(self.registry.functions.getModel(model_id))
-        rates = self.client.call(self.registry.functions.tokenRates(model_id))
-        rates = {"inputPer1k": rates.inputPer1k, "outputPer1k": rates.outputPer1k, "flatFee": rates.flatFee}
-        amount = max_charge(model.price, rates, self.count_tokens(prompt), max_tokens)
+        price, rates = self._price(model_id)
+        amount = max_charge(price, rates, self.count_tokens(prompt), max_tokens)
         return PaymentRequirements(
             scheme=SCHEME,
             network=self.network,
@@ -134,6 +141,18 @@ class X402Gate:
                 "rates": {k: str(v) for k, v in rates.items()},
             },
         )
+
+    def _price(self, model_id: int) -> tuple[int, dict]:
+        """The model's price and token rates, re-read at most every PRICE_TTL_S (a payment made at an older
+        price fails on-chain if the price rose: the market checks it against the authorized maximum)."""
+        cached = self._pricing.get(model_id)
+        if cached is None or time.monotonic() - cached[0] > PRICE_TTL_S:
+            model = self.client.call(self.registry.functions.getModel(model_id))
+            r = self.client.call(self.registry.functions.tokenRates(model_id))
+            rates = {"inputPer1k": r.inputPer1k, "outputPer1k": r.outputPer1k, "flatFee": r.flatFee}
+            cached = (time.monotonic(), model.price, rates)
+            self._pricing[model_id] = cached
+        return cached[1], cached[2]
 
     def payment_required(self, requirements: PaymentRequirements, url: str, error: str | None) -> PaymentRequired:
         """The x402 v2 ``PaymentRequired`` for one option."""
@@ -210,8 +229,7 @@ class X402Gate:
             raise refuse("invalid_signature", "the signature is not the session key's over this authorization")
         call = self.vault.functions.payWithAuthorization(auth.as_tuple(), sig.as_tuple())
         try:
-            with self.send_lock:
-                receipt = self.client.send(call, self.operator, "x402 settlement")
+            receipt = self.sender.send(call, "x402 settlement")
         except Exception as exc:  # noqa: BLE001 - the vault refused (caps, nonce, stake, budget) or the chain failed
             raise refuse("settlement_failed", f"settlement refused: {revert_reason(exc) or exc}") from None
         paid = self.market.events.InferencePaid().process_receipt(receipt, errors=DISCARD)
