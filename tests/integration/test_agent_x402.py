@@ -338,3 +338,44 @@ def test_agent_cli_register_fund_grant_run_status_revoke(world):
     ao("agent", "unstake", str(agent_id), "10", "--from", "dev:3")
     early = ao("agent", "unstake", str(agent_id), "--withdraw", "--from", "dev:3", ok=False)
     assert early.exit_code == 1 and "cooldown" in early.output
+
+
+def test_oracle_follower_and_reports_use_the_charged_amount(world, tmp_path):
+    """A per-token request's data pools are those of what it was charged, not of its authorized maximum."""
+    from attribution_oracle.oracle.db import OracleDB
+    from attribution_oracle.oracle.follower import ChainFollower
+    from attribution_oracle.settlement.chain_data import served_inferences
+
+    ao, client, deployment, thread = world
+    prompt = "How warm must a brood nest stay?"
+    (paid,) = ao.json("market", "pay", "2", "--prompt", prompt, "--max-fee", "1", "--from", "dev:5")  # pay-first
+    r = httpx.post(
+        f"{thread.url}/v1/completions",
+        json={"model": "2", "prompt": prompt, "max_tokens": 3, "request_id": paid["requestId"]},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    assert thread.service.marker.wait_idle(60)
+    market = named_contract(client, deployment, "InferenceMarket")
+    charged = market.events.InferenceCharged().get_logs(
+        argument_filters={"requestId": paid["requestId"]}, from_block=deployment.block_number
+    )[0]["args"]
+    assert charged["charged"] < ONE and charged["refunded"] == ONE - charged["charged"]  # the maximum was 1 OPEN
+    head = client.block("latest")["number"]
+    (view,) = [s for s in served_inferences(client, deployment, 0, head) if s.request_id == paid["requestId"]]
+    assert (view.contributors_amount, view.datanet_owners_amount) == (
+        charged["contributorsAmount"],
+        charged["datanetOwnersAmount"],
+    )
+    db = OracleDB(tmp_path / "oracle.sqlite")
+    follower = ChainFollower(client, deployment, db, confirmations=0)
+    while (step := follower.step()).cursor < step.head:
+        pass
+    row = (
+        db.connection()
+        .execute(
+            "SELECT contributors_amount, datanet_owners_amount FROM payments WHERE request_id = ?", (paid["requestId"],)
+        )
+        .fetchone()
+    )
+    assert (int(row[0]), int(row[1])) == (charged["contributorsAmount"], charged["datanetOwnersAmount"])

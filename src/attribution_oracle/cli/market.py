@@ -35,7 +35,8 @@ def pay_for_prompts(
     if not active:
         raise UserError(f"model {model_id} is inactive")
     limit = price if max_fee is None else max_fee
-    ensure_allowance(app.client, token, signer, market.address, price * len(prompts))
+    # a per-token model escrows the authorized maximum (the market pulls up to `limit` per prompt)
+    ensure_allowance(app.client, token, signer, market.address, max(price, limit) * len(prompts))
     hashes = [input_hash(p) for p in prompts]
     if len(prompts) == 1:
         fn = market.functions.payForInference(model_id, hashes[0], limit)

@@ -96,7 +96,8 @@ def create_app(service: OpenLoraService) -> FastAPI:
         if request_id is None and gate is not None:
             model_id = service.model(body.get("model")).model_id
             header, url = request.headers.get("payment-signature"), str(request.url)
-            settlement = await run_in_threadpool(gate.handle, header, model_id, prompt, _limits(body)[0], url)
+            max_tokens = min(_limits(body)[0], service.max_tokens_limit)  # what generation can use at most
+            settlement = await run_in_threadpool(gate.handle, header, model_id, prompt, max_tokens, url)
             request_id, settled = settlement.request_id, settlement.header
         ticket = await run_in_threadpool(service.reserve, body.get("model"), prompt, request_id)
         return ticket, settled
