@@ -32,6 +32,8 @@ BPS: constant(uint256) = 10_000
 MAX_PROTOCOL_FEE_BPS: public(constant(uint256)) = 2_000
 # @dev How many Datanet versions one model may name.
 MAX_SOURCES: constant(uint256) = 16
+# @dev Each per-token figure must fit in 85 bits (about 3.8e25 wei).
+RATE_MASK: constant(uint256) = 2**85 - 1
 # @dev Upper bound on the page size of `getModels`.
 MAX_PAGE: constant(uint256) = 100
 
@@ -104,7 +106,8 @@ modelCount: public(uint256)
 
 _models: HashMap[uint256, Model]
 _sources: HashMap[uint256, DynArray[DatanetVersion, MAX_SOURCES]]
-_rates: HashMap[uint256, TokenRates]
+# @dev modelId => inputPer1k << 170 | outputPer1k << 85 | flatFee (one slot: every payment reads it)
+_rates: HashMap[uint256, uint256]
 
 
 @deploy
@@ -211,14 +214,16 @@ def setTokenRates(modelId: uint256, rates: TokenRates):
     """
     @notice Sets per-token prices (model owner only, active models): a call costs
             inputTokens * inputPer1k / 1000 + outputTokens * outputPer1k / 1000 + flatFee
-            (each product rounded down). Both rates zero returns the model to its flat price.
+            (each product rounded down; each figure below 2**85). Both rates zero returns
+            the model to its flat price.
             Payments already made keep the rates they were made at (the market binds them).
     @param modelId The model.
     @param rates The rates in wei per 1,000 tokens and the flat fee in wei.
     """
     self._check_model_owner(modelId)
     assert self._models[modelId].active, "ModelRegistry: model is inactive"
-    self._rates[modelId] = rates
+    assert rates.inputPer1k <= RATE_MASK and rates.outputPer1k <= RATE_MASK and rates.flatFee <= RATE_MASK, "ModelRegistry: rate too large"
+    self._rates[modelId] = (rates.inputPer1k << 170) | (rates.outputPer1k << 85) | rates.flatFee
     log TokenRatesSet(modelId=modelId, inputPer1k=rates.inputPer1k, outputPer1k=rates.outputPer1k, flatFee=rates.flatFee)
 
 
@@ -231,7 +236,8 @@ def tokenRates(modelId: uint256) -> TokenRates:
     @return TokenRates The rates.
     """
     self._check_model_exists(modelId)
-    return self._rates[modelId]
+    packed: uint256 = self._rates[modelId]
+    return TokenRates(inputPer1k=packed >> 170, outputPer1k=(packed >> 85) & RATE_MASK, flatFee=packed & RATE_MASK)
 
 
 @external

@@ -111,3 +111,18 @@ def test_pay_for_someone_else_makes_them_payer_of_record(market, models, direct_
     before = token.balanceOf(stranger)
     market.refund(receipt.arg(), sender=direct_payer)
     assert token.balanceOf(stranger) == before + MAX
+
+
+def test_token_rates_read_back_and_bounded(model_registry, models, model_owner):
+    assert tuple(model_registry.tokenRates(models[1])) == RATES
+    assert tuple(model_registry.tokenRates(models[0])) == (0, 0, 0)
+    big = 2**85 - 1
+    model_registry.setTokenRates(models[0], (big, big, big), sender=model_owner)
+    assert tuple(model_registry.tokenRates(models[0])) == (big, big, big)
+    with ape.reverts("ModelRegistry: rate too large"):
+        model_registry.setTokenRates(models[0], (2**85, 0, 0), sender=model_owner)
+
+
+def test_attack_stranger_sets_token_rates_refused(model_registry, models, stranger):
+    with ape.reverts("ModelRegistry: caller is not the model owner"):
+        model_registry.setTokenRates(models[0], (1, 1, 1), sender=stranger)
