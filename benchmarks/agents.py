@@ -210,7 +210,10 @@ def main() -> int:
             agent = Agent(new_key(vault, "latency", args.calls + 2), thread.url, vault)
             agent.complete(1, "warm-up x402", max_tokens=4)
             pay_first_call(client, market, payer, thread.url, "warm-up pay-first")
-            lean = FacilitatorSender(client, payer)
+            lean_payer = dev_signer("dev:8")  # its own account: the tuned sender keeps its nonce in memory
+            token = named_contract(client, deployment, "OpenToken")
+            client.send(token.functions.approve(market.address, 2**256 - 1), lean_payer, "approve")
+            lean = FacilitatorSender(client, lean_payer)
             pay_first_call(client, market, payer, thread.url, "warm-up tuned pay-first", lean)
             x402_ms, first_ms, lean_ms = [], [], []
             for i in range(args.calls):

@@ -379,3 +379,20 @@ def test_oracle_follower_and_reports_use_the_charged_amount(world, tmp_path):
         .fetchone()
     )
     assert (int(row[0]), int(row[1])) == (charged["contributorsAmount"], charged["datanetOwnersAmount"])
+
+
+def test_empty_prompt_refused_before_anyone_pays(world, attack):
+    _, _, _, thread = world
+    post, key, chain_id, vault, good = attack
+    payload = _signed(
+        key, chain_id, vault, **{**good, "inputHash": bytes.fromhex(__import__("hashlib").sha256(b"").hexdigest())}
+    )
+    header = _header(_offer(thread, {"model": "1", "prompt": "x", "max_tokens": 2}), payload)
+    r = httpx.post(
+        f"{thread.url}/v1/completions",
+        json={"model": "1", "prompt": "", "max_tokens": 2},
+        headers={"PAYMENT-SIGNATURE": header},
+        timeout=60,
+    )
+    assert r.status_code == 400 and "empty" in r.json()["error"]["message"]
+    assert not named_contract(world[1], world[2], "AgentVault").functions.usedNonce(key.address, 7).call()

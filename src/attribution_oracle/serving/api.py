@@ -95,6 +95,8 @@ def create_app(service: OpenLoraService) -> FastAPI:
         gate = getattr(service, "x402", None)
         if request_id is None and gate is not None:
             model_id = service.model(body.get("model")).model_id
+            if not prompt.strip():  # refuse before anyone pays for a request that cannot be served
+                raise BadRequestError("the prompt is empty")
             header, url = request.headers.get("payment-signature"), str(request.url)
             max_tokens = min(_limits(body)[0], service.max_tokens_limit)  # what generation can use at most
             settlement = await run_in_threadpool(gate.handle, header, model_id, prompt, max_tokens, url)
