@@ -65,7 +65,7 @@ exports: (
 
 
 interface IInferenceMarket:
-    def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> uint256: nonpayable
+    def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> (uint256, uint256): nonpayable
 
 
 BPS: constant(uint256) = 10_000
@@ -727,9 +727,9 @@ def _pay(key: address, model_id: uint256, input_hash: bytes32, max_fee: uint256)
     assert self.stakeOf[agent_id] >= self.minStake, "AgentVault: agent stake below minimum"
     owner: address = self._agents[agent_id].owner
 
-    before: uint256 = staticcall token.balanceOf(self)
-    request_id: uint256 = extcall market.payForInferenceFor(owner, model_id, input_hash, max_fee)
-    fee: uint256 = before - staticcall token.balanceOf(self)
+    request_id: uint256 = 0
+    fee: uint256 = 0
+    request_id, fee = extcall market.payForInferenceFor(owner, model_id, input_hash, max_fee)
 
     budget: uint256 = self.budgetOf[agent_id]
     assert fee <= budget, "AgentVault: budget exhausted"

@@ -259,7 +259,7 @@ def payForInference(modelId: uint256, inputHash: bytes32, maxFee: uint256) -> ui
 
 
 @external
-def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> uint256:
+def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> (uint256, uint256):
     """
     @notice Pays for one inference with the caller's OPEN on behalf of `payer`,
             who is the request's payer of record: refunds (unserved requests,
@@ -270,13 +270,14 @@ def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, max
     @param inputHash The hash of the prompt the server will check.
     @param maxFee The highest acceptable price (the authorized maximum of a per-token model).
     @return uint256 The request id the server needs.
+    @return uint256 The OPEN pulled from the caller (the price, or the maximum of a per-token model).
     """
     assert payer != empty(address), "InferenceMarket: zero address"
     request_id: uint256 = 0
     fee: uint256 = 0
     request_id, fee = self._record(payer, modelId, inputHash, maxFee)
     assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
-    return request_id
+    return request_id, fee
 
 
 @external
