@@ -27,6 +27,19 @@
         refunded in full to its payer with `refund`; a refunded request can
         never be marked served, and a served one never refunded. The oracle
         attributes only served requests.
+
+        Per-token prices: for a model with token rates (ModelRegistry
+        `setTokenRates`) a payment escrows the payer's authorized maximum
+        `maxFee` (the receipt's `fee`; `FeeSplit` then shows the split of that
+        maximum) and binds the rates in force (`MeteredPaid`, one `meters`
+        slot). Such a request is settled with `markServedMetered`, which takes
+        the actual token counts, charges
+          flatFee + inputTokens*inputPer1k/1000 + outputTokens*outputPer1k/1000
+        (each product rounded down; never above the maximum), applies the same
+        split to the charged amount, releases it like `markServed` and sends
+        the remainder back to the payer in the same transaction
+        (`InferenceCharged` carries the charged amounts). `markServed` refuses
+        metered requests; an unserved metered request is refunded in full.
 """
 
 from ethereum.ercs import IERC20
@@ -62,6 +75,16 @@ struct Split:
     contributors: uint256
 
 
+# @dev The terms a per-token payment was made at (bound by `meters`).
+struct Meter:
+    inputPer1k: uint256
+    outputPer1k: uint256
+    flatFee: uint256
+    protocolBps: uint256
+    ownerBps: uint256
+    datanetOwnersBps: uint256
+
+
 # @dev Everything about a paid request, rebuilt by anyone from its two events.
 #      Only keccak256(abi_encode(receipt)) is stored (one slot per request).
 struct Receipt:
@@ -72,6 +95,14 @@ struct Receipt:
     fee: uint256
     paidAt: uint256
     split: Split
+
+
+# @dev What the operator reports for a served per-token request.
+struct MeteredService:
+    receipt: Receipt
+    meter: Meter
+    inputTokens: uint256
+    outputTokens: uint256
 
 
 event InferencePaid:
@@ -86,6 +117,28 @@ event FeeSplit:
     requestId: indexed(uint256)
     modelOwner: indexed(address)
     paidAt: uint256
+    protocolFee: uint256
+    ownerAmount: uint256
+    datanetOwnersAmount: uint256
+    contributorsAmount: uint256
+
+event MeteredPaid:
+    requestId: indexed(uint256)
+    maxFee: uint256
+    inputPer1k: uint256
+    outputPer1k: uint256
+    flatFee: uint256
+    protocolBps: uint256
+    ownerBps: uint256
+    datanetOwnersBps: uint256
+
+event InferenceCharged:
+    requestId: indexed(uint256)
+    payer: indexed(address)
+    charged: uint256
+    refunded: uint256
+    inputTokens: uint256
+    outputTokens: uint256
     protocolFee: uint256
     ownerAmount: uint256
     datanetOwnersAmount: uint256
@@ -126,6 +179,8 @@ requestCount: public(uint256)
 earnings: public(HashMap[address, uint256])
 # @dev requestId => keccak256 of its Receipt while paid, SERVED or REFUNDED after.
 commitments: public(HashMap[uint256, bytes32])
+# @dev requestId => keccak256 of its Meter while a per-token request awaits service.
+meters: public(HashMap[uint256, bytes32])
 
 
 @deploy
@@ -201,6 +256,28 @@ def payForInference(modelId: uint256, inputHash: bytes32, maxFee: uint256) -> ui
     request_id, fee = self._record(msg.sender, modelId, inputHash, maxFee)
     assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
     return request_id
+
+
+@external
+def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> (uint256, uint256):
+    """
+    @notice Pays for one inference with the caller's OPEN on behalf of `payer`,
+            who is the request's payer of record: refunds (unserved requests,
+            the unused part of a per-token maximum) go to `payer`. An agent
+            vault pays this way for the agent's owner.
+    @param payer The payer of record (not the zero address).
+    @param modelId The model (must be active).
+    @param inputHash The hash of the prompt the server will check.
+    @param maxFee The highest acceptable price (the authorized maximum of a per-token model).
+    @return uint256 The request id the server needs.
+    @return uint256 The OPEN pulled from the caller (the price, or the maximum of a per-token model).
+    """
+    assert payer != empty(address), "InferenceMarket: zero address"
+    request_id: uint256 = 0
+    fee: uint256 = 0
+    request_id, fee = self._record(payer, modelId, inputHash, maxFee)
+    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
+    return request_id, fee
 
 
 @external
@@ -289,6 +366,62 @@ def markServed(receipts: DynArray[Receipt, MAX_BATCH]):
         to_pool += r.split.datanetOwners + r.split.contributors
         self.earnings[r.modelOwner] += r.split.owner
         log InferenceServed(requestId=r.requestId, operator=msg.sender)
+    if to_treasury > 0:
+        assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True)
+    if to_pool > 0:
+        assert extcall token.approve(distributor.address, to_pool, default_return_value=True)
+        extcall distributor.fund(to_pool)
+
+
+@external
+def markServedMetered(services: DynArray[MeteredService, MAX_BATCH]):
+    """
+    @notice Records that per-token requests were served with their actual token
+            counts (operators only, within the service window): charges each
+            its metered price, releases the charged amount like `markServed`
+            and refunds the rest of the authorized maximum to its payer.
+    @param services Each request's receipt, the terms it was paid at (from
+           `MeteredPaid`) and its input and output token counts.
+    """
+    assert self.isOperator[msg.sender], "InferenceMarket: caller is not an operator"
+    to_treasury: uint256 = 0
+    to_pool: uint256 = 0
+    for m: MeteredService in services:
+        r: Receipt = m.receipt
+        assert self.meters[r.requestId] == keccak256(abi_encode(m.meter)), "InferenceMarket: not a metered request"
+        assert block.timestamp <= r.paidAt + serviceWindow, "InferenceMarket: service window closed"
+        self.meters[r.requestId] = empty(bytes32)
+        self._settle(r, SERVED)
+        charged: uint256 = (
+            m.meter.flatFee
+            + m.inputTokens * m.meter.inputPer1k // 1000
+            + m.outputTokens * m.meter.outputPer1k // 1000
+        )
+        assert charged <= r.fee, "InferenceMarket: charge above authorized maximum"
+        split: Split = self._split(
+            charged,
+            IModelRegistry.FeeSplit(ownerBps=m.meter.ownerBps, contributorsBps=0, datanetOwnersBps=m.meter.datanetOwnersBps),
+            m.meter.protocolBps,
+        )
+        to_treasury += split.protocol
+        to_pool += split.datanetOwners + split.contributors
+        self.earnings[r.modelOwner] += split.owner
+        refunded: uint256 = r.fee - charged
+        log InferenceCharged(
+            requestId=r.requestId,
+            payer=r.payer,
+            charged=charged,
+            refunded=refunded,
+            inputTokens=m.inputTokens,
+            outputTokens=m.outputTokens,
+            protocolFee=split.protocol,
+            ownerAmount=split.owner,
+            datanetOwnersAmount=split.datanetOwners,
+            contributorsAmount=split.contributors,
+        )
+        log InferenceServed(requestId=r.requestId, operator=msg.sender)
+        if refunded > 0:
+            assert extcall token.transfer(r.payer, refunded, default_return_value=True)
     if to_treasury > 0:
         assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True)
     if to_pool > 0:
@@ -391,6 +524,9 @@ def _split(fee: uint256, split: IModelRegistry.FeeSplit, protocol_bps: uint256) 
 @internal
 def _settle(receipt: Receipt, outcome: bytes32):
     assert self.commitments[receipt.requestId] == keccak256(abi_encode(receipt)), "InferenceMarket: not a request awaiting service"
+    if outcome == SERVED:
+        # a per-token request is only ever served by `markServedMetered` (which clears its meter first)
+        assert self.meters[receipt.requestId] == empty(bytes32), "InferenceMarket: metered request needs token counts"
     self.commitments[receipt.requestId] = outcome
 
 
@@ -398,11 +534,36 @@ def _settle(receipt: Receipt, outcome: bytes32):
 def _record(payer: address, model_id: uint256, input_hash: bytes32, max_fee: uint256) -> (uint256, uint256):
     model: IModelRegistry.Model = staticcall models.getModel(model_id)
     assert model.active, "InferenceMarket: model is inactive"
-    fee: uint256 = model.price
-    assert fee <= max_fee, "InferenceMarket: price above maxFee"
     request_id: uint256 = self.requestCount + 1
     self.requestCount = request_id
-    split: Split = self._split(fee, model.split, staticcall models.protocolFeeBps())
+    protocol_bps: uint256 = staticcall models.protocolFeeBps()
+    fee: uint256 = model.price
+    rates: IModelRegistry.TokenRates = staticcall models.tokenRates(model_id)
+    if rates.inputPer1k != 0 or rates.outputPer1k != 0:
+        # per-token: escrow the authorized maximum and bind the terms it will be charged at
+        fee = max_fee
+        assert fee >= rates.flatFee and fee > 0, "InferenceMarket: maximum below the flat fee"
+        meter: Meter = Meter(
+            inputPer1k=rates.inputPer1k,
+            outputPer1k=rates.outputPer1k,
+            flatFee=rates.flatFee,
+            protocolBps=protocol_bps,
+            ownerBps=model.split.ownerBps,
+            datanetOwnersBps=model.split.datanetOwnersBps,
+        )
+        self.meters[request_id] = keccak256(abi_encode(meter))
+        log MeteredPaid(
+            requestId=request_id,
+            maxFee=fee,
+            inputPer1k=meter.inputPer1k,
+            outputPer1k=meter.outputPer1k,
+            flatFee=meter.flatFee,
+            protocolBps=meter.protocolBps,
+            ownerBps=meter.ownerBps,
+            datanetOwnersBps=meter.datanetOwnersBps,
+        )
+    assert fee <= max_fee, "InferenceMarket: price above maxFee"
+    split: Split = self._split(fee, model.split, protocol_bps)
     receipt: Receipt = Receipt(
         requestId=request_id,
         payer=payer,

@@ -5,7 +5,8 @@
 @license AGPL-3.0-only
 @notice Records every specialised model: its owner, the hash of its base model,
         the hash of its LoRA adapter, the exact (datanetId, version) pairs it was
-        trained on, its price per inference in OPEN and how each fee is split.
+        trained on, its price per inference in OPEN (or per-token rates plus a flat
+        fee, `setTokenRates`) and how each fee is split.
 
         Fee split: a protocol fee (`protocolFeeBps`, set by governance, never
         above MAX_PROTOCOL_FEE_BPS) comes off the top of every fee; the rest is
@@ -31,6 +32,8 @@ BPS: constant(uint256) = 10_000
 MAX_PROTOCOL_FEE_BPS: public(constant(uint256)) = 2_000
 # @dev How many Datanet versions one model may name.
 MAX_SOURCES: constant(uint256) = 16
+# @dev Each per-token figure must fit in 85 bits (about 3.8e25 wei).
+RATE_MASK: constant(uint256) = 2**85 - 1
 # @dev Upper bound on the page size of `getModels`.
 MAX_PAGE: constant(uint256) = 100
 
@@ -44,6 +47,14 @@ struct FeeSplit:
     ownerBps: uint256
     contributorsBps: uint256
     datanetOwnersBps: uint256
+
+
+# @dev Optional per-token pricing (OpenLedger's Tin/1000*Rin + Tout/1000*Rout + flat fee). A model with
+#      both rates zero is flat-priced (`Model.price` per inference).
+struct TokenRates:
+    inputPer1k: uint256
+    outputPer1k: uint256
+    flatFee: uint256
 
 
 struct Model:
@@ -73,6 +84,12 @@ event PriceUpdated:
     oldPrice: uint256
     newPrice: uint256
 
+event TokenRatesSet:
+    modelId: indexed(uint256)
+    inputPer1k: uint256
+    outputPer1k: uint256
+    flatFee: uint256
+
 event ModelDeactivated:
     modelId: indexed(uint256)
 
@@ -89,6 +106,8 @@ modelCount: public(uint256)
 
 _models: HashMap[uint256, Model]
 _sources: HashMap[uint256, DynArray[DatanetVersion, MAX_SOURCES]]
+# @dev modelId => inputPer1k << 170 | outputPer1k << 85 | flatFee (one slot: every payment reads it)
+_rates: HashMap[uint256, uint256]
 
 
 @deploy
@@ -188,6 +207,37 @@ def setPrice(modelId: uint256, price: uint256):
     old: uint256 = self._models[modelId].price
     self._models[modelId].price = price
     log PriceUpdated(modelId=modelId, oldPrice=old, newPrice=price)
+
+
+@external
+def setTokenRates(modelId: uint256, rates: TokenRates):
+    """
+    @notice Sets per-token prices (model owner only, active models): a call costs
+            inputTokens * inputPer1k / 1000 + outputTokens * outputPer1k / 1000 + flatFee
+            (each product rounded down; each figure below 2**85). Both rates zero returns
+            the model to its flat price.
+            Payments already made keep the rates they were made at (the market binds them).
+    @param modelId The model.
+    @param rates The rates in wei per 1,000 tokens and the flat fee in wei.
+    """
+    self._check_model_owner(modelId)
+    assert self._models[modelId].active, "ModelRegistry: model is inactive"
+    assert rates.inputPer1k <= RATE_MASK and rates.outputPer1k <= RATE_MASK and rates.flatFee <= RATE_MASK, "ModelRegistry: rate too large"
+    self._rates[modelId] = (rates.inputPer1k << 170) | (rates.outputPer1k << 85) | rates.flatFee
+    log TokenRatesSet(modelId=modelId, inputPer1k=rates.inputPer1k, outputPer1k=rates.outputPer1k, flatFee=rates.flatFee)
+
+
+@external
+@view
+def tokenRates(modelId: uint256) -> TokenRates:
+    """
+    @notice Returns a model's per-token rates (all zero for a flat-priced model).
+    @param modelId The model.
+    @return TokenRates The rates.
+    """
+    self._check_model_exists(modelId)
+    packed: uint256 = self._rates[modelId]
+    return TokenRates(inputPer1k=packed >> 170, outputPer1k=(packed >> 85) & RATE_MASK, flatFee=packed & RATE_MASK)
 
 
 @external

@@ -124,6 +124,34 @@ ao rewards claim bob --from operator
 ao rewards claim carol --from carol
 ao rewards claim owner --from owner
 
+# --- issue 14: an agent that pays its own way (AgentVault + x402 + per-token prices) ---------------------------
+step "A second Datanet (hive health) and a per-token model trained on it; the server restarts serving both models"
+ao wallet new agentkey >/dev/null   # the agent's session key: it only signs, it holds nothing
+ao wallet new facilitator >/dev/null && ao wallet fund facilitator --eth 1 --from dev:0 >/dev/null
+ao datanet create "Hive health" --min-stake 1 --from owner
+ao datanet contribute 2 demo/corpus/carol --from carol
+ao datanet approve $(seq 38 49) --from owner
+ao datanet publish 2 --from owner
+ao model train --datanet 2@1 --base "$DEMO_BASE" --steps "$DEMO_STEPS" --seq-len 128 --batch-size 4 \
+  --register --price 0.5 --split 5000/4000/1000 --from builder
+ao model rates 2 --input-per-1k 0.05 --output-per-1k 0.5 --flat 0.01 --from builder
+kill -TERM "${PIDS[0]}" && wait "${PIDS[0]}" || true
+attribution-oracle serve --model-ids 1,2 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator \
+  --facilitator facilitator >>"$ATTRIBUTION_HOME/logs/serve.log" 2>&1 &
+PIDS[0]=$!
+wait_for "$SERVER/health" 300
+step "The agent registers with its card, stakes, gets a budget and a capped session key, then plans a season"
+echo "   of hive inspections on both models: every call paid per token from its vault over x402"
+AGENT_ID=$(ao --json agent register --name "season planner" --models 1,2 --from agent \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["agentId"])')
+ao agent stake "$AGENT_ID" 10 --from agent
+ao agent fund "$AGENT_ID" 20 --from agent
+ao agent grant "$AGENT_ID" --key agentkey --models 1,2 --max-per-call 1 --period 1d --period-cap 8 \
+  --total-cap 15 --expires-in 7d --from agent
+ao agent run --key agentkey --server "$SERVER" --task demo/agent-task.json
+ao agent status "$AGENT_ID" --key agentkey
+# --- end of issue 14 -------------------------------------------------------------------------------------------
+
 step "Per inference, its top contributions; then who earned what (every party: the totals are what the agent paid)"
 ao report show --top 3
 ao model earnings builder

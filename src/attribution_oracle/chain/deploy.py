@@ -16,6 +16,9 @@ DEFAULT_CREATION_FEE = 10 * OPEN
 DEFAULT_PROTOCOL_FEE_BPS = 500
 DEFAULT_EPOCH_BLOCKS = 50
 DEFAULT_SERVICE_WINDOW_S = 3600
+DEFAULT_AGENT_MIN_STAKE = 10 * OPEN
+DEFAULT_UNSTAKE_COOLDOWN_S = 7 * 86_400
+DEFAULT_SLASH_DELAY_S = 2 * 86_400
 
 
 def deploy_all(
@@ -32,13 +35,19 @@ def deploy_all(
     epoch_blocks: int = DEFAULT_EPOCH_BLOCKS,
     service_window_s: int = DEFAULT_SERVICE_WINDOW_S,
     operators: list[str] | None = None,
+    agent_min_stake: int = DEFAULT_AGENT_MIN_STAKE,
+    unstake_cooldown_s: int = DEFAULT_UNSTAKE_COOLDOWN_S,
+    slash_delay_s: int = DEFAULT_SLASH_DELAY_S,
+    agent_validators: list[str] | None = None,
+    agent_validator_threshold: int = 1,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Deployment:
-    """Deploy and wire OpenToken, DatanetRegistry, ModelRegistry, RewardDistributor and InferenceMarket.
+    """Deploy and wire OpenToken, DatanetRegistry, ModelRegistry, RewardDistributor, InferenceMarket and AgentVault.
 
     The deployer becomes governance of all of them and the first OPEN minter; ``treasury`` (default: the
     deployer) receives Datanet creation fees, slashed stakes and protocol fees. The oracle set defaults to
-    the deployer alone (m = 1); ``operators`` (default: the deployer) may mark inferences served.
+    the deployer alone (m = 1); ``operators`` (default: the deployer) may mark inferences served. The AgentVault's
+    validator set defaults to the oracle signers (m = ``agent_validator_threshold``).
     """
     treasury = treasury or deployer.address
     signers = oracle_signers or [deployer.address]
@@ -58,6 +67,10 @@ def deploy_all(
     models = deploy("ModelRegistry", datanets, protocol_fee_bps)
     distributor = deploy("RewardDistributor", token, signers, oracle_threshold, claim_delay_s)
     market = deploy("InferenceMarket", token, models, distributor, treasury, epoch_blocks, service_window_s)
+    deploy(
+        "AgentVault", token, market, treasury, agent_min_stake, unstake_cooldown_s, slash_delay_s,
+        agent_validators or signers, agent_validator_threshold,
+    )  # fmt: skip
     market_contract = client.w3.eth.contract(address=market, abi=records["InferenceMarket"].abi)
     for operator in operators or [deployer.address]:
         on_step(f"appointing serving operator {operator}")
@@ -78,5 +91,8 @@ def deploy_all(
             "claimDelay": claim_delay_s,
             "epochBlocks": epoch_blocks,
             "serviceWindow": service_window_s,
+            "agentMinStake": str(agent_min_stake),
+            "unstakeCooldown": unstake_cooldown_s,
+            "slashDelay": slash_delay_s,
         },
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from attribution_oracle.cli.app import App, pass_app
+from attribution_oracle.cli.params import PORT, FiniteFloatType
 from attribution_oracle.errors import UserError
 
 
@@ -24,7 +25,7 @@ def _served_source(served: str | None, home: Path):
 
 
 @click.command("explorer")
-@click.option("--port", type=click.IntRange(1, 65535), default=8650, show_default=True, help="Port to listen on.")
+@click.option("--port", type=PORT, default=8650, show_default=True, help="Port to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--home",
@@ -39,7 +40,13 @@ def _served_source(served: str | None, home: Path):
     metavar="URL|PATH",
     help="Served records (prompts, outputs): a server URL or its log file (default: <home>/served.sqlite if any).",
 )
-@click.option("--poll-interval", type=float, default=1.0, show_default=True, help="Seconds between chain polls.")
+@click.option(
+    "--poll-interval",
+    type=FiniteFloatType(0, 3600, low_open=True),
+    default=1.0,
+    show_default=True,
+    help="Seconds between chain polls.",
+)
 @pass_app
 def command(
     app: App, port: int, host: str, explorer_home: Path | None, served: str | None, poll_interval: float

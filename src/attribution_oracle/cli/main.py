@@ -107,6 +107,7 @@ def cli(ctx: click.Context, home: Path | None, rpc: str | None, json_output: boo
 
 def _register() -> None:
     from attribution_oracle.cli import (
+        agent,
         datanet,
         deploy,
         explorer,
@@ -121,7 +122,21 @@ def _register() -> None:
         wallet,
     )
 
-    for module in (node, deploy, wallet, token, datanet, model, market, serve, report, rewards, oracle, explorer):
+    for module in (
+        node,
+        deploy,
+        wallet,
+        token,
+        datanet,
+        model,
+        market,
+        serve,
+        report,
+        rewards,
+        oracle,
+        explorer,
+        agent,
+    ):
         cli.add_command(module.command)
     cli.add_command(serve.infer)
 

@@ -449,3 +449,24 @@ def withdraw(app: App, sender: str, password_file: Path | None) -> None:
         {"account": signer.address, "amount": str(due), "tx": receipt["transactionHash"].to_0x_hex()},
         f"withdrew {format_eth(due)} OPEN of model-owner earnings to {sender}",
     )
+
+
+@command.command("rates")
+@click.argument("model_id", type=CHAIN_ID)
+@click.option("--input-per-1k", required=True, help="OPEN per 1,000 input (prompt) tokens.")
+@click.option("--output-per-1k", required=True, help="OPEN per 1,000 output tokens.")
+@click.option("--flat", "flat_fee", default="0", show_default=True, help="Flat OPEN per call on top.")
+@from_option
+@password_option
+@pass_app
+def rates(app: App, model_id: int, input_per_1k: str, output_per_1k: str, flat_fee: str, sender, password_file) -> None:
+    """Price MODEL_ID per token: a payment then authorizes a maximum and is charged its actual tokens."""
+    from attribution_oracle.agent.pricing import set_token_rates
+
+    values = (parse_amount(input_per_1k, "input rate"), parse_amount(output_per_1k, "output rate"))
+    values += (parse_amount(flat_fee, "flat fee"),)
+    set_token_rates(app.client, app.deployment, app.signer(sender, password_file), model_id, *values)
+    app.result(
+        {"modelId": model_id, "inputPer1k": str(values[0]), "outputPer1k": str(values[1]), "flatFee": str(values[2])},
+        f"model {model_id}: {input_per_1k} OPEN per 1k input tokens, {output_per_1k} per 1k output, {flat_fee} flat",
+    )

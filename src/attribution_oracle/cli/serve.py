@@ -66,6 +66,12 @@ def _model_ids(values: tuple[str, ...]) -> list[int]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=PORT, help="TCP port.")
 @click.option("--operator", default=None, metavar="WALLET", help="Operator account that marks requests served.")
+@click.option(
+    "--facilitator",
+    default=None,
+    metavar="WALLET",
+    help="Account that submits x402 settlements (default: the operator; its own account lets them pipeline).",
+)
 @password_option
 @click.option("--memory-budget", default="1GiB", show_default=True, help="Bytes of cached adapters (LRU).")
 @click.option(
@@ -87,6 +93,7 @@ def serve(
     host: str,
     port: int,
     operator: str | None,
+    facilitator: str | None,
     password_file: Path | None,
     memory_budget: str,
     max_batch: int,
@@ -119,6 +126,7 @@ def serve(
             memory_budget=budget,
             max_batch=max_batch,
             lora_mode=lora_mode,
+            facilitator=app.signer(facilitator, password_file) if facilitator else None,
         )
     app.say(f"serving models {', '.join(map(str, ids))} over {base_model.name} on http://{host}:{port}")
     serve_forever(service, host, port)

@@ -98,7 +98,7 @@ class ChainFollower:
         splits = {e["args"]["requestId"]: e["args"] for e in events if e["event"] == "FeeSplit"}
         blocks = {e["blockNumber"]: e["blockHash"] for e in events}
         blocks[end] = end_hash
-        payments, served = [], []
+        payments, served, charged = [], [], []
         with self.db.transaction() as db:
             for event in events:
                 name, args, block = event["event"], event["args"], event["blockNumber"]
@@ -108,6 +108,9 @@ class ChainFollower:
                                      str(split["datanetOwnersAmount"])))  # fmt: skip
                 elif name == "InferenceServed":
                     served.append((args["requestId"], block, now))
+                elif name == "InferenceCharged":  # per-token: the pools of the charged amount replace the maximum's
+                    charged.append((str(args["contributorsAmount"]), str(args["datanetOwnersAmount"]),
+                                    args["requestId"]))  # fmt: skip
                 elif name == "ReportSubmitted":
                     db.execute(
                         "INSERT OR REPLACE INTO submissions (epoch, report_uri, rewards_root, total_cumulative, "
@@ -120,6 +123,9 @@ class ChainFollower:
                     db.execute("UPDATE submissions SET vetoed = 1 WHERE epoch = ?", (args["epoch"],))
             db.executemany("INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)", payments)
             db.executemany("INSERT OR REPLACE INTO served VALUES (?, ?, ?)", served)
+            db.executemany(
+                "UPDATE payments SET contributors_amount = ?, datanet_owners_amount = ? WHERE request_id = ?", charged
+            )
             db.executemany("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", sorted(blocks.items()))
             OracleDB.set_meta(db, "cursor_number", str(end))
             OracleDB.set_meta(db, "cursor_hash", end_hash)

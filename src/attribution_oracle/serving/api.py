@@ -92,7 +92,28 @@ def create_app(service: OpenLoraService) -> FastAPI:
     @app.exception_handler(PaymentRequiredError)
     async def _payment(_: Request, exc: PaymentRequiredError) -> JSONResponse:
         service.metrics.requests.labels("payment_required").inc()
-        return JSONResponse(exc.body(), status_code=402)
+        headers = exc.headers() if hasattr(exc, "headers") else None  # x402: PAYMENT-REQUIRED
+        return JSONResponse(exc.body(), status_code=402, headers=headers)
+
+    async def _reserve(body: dict, prompt: str, request: Request) -> tuple[Ticket, str | None]:
+        """Claim a paid request: by ``request_id`` (pay-first), else over x402 when the server offers it."""
+        request_id, settled = _request_id(body, request), None
+        gate = getattr(service, "x402", None)
+        if request_id is None and gate is not None:
+            model_id = service.model(_model_field(body)).model_id
+            if not prompt.strip():  # refuse before anyone pays for a request that cannot be served
+                raise BadRequestError("the prompt is empty")
+            header, url = request.headers.get("payment-signature"), str(request.url)
+            max_tokens = min(_limits(body)[0], service.max_tokens_limit)  # what generation can use at most
+            settlement = await run_in_threadpool(gate.handle, header, model_id, prompt, max_tokens, url)
+            request_id, settled = settlement.request_id, settlement.header
+        ticket = await run_in_threadpool(service.reserve, _model_field(body), prompt, request_id)
+        return ticket, settled
+
+    def _with_receipt(response: Response, settled: str | None) -> Response:
+        if settled is not None:
+            response.headers["PAYMENT-RESPONSE"] = settled
+        return response
 
     @app.exception_handler(ModelNotServedError)
     async def _not_served(_: Request, exc: ModelNotServedError) -> JSONResponse:
@@ -204,16 +225,16 @@ def create_app(service: OpenLoraService) -> FastAPI:
         body = await _json_body(request)
         prompt = _completion_prompt(body)
         _limits(body)
-        ticket = await run_in_threadpool(service.reserve, _model_field(body), prompt, _request_id(body, request))
-        return await _run(ticket, body, chat=False)
+        ticket, settled = await _reserve(body, prompt, request)
+        return _with_receipt(await _run(ticket, body, chat=False), settled)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body = await _json_body(request)
         prompt = render_chat(service.base.tokenizer, body.get("messages"))
         _limits(body)
-        ticket = await run_in_threadpool(service.reserve, _model_field(body), prompt, _request_id(body, request))
-        return await _run(ticket, body, chat=True)
+        ticket, settled = await _reserve(body, prompt, request)
+        return _with_receipt(await _run(ticket, body, chat=True), settled)
 
     @app.post("/v1/chat/render")
     async def chat_render(request: Request) -> Response:

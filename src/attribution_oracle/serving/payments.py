@@ -57,6 +57,7 @@ class Payment:
     epoch: int
     input_hash: bytes
     receipt: dict
+    meter: dict | None = None  # the per-token terms (``MeteredPaid``) of a request paid up to a maximum
 
 
 class PaymentGate:
@@ -103,7 +104,15 @@ class PaymentGate:
                 "contributors": s["contributorsAmount"],
             },
         }
-        return Payment(request_id, p["modelId"], p["payer"], p["fee"], p["epoch"], bytes(p["inputHash"]), receipt)
+        metered = self._logs("MeteredPaid", request_id)
+        meter = None
+        if metered:
+            m = metered[0]["args"]
+            meter = {k: m[k] for k in ("inputPer1k", "outputPer1k", "flatFee", "protocolBps", "ownerBps")}
+            meter["datanetOwnersBps"] = m["datanetOwnersBps"]
+        return Payment(
+            request_id, p["modelId"], p["payer"], p["fee"], p["epoch"], bytes(p["inputHash"]), receipt, meter
+        )
 
     def check(self, request_id: int, model_id: int, prompt: str) -> Payment:
         """The payment of ``request_id`` if it pays for ``prompt`` on ``model_id`` and awaits service."""

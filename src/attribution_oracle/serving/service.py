@@ -253,7 +253,8 @@ class OpenLoraService:
         self.metrics.adapter_bytes.set(self.cache.bytes)
         self.metrics.batch_rows.set(len(self.engine.rows))
         if self.marker is not None:
-            self.marker.enqueue(ticket.payment.receipt)
+            tokens = (len(record.prompt_token_ids), len(record.output_token_ids))
+            self.marker.enqueue(ticket.payment.receipt, ticket.payment.meter, tokens)
             self.metrics.mark_pending.set(self.marker.pending)
         return record
 
@@ -286,9 +287,13 @@ class OpenLoraService:
         records_path: Path,
         model_ids: list[int],
         operator: LocalAccount | None = None,
+        facilitator: LocalAccount | None = None,
         **options,
     ) -> OpenLoraService:
-        """A service for ``model_ids`` as registered on ``deployment``; every adapter is verified up front."""
+        """A service for ``model_ids`` as registered on ``deployment``; every adapter is verified up front.
+
+        With an ``operator`` and an AgentVault in the deployment, unpaid requests are offered x402 payment;
+        ``facilitator`` (default: the operator) submits those settlements."""
         models = resolve_models(client, deployment, model_ids, base.sha256)
         if operator is not None:
             market = client.contract(deployment, "InferenceMarket")
@@ -300,6 +305,18 @@ class OpenLoraService:
         service = cls(
             base, store, ServedRecordStore(records_path), models, PaymentGate(client, deployment), operator, **options
         )
+        if operator is not None and "AgentVault" in deployment.contracts:  # x402: pay per call from a vault
+            from .x402 import X402Gate
+
+            tokenizer = base.tokenizer
+            service.x402 = X402Gate(
+                client,
+                deployment,
+                operator,
+                lambda prompt: len(tokenizer(prompt, add_special_tokens=False).input_ids),
+                service.marker.send_lock if service.marker is not None else None,
+                facilitator,
+            )
         try:
             for served in models:  # fail at start, not at the first request, on a missing or tampered adapter
                 service.cache.get(served.adapter_hash)

@@ -2,9 +2,11 @@
 
 Served requests are queued with their receipts; a worker thread sends ``InferenceMarket.markServed`` for up
 to 64 receipts at a time (the contract's ``MAX_BATCH``), which releases each fee to the treasury, the model
-owner and the RewardDistributor. A failed transaction is retried with exponential backoff; before a retry,
-receipts the market no longer holds as paid (served by another operator, refunded) are dropped, since one
-of them would make the whole batch revert. The served-record log is the source of truth: on start,
+owner and the RewardDistributor; per-token requests go with their terms and token counts to
+``markServedMetered``, which charges the actual tokens and refunds the rest of the authorized maximum.
+A failed transaction is retried with exponential backoff; before a retry, receipts the market no longer
+holds as paid (served by another operator, refunded) are dropped, since one of them would make the whole
+batch revert. The served-record log is the source of truth: on start,
 ``recover`` re-queues every recorded request the chain still shows as paid.
 """
 
@@ -48,6 +50,8 @@ class ServiceMarker:
         self._stop = False
         self._thread: threading.Thread | None = None
         self.marked: list[int] = []
+        # held around every transaction from the operator account (the x402 gate sends from it too)
+        self.send_lock = threading.Lock()
         self.last_error: str | None = None
 
     @property
@@ -56,10 +60,14 @@ class ServiceMarker:
         with self._cond:
             return len(self._pending)
 
-    def enqueue(self, receipt: dict) -> None:
-        """Queue one served request's receipt."""
+    def enqueue(self, receipt: dict, meter: dict | None = None, tokens: tuple[int, int] = (0, 0)) -> None:
+        """Queue one served request's receipt (with its per-token ``meter`` and (input, output) ``tokens``)."""
         with self._cond:
-            self._pending[int(receipt["requestId"])] = receipt
+            if meter is None:
+                self._pending[int(receipt["requestId"])] = receipt
+            else:
+                entry = {"receipt": receipt, "meter": meter, "inputTokens": tokens[0], "outputTokens": tokens[1]}
+                self._pending[int(receipt["requestId"])] = entry
             self._cond.notify()
 
     def recover(self, store: ServedRecordStore) -> int:
@@ -68,7 +76,9 @@ class ServiceMarker:
         while page := store.after(after, 500):
             for record in page:
                 if self.gate.status(record.request_id) == STATUS_PAID:
-                    self.enqueue(self.gate.payment(record.request_id).receipt)
+                    payment = self.gate.payment(record.request_id)
+                    tokens = (len(record.prompt_token_ids), len(record.output_token_ids))
+                    self.enqueue(payment.receipt, payment.meter, tokens)
                     count += 1
             after = page[-1].request_id
         return count
@@ -110,9 +120,24 @@ class ServiceMarker:
             if not batch:
                 continue
             try:
-                self.gate.client.send(
-                    self.gate.market.functions.markServed(batch), self.operator, f"mark {len(batch)} request(s) served"
-                )
+                flat = [r for r in batch if "receipt" not in r]
+                metered = [r for r in batch if "receipt" in r]
+                functions = self.gate.market.functions
+                if flat:
+                    with self.send_lock:
+                        self.gate.client.send(
+                            functions.markServed(flat), self.operator, f"mark {len(flat)} request(s) served"
+                        )
+                    with self._cond:
+                        for r in flat:
+                            self._pending.pop(int(r["requestId"]), None)
+                if metered:
+                    with self.send_lock:
+                        self.gate.client.send(
+                            functions.markServedMetered(metered),
+                            self.operator,
+                            f"settle {len(metered)} per-token request(s)",
+                        )
             except Exception as exc:  # noqa: BLE001 - logged, retried
                 self.last_error = str(exc)
                 self._on_event("failed", len(batch))
@@ -123,7 +148,7 @@ class ServiceMarker:
                 backoff = min(self.max_backoff_s, backoff * 2)
                 continue
             backoff = self.interval_s
-            ids = [int(r["requestId"]) for r in batch]
+            ids = [int(r.get("receipt", r)["requestId"]) for r in batch]
             with self._cond:
                 for request_id in ids:
                     self._pending.pop(request_id, None)
@@ -132,8 +157,8 @@ class ServiceMarker:
             log.info("marked served on-chain: %s", ", ".join(map(str, ids)))
 
     def _drop_settled(self, batch: list[dict]) -> None:
-        for receipt in batch:
-            request_id = int(receipt["requestId"])
+        for entry in batch:
+            request_id = int(entry.get("receipt", entry)["requestId"])
             try:
                 status = self.gate.status(request_id)
             except Exception:  # noqa: BLE001 - the chain is unreachable: keep everything, retry later

@@ -34,7 +34,8 @@ class Submission:
 def served_inferences(
     client: ChainClient, deployment: Deployment, from_block: int, to_block: int
 ) -> list[ServedInference]:
-    """Inferences marked served in ``[from_block, to_block]``, with the pools fixed when they were paid."""
+    """Inferences marked served in ``[from_block, to_block]``, with their pools: fixed when they were paid
+    (``FeeSplit``), or for a per-token request those of the charged amount (``InferenceCharged``)."""
     market = client.contract(deployment, "InferenceMarket")
     served = [
         e["args"]["requestId"]
@@ -51,7 +52,10 @@ def served_inferences(
         if request_id in wanted:
             if event["event"] == "InferencePaid":
                 paid[request_id] = event["args"]
-            elif event["event"] == "FeeSplit":
+            elif event["event"] == "FeeSplit" and request_id not in splits:
+                splits[request_id] = event["args"]
+            elif event["event"] == "InferenceCharged":
+                # a per-token request: the pools are those of the amount actually charged, not of the maximum
                 splits[request_id] = event["args"]
     return [
         ServedInference(

@@ -51,7 +51,8 @@ def pay_for_hashes(
     market, token = client.contract(deployment, "InferenceMarket"), client.contract(deployment, "OpenToken")
     price = check_payable(ChainReader(client, deployment), model_id, max_fee)
     limit = price if max_fee is None else max_fee
-    ensure_allowance(client, token, signer, market.address, price * len(hashes))
+    # a per-token model escrows the authorized maximum (the market pulls up to `limit` per prompt)
+    ensure_allowance(client, token, signer, market.address, max(price, limit) * len(hashes))
     if len(hashes) == 1:
         fn = market.functions.payForInference(model_id, hashes[0], limit)
     else:

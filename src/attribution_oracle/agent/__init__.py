@@ -1,0 +1,23 @@
+"""The agent SDK: an agent with a stake, a budget and session keys in an AgentVault, paying per call over x402.
+
+``Agent`` (calls), ``AgentVaultClient`` (the vault's owner-side operations and state), ``check_call`` (the local
+cap check), ``PaymentAuthorization`` and the EIP-712 helpers.
+"""
+
+from .budget import BudgetExceededError, check_call
+from .client import Agent, AgentCall, AgentError
+from .typed_data import PaymentAuthorization, sign_payment
+from .vault import AgentStatus, AgentVaultClient, SessionKeyState
+
+__all__ = [
+    "Agent",
+    "AgentCall",
+    "AgentError",
+    "AgentStatus",
+    "AgentVaultClient",
+    "BudgetExceededError",
+    "PaymentAuthorization",
+    "SessionKeyState",
+    "check_call",
+    "sign_payment",
+]

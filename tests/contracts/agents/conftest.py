@@ -1,0 +1,169 @@
+"""Fixtures of the agent tests: the market system plus an AgentVault, wired as ``deploy_all`` wires them.
+
+Roles: governance = accounts[0], treasury = accounts[1], model owner = accounts[2], Datanet owner = accounts[3],
+agent owner = accounts[4], stranger = accounts[5], operator = accounts[6] (serving operator, also the server
+that submits signed authorizations), session key = accounts[7] (pays directly; has gas), validators = three
+eth-account keys. Model 1 is flat-priced (PRICE); model 2 charges per token (RATES); model 3 is flat and not on
+the session key's allow-list. Everything is session-scoped: ape snapshots the chain after building it and
+restores it around every test.
+"""
+
+from __future__ import annotations
+
+import ape.exceptions
+import ape_ethereum.trace
+import pytest
+from agent_helpers import (
+    AGENT_BUDGET,
+    COOLDOWN,
+    KEY_CAPS,
+    MIN_STAKE,
+    ONE,
+    PRICE,
+    PROTOCOL_FEE_BPS,
+    RATES,
+    SERVICE_WINDOW,
+    SLASH_DELAY,
+    SPLIT,
+)
+from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, content_hash
+from eth_account import Account
+from eth_utils import keccak
+
+from attribution_oracle.store.merkle import MerkleTree
+
+
+@pytest.fixture(autouse=True)
+def _no_revert_diagnostics(monkeypatch):
+    """Skip ape's slow revert tracebacks (revert reasons are unaffected)."""
+    monkeypatch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
+    monkeypatch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
+
+
+@pytest.fixture(scope="session")
+def model_owner(accounts):
+    return accounts[2]
+
+
+@pytest.fixture(scope="session")
+def datanet_owner(accounts):
+    return accounts[3]
+
+
+@pytest.fixture(scope="session")
+def agent_owner(accounts):
+    return accounts[4]
+
+
+@pytest.fixture(scope="session")
+def stranger(accounts):
+    return accounts[5]
+
+
+@pytest.fixture(scope="session")
+def operator(accounts):
+    return accounts[6]
+
+
+@pytest.fixture(scope="session")
+def session_key(accounts):
+    return accounts[7]
+
+
+@pytest.fixture(scope="session")
+def signing_key():
+    """A session key that never sends a transaction (it only signs x402 authorizations)."""
+    return Account.from_key(keccak(text="agent-tests:signing-key"))
+
+
+@pytest.fixture(scope="session")
+def validator_keys():
+    keys = [Account.from_key(keccak(text=f"agent-tests:validator-{i}")) for i in range(3)]
+    return sorted(keys, key=lambda k: int(k.address, 16))
+
+
+@pytest.fixture(scope="session")
+def token(project, governance):
+    return project.OpenToken.deploy(CAP, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def datanet_registry(project, token, treasury, governance):
+    return project.DatanetRegistry.deploy(token, treasury, CREATION_FEE, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def datanet_version(datanet_registry, token, governance, datanet_owner):
+    token.mint(datanet_owner, CREATION_FEE, sender=governance)
+    token.approve(datanet_registry, CREATION_FEE, sender=datanet_owner)
+    datanet_id = datanet_registry.createDatanet("hives", "ipfs://meta", 0, sender=datanet_owner).return_value
+    hashes = [content_hash("agent-a"), content_hash("agent-b")]
+    for h in hashes:
+        cid = datanet_registry.contribute(datanet_id, h, "blob://x", 1, 0, sender=datanet_owner).return_value
+        datanet_registry.approve(cid, sender=datanet_owner)
+    root = MerkleTree(hashes).root
+    version = datanet_registry.publishVersion(datanet_id, root, 2, "ipfs://v1", sender=datanet_owner).return_value
+    return datanet_id, version
+
+
+@pytest.fixture(scope="session")
+def model_registry(project, datanet_registry, governance):
+    return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def models(model_registry, datanet_version, model_owner):
+    """(flat model id, per-token model id, flat model outside the key's allow-list)."""
+    ids = []
+    for label in ("flat", "metered", "other"):
+        tx = model_registry.register(
+            content_hash("base"), content_hash(label), [datanet_version], PRICE, SPLIT, "ipfs://m", sender=model_owner
+        )
+        ids.append(tx.return_value)
+    model_registry.setTokenRates(ids[1], RATES, sender=model_owner)
+    return tuple(ids)
+
+
+@pytest.fixture(scope="session")
+def distributor(project, token, validator_keys, governance):
+    return project.RewardDistributor.deploy(token, [validator_keys[0].address], 1, 0, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def market(project, token, model_registry, distributor, treasury, governance, operator, models):
+    market = project.InferenceMarket.deploy(
+        token, model_registry, distributor, treasury, 10, SERVICE_WINDOW, sender=governance
+    )
+    market.setOperator(operator, True, sender=governance)
+    return market
+
+
+@pytest.fixture(scope="session")
+def vault(project, token, market, treasury, governance, validator_keys):
+    return project.AgentVault.deploy(
+        token, market, treasury, MIN_STAKE, COOLDOWN, SLASH_DELAY, [k.address for k in validator_keys], 2,
+        sender=governance,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def agent_id(vault, token, governance, agent_owner, session_key, signing_key, models, chain):
+    """A registered, staked, funded agent with two session keys (direct and signing) on models 1 and 2."""
+    token.mint(agent_owner, 100_000 * ONE, sender=governance)
+    token.approve(vault, MAX_UINT256, sender=agent_owner)
+    agent = vault.register("sha256://" + "ab" * 32, sender=agent_owner).return_value
+    vault.stake(agent, MIN_STAKE, sender=agent_owner)
+    vault.deposit(agent, AGENT_BUDGET, sender=agent_owner)
+    expiry = chain.pending_timestamp + 30 * 86_400
+    for key in (session_key.address, signing_key.address):
+        vault.grant(agent, key, *KEY_CAPS(expiry), [models[0], models[1]], sender=agent_owner)
+    return agent
+
+
+@pytest.fixture(scope="session")
+def direct_payer(token, governance, accounts, market):
+    """accounts[8]: pays the market directly (the baseline the vault is compared with)."""
+    payer = accounts[8]
+    token.mint(payer, 100_000 * ONE, sender=governance)
+    token.approve(market, MAX_UINT256, sender=payer)
+    return payer
