@@ -9,6 +9,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from attribution_oracle.chain.client import format_eth
+from attribution_oracle.chain.commit_reveal import contribute_bound
 from attribution_oracle.chain.errors import TransactionError
 from attribution_oracle.chain.token import ensure_allowance, events_of
 from attribution_oracle.cli.app import App, as_dict, from_option, parse_amount, pass_app, password_option, table
@@ -16,7 +17,7 @@ from attribution_oracle.errors import UserError
 from attribution_oracle.store.digests import digest_to_bytes32
 from attribution_oracle.store.merkle import MerkleTree
 
-GAS_PER_CONTRIBUTION = 300_000
+GAS_PER_CONTRIBUTION = 350_000  # commit + reveal
 PAGE = 100
 
 
@@ -127,8 +128,10 @@ def contribute(
         task = progress.add_task(f"contributing to datanet {datanet_id}", total=len(todo))
         for path, digest in todo:
             size = path.stat().st_size
-            fn = registry.functions.contribute(datanet_id, digest_to_bytes32(digest), blob_uri(digest), size, stake_wei)
-            receipt = app.client.send(fn, signer, f"contribute {path.name}")
+            receipt = contribute_bound(
+                app.client, registry, signer, datanet_id, digest_to_bytes32(digest), blob_uri(digest), size,
+                stake_wei, path.name,
+            )  # commit-reveal: the content hash cannot be front-run
             ids.append(events_of(registry, "ContributionSubmitted", receipt)[0]["contributionId"])
             progress.advance(task)
     app.sync()
