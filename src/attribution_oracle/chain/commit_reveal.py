@@ -17,7 +17,10 @@ from eth_utils import keccak
 
 from attribution_oracle.chain.client import ChainClient
 
-REVEAL_WAIT_S = 30.0
+REVEAL_WAIT_S = 120.0
+#: Chains that mine only on demand (Anvil/Hardhat automine): after this wait the next block is mined by RPC.
+AUTOMINE_WAIT_S = 1.0
+LOCAL_CHAIN_ID = 31337
 
 
 def contribution_commitment(datanet_id: int, content_hash: bytes, contributor: str, salt: bytes) -> bytes:
@@ -40,8 +43,25 @@ def contribute_bound(
     salt = os.urandom(32)
     commitment = contribution_commitment(datanet_id, content_hash, signer.address, salt)
     committed = client.send(registry.functions.commitContribution(commitment), signer, f"commit {what}")
-    deadline = time.monotonic() + REVEAL_WAIT_S
-    while client.w3.eth.block_number <= committed["blockNumber"] and time.monotonic() < deadline:
-        time.sleep(0.2)  # automining chains are already past it; others mine the next block soon
+    _wait_for_a_later_block(client, int(committed["blockNumber"]))
     reveal = registry.functions.revealContribution(datanet_id, content_hash, uri, size, stake, salt)
     return client.send(reveal, signer, f"reveal {what}")
+
+
+def _wait_for_a_later_block(client: ChainClient, block: int) -> None:
+    """Return once the chain is past ``block`` (the reveal must land, and be simulated, in a later block).
+
+    A public chain produces blocks by itself; a local dev chain that mines only on demand gets an ``evm_mine``."""
+    started = time.monotonic()
+    mined = False
+    while client.w3.eth.block_number <= block:
+        waited = time.monotonic() - started
+        if waited > REVEAL_WAIT_S:
+            raise TimeoutError(f"no block after {block} within {REVEAL_WAIT_S:.0f} s: cannot reveal the contribution")
+        if (waited > AUTOMINE_WAIT_S or client.chain_id == LOCAL_CHAIN_ID) and not mined:
+            mined = True
+            try:
+                client.w3.provider.make_request("evm_mine", [])
+            except Exception:  # noqa: BLE001 - not a dev chain: wait for the next block
+                pass
+        time.sleep(0.1)
