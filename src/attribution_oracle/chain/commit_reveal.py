@@ -8,6 +8,7 @@ later block; a reveal takes precedence over any copy submitted after the commitm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -60,8 +61,6 @@ def _wait_for_a_later_block(client: ChainClient, block: int) -> None:
             raise TimeoutError(f"no block after {block} within {REVEAL_WAIT_S:.0f} s: cannot reveal the contribution")
         if (waited > AUTOMINE_WAIT_S or client.chain_id == LOCAL_CHAIN_ID) and not mined:
             mined = True
-            try:
+            with contextlib.suppress(Exception):  # not a dev chain: wait for its next block
                 client.w3.provider.make_request("evm_mine", [])
-            except Exception:  # noqa: BLE001 - not a dev chain: wait for the next block
-                pass
         time.sleep(0.1)

@@ -129,8 +129,15 @@ def contribute(
         for path, digest in todo:
             size = path.stat().st_size
             receipt = contribute_bound(
-                app.client, registry, signer, datanet_id, digest_to_bytes32(digest), blob_uri(digest), size,
-                stake_wei, path.name,
+                app.client,
+                registry,
+                signer,
+                datanet_id,
+                digest_to_bytes32(digest),
+                blob_uri(digest),
+                size,
+                stake_wei,
+                path.name,
             )  # commit-reveal: the content hash cannot be front-run
             ids.append(events_of(registry, "ContributionSubmitted", receipt)[0]["contributionId"])
             progress.advance(task)

@@ -98,7 +98,7 @@ class ChainFollower:
         splits = {e["args"]["requestId"]: e["args"] for e in events if e["event"] == "FeeSplit"}
         blocks = {e["blockNumber"]: e["blockHash"] for e in events}
         blocks[end] = end_hash
-        payments, served = [], []
+        payments, served, inputs = [], [], []
         with self.db.transaction() as db:
             for event in events:
                 name, args, block = event["event"], event["args"], event["blockNumber"]
@@ -106,6 +106,8 @@ class ChainFollower:
                     split = splits[args["requestId"]]
                     payments.append((args["requestId"], args["modelId"], block, str(split["contributorsAmount"]),
                                      str(split["datanetOwnersAmount"])))  # fmt: skip
+                    if "inputHash" in args:
+                        inputs.append((args["requestId"], "0x" + bytes(args["inputHash"]).hex()))
                 elif name == "InferenceServed":
                     served.append((args["requestId"], block, now))
                 elif name == "ReportSubmitted":
@@ -119,6 +121,7 @@ class ChainFollower:
                 elif name == "ReportVetoed":
                     db.execute("UPDATE submissions SET vetoed = 1 WHERE epoch = ?", (args["epoch"],))
             db.executemany("INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)", payments)
+            db.executemany("INSERT OR REPLACE INTO payment_inputs VALUES (?, ?)", inputs)
             db.executemany("INSERT OR REPLACE INTO served VALUES (?, ?, ?)", served)
             db.executemany("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", sorted(blocks.items()))
             OracleDB.set_meta(db, "cursor_number", str(end))

@@ -21,10 +21,11 @@ from attribution_oracle.chain.deployments import Deployment
 from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.allocation import Contribution
 from attribution_oracle.settlement.chain_data import training_data
-from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.blobs import BlobStore, bytes32_to_digest
 
 URI_PREFIX = "sha256://"
 METADATA_URI_INDEX = 6  # ModelRegistry.Model.metadataURI
+ADAPTER_HASH_INDEX = 3  # ModelRegistry.Model.adapterHash
 
 
 class ScorerError(UserError):
@@ -51,12 +52,21 @@ class ScorerContext:
     store: BlobStore
     cache_dir: Path | None = None
     _training: dict[int, tuple[list[Contribution], dict[int, str]]] = field(default_factory=dict)
+    _adapters: dict[int, str] = field(default_factory=dict)
 
     def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
         """The model's contributions and Datanet owners (read from the chain once per model)."""
         if model_id not in self._training:
             self._training[model_id] = training_data(self.client, self.deployment, model_id)
         return self._training[model_id]
+
+    def adapter_hash(self, model_id: int) -> str:
+        """The model's on-chain adapter hash (sha256 hex), read once per model."""
+        if model_id not in self._adapters:
+            models = self.client.contract(self.deployment, "ModelRegistry")
+            model = self.client.call(models.functions.getModel(model_id))
+            self._adapters[model_id] = bytes32_to_digest(model[ADAPTER_HASH_INDEX])
+        return self._adapters[model_id]
 
     def metadata_uri(self, model_id: int) -> str:
         """The model's on-chain metadata URI."""

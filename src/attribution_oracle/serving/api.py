@@ -39,7 +39,14 @@ __all__ = ["create_app"]
 
 MAX_BODY_BYTES = 256 * 1024
 #: Upper bounds of the request fields (characters, items or values).
-FIELD_LIMITS = {"prompt": 65_536, "messages": 128, "model": 80, "request_id": 80, "max_tokens": 4_096, "temperature": 100}
+FIELD_LIMITS = {
+    "prompt": 65_536,
+    "messages": 128,
+    "model": 80,
+    "request_id": 80,
+    "max_tokens": 4_096,
+    "temperature": 100,
+}
 
 
 class BadRequestError(UserError):
@@ -84,9 +91,8 @@ def _limits(body: dict) -> tuple[int, float]:
     if max_tokens <= 0 or temperature < 0:
         raise BadRequestError("max_tokens must be positive and temperature non-negative")
     if max_tokens > FIELD_LIMITS["max_tokens"] or temperature > FIELD_LIMITS["temperature"]:
-        raise BadRequestError(
-            f"max_tokens must be at most {FIELD_LIMITS['max_tokens']} and temperature at most {FIELD_LIMITS['temperature']}"
-        )
+        most = (FIELD_LIMITS["max_tokens"], FIELD_LIMITS["temperature"])
+        raise BadRequestError(f"max_tokens must be at most {most[0]} and temperature at most {most[1]}")
     if "model" in body:
         _bounded("model", str(body["model"]))
     return max_tokens, temperature

@@ -143,4 +143,6 @@ class ServiceMarker:
                 with self._cond:
                     self._pending.pop(request_id, None)
                 self._on_event("dropped", 1)
-                log.warning("request %d is no longer markable (status %d, window over: %s)", request_id, status, expired)
+                log.warning(
+                    "request %d is no longer markable (status %d, window over: %s)", request_id, status, expired
+                )

@@ -52,7 +52,9 @@ def test_attack_governance_rotates_the_oracle_set_to_itself_and_drains_the_pool(
     # governance cannot sign a report for itself while the honest set is in charge
     theft = build_report(distributor, 2, {governance_key.address: pool})
     with ape.reverts("RewardDistributor: wrong number of signatures"):
-        distributor.submitReport(*theft.args(oracles.sign(theft, distributor, (0,), keys=[governance_key])), sender=governance)
+        distributor.submitReport(
+            *theft.args(oracles.sign(theft, distributor, (0,), keys=[governance_key])), sender=governance
+        )
     # meanwhile everyone claims what the honest set reported
     for account in (ALICE, BOB):
         amount, proof = honest.proof(account)

@@ -17,7 +17,14 @@ from eth_account import Account
 from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from settlement_helpers import ONE, address_of, build_report
 
 RECIPIENTS = [address_of(f"machine-{i}") for i in range(4)]
@@ -83,7 +90,9 @@ class DistributorMachine(RuleBasedStateMachine):
         amounts[target] = amounts.get(target, 0) + extra
         total = base_total + extra
         if over:
-            amounts[RECIPIENTS[(epoch + 1) % len(RECIPIENTS)]] = amounts.get(RECIPIENTS[(epoch + 1) % len(RECIPIENTS)], 0) + 3 * ONE
+            amounts[RECIPIENTS[(epoch + 1) % len(RECIPIENTS)]] = (
+                amounts.get(RECIPIENTS[(epoch + 1) % len(RECIPIENTS)], 0) + 3 * ONE
+            )
         report = build_report(self.d, epoch, amounts, total=total)
         now = self._tick()
         tx = self._sign_and_submit(report)
@@ -128,7 +137,15 @@ class DistributorMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def rotate_then_report(self, data):
-        keys = data.draw(st.lists(st.sampled_from([*self.env.oracles.keys, EXTRA_KEY]), min_size=1, max_size=4, unique_by=lambda k: k.address), label="keys")
+        keys = data.draw(
+            st.lists(
+                st.sampled_from([*self.env.oracles.keys, EXTRA_KEY]),
+                min_size=1,
+                max_size=4,
+                unique_by=lambda k: k.address,
+            ),
+            label="keys",
+        )
         threshold = data.draw(st.integers(1, len(keys)), label="threshold")
         self._tick()
         self.d.proposeOracleConfig(sorted(k.address for k in keys), threshold, sender=self.gov)
