@@ -332,6 +332,8 @@ def contribute(datanetId: uint256, contentHash: bytes32, uri: String[256], size:
     @return uint256 The new contribution id.
     """
     self._check_datanet_exists(datanetId)
+    assert contentHash != empty(bytes32), "DatanetRegistry: empty content hash"
+    assert stake >= self._datanets[datanetId].minStake, "DatanetRegistry: stake below minimum"
     assert self.contributionIdOf[datanetId][contentHash] == 0, "DatanetRegistry: duplicate content"
     return self._contribute(datanetId, contentHash, uri, size, stake, 2 * block.number + 1)
 
@@ -380,6 +382,8 @@ def revealContribution(
     @return uint256 The new contribution id.
     """
     self._check_datanet_exists(datanetId)
+    assert contentHash != empty(bytes32), "DatanetRegistry: empty content hash"
+    assert stake >= self._datanets[datanetId].minStake, "DatanetRegistry: stake below minimum"
     commitment: bytes32 = keccak256(abi_encode(datanetId, contentHash, msg.sender, salt))
     committed_at: uint256 = self.commitmentBlock[msg.sender][commitment]
     assert committed_at != 0, "DatanetRegistry: no such commitment"
