@@ -1,7 +1,8 @@
 """Gas of settlement on a real Anvil: reports, claims and payments, against a naive push and a single-shot claim.
 
 Starts its own Anvil (``LocalNode`` on a free port, stopped on exit), deploys the system with ``deploy_all``
-(5 oracle signers; the threshold m is rotated with ``setOracleConfig``), funds the pool through
+(5 oracle signers; the threshold m is rotated through the timelock: ``proposeOracleConfig``, then
+``applyOracleConfig``), funds the pool through
 ``InferenceMarket.markServed -> RewardDistributor.fund`` and measures ``gasUsed`` of whole transactions (so every
 figure includes the 21,000 intrinsic gas and the calldata):
 
@@ -73,7 +74,8 @@ HEADLINE_SIZE = 1_000
 THRESHOLDS = (1, 3, 5)
 N_SIGNERS = 5
 HOLDER, FRESH, HOLDER_SAME_WORD = 3, 4, 5  # universe indices of the claimants (in every tree)
-GOALS = {"submit_report_m3": 120_000, "claim": 70_000}
+GOALS = {"submit_report_m3": 120_000, "claim": 73_000, "epochs_10_ratio": 5.0}
+EPOCH_COUNTS = (1, 10, 100)  # collecting this many epochs: one cumulative claim vs one single-shot claim per epoch
 CALLS = {"CALL", "STATICCALL", "DELEGATECALL", "CALLCODE"}
 
 
@@ -232,8 +234,14 @@ class Bench:
         return self.send(fn, self.relayer, f"submit report (epoch {self.epoch}, m={m})")
 
     def set_threshold(self, m: int) -> None:
+        """Rotate the threshold through the governance timelock (propose, wait it out on Anvil, apply)."""
+        distributor = self.c.distributor
         signers = [s.address for s in self.signers]
-        self.send(self.c.distributor.functions.setOracleConfig(signers, m), self.deployer, f"oracle config m={m}")
+        self.send(distributor.functions.proposeOracleConfig(signers, m), self.deployer, f"propose oracle config m={m}")
+        wait = distributor.functions.governanceDelay().call()
+        self.w3.provider.make_request("evm_increaseTime", [int(wait)])
+        self.w3.provider.make_request("evm_mine", [])
+        self.send(distributor.functions.applyOracleConfig(), self.deployer, f"apply oracle config m={m}")
         self.threshold = m
 
     def claim(self, tree: RewardsTree, account: str) -> tuple[Any, int]:
@@ -353,7 +361,42 @@ def measure(client: ChainClient, log: Any) -> dict[str, Any]:
         receipts[key] = b.send(fn, b.relayer, "single-shot claim")
         r[key] = int(receipts[key]["gasUsed"])
     r["single_shot_merkle_claim_breakdown"] = b.breakdown(receipts["single_shot_merkle_claim"]["transactionHash"])
+
+    # what a contributor pays to collect N epochs: one cumulative claim after N reports, vs one single-shot
+    # claim per epoch (a Uniswap-style distributor per epoch holding that epoch's amounts)
+    base = b.snapshot()  # the single-shot contract above holds nothing the epochs below touch
+    for count in EPOCH_COUNTS:
+        r[f"epochs_{count}"] = collect_epochs(b, people[:HEADLINE_SIZE], count, abi, bytecode, log)
+        b.revert(base)
+        base = b.snapshot()
     return r
+
+
+def collect_epochs(b: Bench, accounts: list[str], count: int, abi: list[dict], bytecode: str, log: Any) -> dict:
+    """Gas the claimant ``accounts[HOLDER]`` spends to collect ``count`` epochs, both ways (claims only: the
+    oracles' reports and the reference's deployments are not the contributor's gas)."""
+    c, claimant = b.c, accounts[HOLDER]
+    b.epoch, b.threshold = 0, 3
+    tree = None
+    for epoch in range(1, count + 1):
+        tree = RewardsTree(cumulative(accounts, epoch))
+        b.submit(tree)
+    ours, _ = b.claim(tree, claimant)
+    single_total = 0
+    per_epoch = {a: UNIT * (1 + i % 7) for i, a in enumerate(accounts)}  # what each epoch adds
+    values = [encode(["uint256", "address", "uint256"], [i, a, per_epoch[a]]) for i, a in enumerate(accounts)]
+    epoch_tree = MerkleTree(values)  # the same increments every epoch: one tree, one contract per epoch
+    for _ in range(count):
+        address = b.client.deploy(abi, bytecode, [c.token.address, epoch_tree.root], b.deployer, "deploy epoch")[
+            "contractAddress"
+        ]
+        b.send(c.token.functions.mint(address, sum(per_epoch.values())), b.deployer, "fund epoch")
+        single = b.client.w3.eth.contract(address=address, abi=abi)
+        fn = single.functions.claim(HOLDER, claimant, per_epoch[claimant], epoch_tree.proof(HOLDER))
+        single_total += int(b.send(fn, b.relayer, "single-shot epoch claim")["gasUsed"])
+    result = {"ours_total": int(ours["gasUsed"]), "single_shot_total": single_total}
+    log(f"collect {count:>3} epochs: ours {result['ours_total']:,} gas, single-shot {single_total:,} gas")
+    return result
 
 
 def compile_reference() -> tuple[list[dict], str]:
@@ -413,6 +456,15 @@ def table(r: dict[str, Any]) -> str:
             "single-shot Merkle claim, 1,000 accounts (fresh bitmap word / shared word)",
             f"{r['single_shot_merkle_claim']:,} / {r['single_shot_merkle_claim_shared_word']:,}",
         ),
+        *[
+            (
+                f"collect {n} epoch{'s' * (n > 1)}: one cumulative claim / one single-shot claim per epoch (ratio)",
+                f"{r[f'epochs_{n}']['ours_total']:,} / {r[f'epochs_{n}']['single_shot_total']:,} "
+                f"({r[f'epochs_{n}']['single_shot_total'] / r[f'epochs_{n}']['ours_total']:.1f}x)",
+            )
+            for n in EPOCH_COUNTS
+            if f"epochs_{n}" in r
+        ],
     ]
     width = max(len(a) for a, _ in rows)
     lines = [f"| {'measurement':<{width}} | gas |", f"|{'-' * (width + 2)}|----:|"]
@@ -432,6 +484,12 @@ def goals(r: dict[str, Any]) -> list[str]:
     ):
         verdict = "met" if value <= goal else f"MISSED by {value - goal:,}"
         out.append(f"{name}: {value:,} gas, goal <= {goal:,}: {verdict}")
+    ten = r["epochs_10"]
+    ratio = ten["single_shot_total"] / ten["ours_total"]
+    verdict = "met" if ratio >= GOALS["epochs_10_ratio"] else "MISSED"
+    out.append(
+        f"collecting 10 epochs: {ratio:.1f}x cheaper than single-shot, goal >= {GOALS['epochs_10_ratio']}x: {verdict}"
+    )
     return out
 
 
@@ -445,9 +503,12 @@ def append_markdown(path: Path, r: dict[str, Any], started: dt.datetime, wall: f
 Command: `{command}` (wall time {wall:.0f}s; {versions["anvil"]}, vyper {versions["vyper"]}, nproc={os.cpu_count()})
 
 Gas is the `gasUsed` of whole transactions (21,000 intrinsic + calldata included). Oracle set of 5 signers,
-m rotated with `setOracleConfig`; the pool was funded through `InferenceMarket.markServed`; claims are sent by a
+m rotated with `proposeOracleConfig` + `applyOracleConfig` (timelocked);
+the pool was funded through `InferenceMarket.markServed`; claims are sent by a
 relayer; the payer approved the market once for everything. "Steady state" = not the contract's first write of
-its slots. `accounts` in `benchmarks/results/gas.json` is submitReport at m = 3 per tree size.
+its slots. `accounts` in `benchmarks/results/gas.json` is submitReport at m = 3 per tree size. "Collect N
+epochs" is the claimant's own gas only: N reports then one cumulative `claim`, vs N Uniswap-style single-shot
+distributors (one per epoch, that epoch's amounts) and one `claim` in each (`epochs_N` in the JSON).
 
 {table(r)}
 

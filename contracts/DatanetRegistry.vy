@@ -21,7 +21,19 @@
         Duplicate rule: a content hash that is pending or approved in a Datanet
         cannot be contributed to it again. After a withdrawal or an ordinary
         rejection it may be contributed again; after a malicious rejection it is
-        blocked for good.
+        blocked for `contribute`, but not for a revealed commitment of another
+        contributor (a slashed squatter blocks nobody else for good).
+
+        Front-running (commit-reveal): a plain `contribute` shows the content
+        hash in the mempool, where anyone can copy it. A contributor who wants
+        the hash bound to itself first sends `commitContribution(keccak256(
+        abi_encode(datanetId, contentHash, contributor, salt)))`, which reveals
+        nothing, and in a later block `revealContribution(..., salt)`. A reveal
+        takes precedence over any pending contribution of the same hash that
+        was submitted (or committed) after its commitment: that copy is
+        rejected with its stake returned, and the revealer is credited. A
+        commitment is one-shot and binds the contributor, so a copied reveal
+        from another sender fails.
 
         Merkle leaves: keccak256(keccak256(abi_encode(contentHash))), pairs hashed
         sorted (snekmate / OpenZeppelin convention).
@@ -129,6 +141,14 @@ event ContributionRejected:
     stakeReturned: uint256
     stakeSlashed: uint256
 
+event ContributionCommitted:
+    contributor: indexed(address)
+    commitment: indexed(bytes32)
+
+event ContributionDisplaced:
+    contributionId: indexed(uint256)
+    byContributor: indexed(address)
+
 event ContributionWithdrawn:
     contributionId: indexed(uint256)
     datanetId: indexed(uint256)
@@ -171,6 +191,10 @@ _approved: HashMap[uint256, HashMap[uint256, uint256]]
 _versions: HashMap[uint256, HashMap[uint256, Version]]
 # @dev datanetId => content hash => id of the pending/approved/slashed contribution holding it.
 contributionIdOf: public(HashMap[uint256, HashMap[bytes32, uint256]])
+# @dev contributor => commitment => block it was first made in (0 = none).
+commitmentBlock: public(HashMap[address, HashMap[bytes32, uint256]])
+# @dev contribution id => its precedence: 2 * commitment block for a reveal, 2 * block + 1 for a plain contribute.
+_precedence: HashMap[uint256, uint256]
 # @dev datanetId => account => curator flag.
 isCurator: public(HashMap[uint256, HashMap[address, bool]])
 
@@ -298,6 +322,8 @@ def contribute(datanetId: uint256, contentHash: bytes32, uri: String[256], size:
     """
     @notice Submits a content-addressed contribution to a Datanet, escrowing
             `stake` OPEN (the caller must have approved the registry for it).
+            The hash is visible in the mempool before it lands: use
+            `commitContribution` + `revealContribution` to bind it to yourself.
     @param datanetId The Datanet.
     @param contentHash The sha256 of the contribution's bytes.
     @param uri Where the bytes can be fetched.
@@ -309,6 +335,89 @@ def contribute(datanetId: uint256, contentHash: bytes32, uri: String[256], size:
     assert contentHash != empty(bytes32), "DatanetRegistry: empty content hash"
     assert stake >= self._datanets[datanetId].minStake, "DatanetRegistry: stake below minimum"
     assert self.contributionIdOf[datanetId][contentHash] == 0, "DatanetRegistry: duplicate content"
+    return self._contribute(datanetId, contentHash, uri, size, stake, 2 * block.number + 1)
+
+
+@external
+def commitContribution(commitment: bytes32):
+    """
+    @notice Commits to a future contribution without revealing its content hash.
+    @param commitment keccak256(abi_encode(datanetId, contentHash, msg.sender, salt)).
+    """
+    assert commitment != empty(bytes32), "DatanetRegistry: empty commitment"
+    if self.commitmentBlock[msg.sender][commitment] == 0:
+        self.commitmentBlock[msg.sender][commitment] = block.number
+    log ContributionCommitted(contributor=msg.sender, commitment=commitment)
+
+
+@external
+@pure
+def contributionCommitment(datanetId: uint256, contentHash: bytes32, contributor: address, salt: bytes32) -> bytes32:
+    """
+    @notice The commitment `commitContribution` expects.
+    @param datanetId The Datanet.
+    @param contentHash The sha256 of the contribution's bytes.
+    @param contributor Who will reveal it.
+    @param salt A secret random value.
+    @return bytes32 The commitment.
+    """
+    return keccak256(abi_encode(datanetId, contentHash, contributor, salt))
+
+
+@external
+def revealContribution(
+    datanetId: uint256, contentHash: bytes32, uri: String[256], size: uint256, stake: uint256, salt: bytes32
+) -> uint256:
+    """
+    @notice Reveals a commitment made in an earlier block and contributes it.
+            A pending copy of the same hash submitted after the commitment is
+            displaced (rejected, its stake returned); a slashed holder of the
+            hash blocks only its own contributor.
+    @param datanetId The Datanet.
+    @param contentHash The sha256 of the contribution's bytes.
+    @param uri Where the bytes can be fetched.
+    @param size The size of the bytes.
+    @param stake The OPEN (wei) to escrow; at least the Datanet's `minStake`.
+    @param salt The salt of the commitment.
+    @return uint256 The new contribution id.
+    """
+    self._check_datanet_exists(datanetId)
+    assert contentHash != empty(bytes32), "DatanetRegistry: empty content hash"
+    assert stake >= self._datanets[datanetId].minStake, "DatanetRegistry: stake below minimum"
+    commitment: bytes32 = keccak256(abi_encode(datanetId, contentHash, msg.sender, salt))
+    committed_at: uint256 = self.commitmentBlock[msg.sender][commitment]
+    assert committed_at != 0, "DatanetRegistry: no such commitment"
+    assert committed_at < block.number, "DatanetRegistry: reveal in a later block than the commitment"
+    self.commitmentBlock[msg.sender][commitment] = 0
+    precedence: uint256 = 2 * committed_at
+    holder_id: uint256 = self.contributionIdOf[datanetId][contentHash]
+    if holder_id != 0:
+        holder: Contribution = self._contributions[holder_id]
+        if holder.status == STATUS_SLASHED:
+            assert holder.contributor != msg.sender, "DatanetRegistry: duplicate content"
+        else:
+            assert holder.status == STATUS_PENDING and self._precedence[holder_id] > precedence, "DatanetRegistry: duplicate content"
+            self._contributions[holder_id].status = STATUS_REJECTED
+            self._contributions[holder_id].stake = 0
+            self._pay(holder.contributor, holder.stake)
+            log ContributionRejected(
+                contributionId=holder_id,
+                datanetId=datanetId,
+                curator=msg.sender,
+                malicious=False,
+                stakeReturned=holder.stake,
+                stakeSlashed=0,
+            )
+            log ContributionDisplaced(contributionId=holder_id, byContributor=msg.sender)
+    return self._contribute(datanetId, contentHash, uri, size, stake, precedence)
+
+
+@internal
+def _contribute(
+    datanetId: uint256, contentHash: bytes32, uri: String[256], size: uint256, stake: uint256, precedence: uint256
+) -> uint256:
+    assert contentHash != empty(bytes32), "DatanetRegistry: empty content hash"
+    assert stake >= self._datanets[datanetId].minStake, "DatanetRegistry: stake below minimum"
     if stake > 0:
         assert extcall token.transferFrom(msg.sender, self, stake, default_return_value=True)
 
@@ -325,6 +434,7 @@ def contribute(datanetId: uint256, contentHash: bytes32, uri: String[256], size:
         status=STATUS_PENDING,
         submittedAt=block.timestamp,
     )
+    self._precedence[contribution_id] = precedence
     index: uint256 = self._datanets[datanetId].contributionCount
     self._datanetContributions[datanetId][index] = contribution_id
     self._datanets[datanetId].contributionCount = index + 1

@@ -24,8 +24,10 @@
         owner (withdrawn with `withdrawEarnings`), and the Datanet-owner and
         contributor shares sent to the RewardDistributor's pool. A request
         not marked served within `serviceWindow` seconds of payment can be
-        refunded in full to its payer with `refund`; a refunded request can
-        never be marked served, and a served one never refunded. The oracle
+        refunded in full to its payer with `refund`; `markServed` holds only
+        inside the window (paidAt <= t <= paidAt + serviceWindow) and `refund`
+        only after it, so the two never race; a refunded request can never be
+        marked served, and a served one never refunded. The oracle
         attributes only served requests.
 
         Per-token prices: for a model with token rates (ModelRegistry
@@ -354,13 +356,16 @@ def markServed(receipts: DynArray[Receipt, MAX_BATCH]):
     """
     @notice Records that requests were served and releases their fees
             (operators only): protocol fee to the treasury, owner shares credited,
-            data shares to the RewardDistributor.
+            data shares to the RewardDistributor. Every request must still be
+            inside its service window.
     @param receipts The receipts of paid, unserved, unrefunded requests (from their events).
     """
     assert self.isOperator[msg.sender], "InferenceMarket: caller is not an operator"
     to_treasury: uint256 = 0
     to_pool: uint256 = 0
     for r: Receipt in receipts:
+        # only inside the service window: after it the payer may refund, and a late mark could front-run that
+        assert block.timestamp <= r.paidAt + serviceWindow, "InferenceMarket: service window closed"
         self._settle(r, SERVED)
         to_treasury += r.split.protocol
         to_pool += r.split.datanetOwners + r.split.contributors

@@ -3,32 +3,47 @@
 @title Reward distributor
 @custom:contract-name RewardDistributor
 @license AGPL-3.0-only
+@author attribution-ledger
 @notice Holds the OPEN that inference fees set aside for data contributors and
         Datanet owners, and pays it out against epoch reports signed by m of n
         attribution oracles.
 
         Reports (after Chainlink OCR2's `transmit`): an oracle set of n signer
-        addresses and a threshold m, managed by governance; every change bumps
-        `configVersion` and the `configDigest` that binds chain id, this
-        contract, the version, the signers and m. `submitReport` needs exactly
-        m EIP-712 signatures (domain: name, version, chain id, this contract)
-        over the report including the current config digest, from distinct
-        signers given in ascending address order; low-s only; epochs strictly
-        increase; `totalCumulative` never decreases and never exceeds all OPEN
-        ever funded through `fund` (`totalFunded`). OPEN sent by a plain transfer
-        is not counted (and cannot be paid out): fund the pool with `fund`.
+        addresses and a threshold m; every change bumps `configVersion` and the
+        `configDigest` that binds chain id, this contract, the version, the
+        signers and m. `submitReport` needs exactly m EIP-712 signatures (domain:
+        name, version, chain id, this contract) over the report including the
+        current config digest, from distinct signers given in ascending address
+        order; low-s only; epochs strictly increase and never run ahead of
+        max(block.timestamp, block.number) (so a colluding quorum cannot burn the
+        epoch space); `totalCumulative` never decreases and never exceeds all
+        OPEN ever funded through `fund` (`totalFunded`). OPEN sent by a plain
+        transfer is not counted (and cannot be paid out): fund the pool with `fund`.
 
         Claims (after Uniswap's MerkleDistributor, but cumulative): the rewards
         root commits to leaves keccak256(keccak256(abi_encode(account,
         cumulativeAmount))) with sorted-pair hashing; `claim` pays
         `cumulativeAmount - claimed[account]` to `account`, whoever sends it,
         marking the claim before transferring. One claim collects every epoch.
+        The sum of all claims never exceeds the claimable root's
+        `totalCumulative` (`totalClaimed <= rewardsTotal`), whatever the leaves add
+        up to. `claimMany` skips accounts with nothing left to claim.
 
-        Trust model: with `claimDelay > 0` a new root waits that many seconds as
-        `pending` before it becomes claimable; during the wait governance may
-        `veto` it (the epoch stays used; the next report carries the cumulative
-        amounts again). Oracles cannot pay out more than was funded; governance
-        cannot forge a report, only veto one or rotate the oracle set.
+        Trust model (OpenZeppelin TimelockController style): with `claimDelay > 0`
+        a new root waits as pending; pending roots mature strictly in order (a
+        queue: a new report never restarts the wait of an older one). Before a
+        pending root matures governance may `veto` it (and every later pending
+        one, built on top of it): the epoch floor goes back to the last report
+        still standing and the config digest is bumped, so the vetoed
+        signatures can never be replayed and the next report may carry the
+        cumulative amounts again. Oracle-set and claim-delay changes are queued
+        (`proposeOracleConfig`, `proposeClaimDelay`: an event and public views)
+        and take effect only `governanceDelay()` = max(claimDelay, 1 day) later
+        (`applyOracleConfig` / `applyClaimDelay`, callable by anyone): every root
+        the outgoing set reported before the change matures, and can be claimed,
+        before a root of the incoming set can. Oracles cannot pay out more than
+        was funded; governance cannot forge a report, only veto, or rotate the
+        oracle set after the delay.
 """
 
 from ethereum.ercs import IERC20
@@ -52,7 +67,14 @@ MAX_PROOF: constant(uint256) = 64
 MAX_BATCH: constant(uint256) = 64
 # @dev A claim delay longer than this would lock funds unreasonably.
 MAX_CLAIM_DELAY: constant(uint256) = 30 * 86400
+# @dev The shortest wait of a queued oracle-set or claim-delay change.
+MIN_GOVERNANCE_DELAY: constant(uint256) = 86400
+# @dev How many reports may wait as pending at once (a ring buffer; slots are reused).
+MAX_PENDING: constant(uint256) = 256
 EPOCH_MASK: constant(uint256) = 2**64 - 1
+# @dev Amounts are packed in 96 bits (7.9e28 wei, far above any OPEN supply).
+AMOUNT_MASK: constant(uint256) = 2**96 - 1
+TIME_MASK: constant(uint256) = 2**64 - 1
 
 REPORT_TYPEHASH: constant(bytes32) = keccak256(
     "Report(bytes32 configDigest,uint64 epoch,bytes32 rewardsRoot,uint256 totalCumulative,bytes32 attributionRoot,string reportURI)"
@@ -65,9 +87,24 @@ struct Signature:
     s: bytes32
 
 
+struct PendingReport:
+    rewardsRoot: bytes32
+    # @dev (claimableAt << 160) | (totalCumulative << 64) | epoch
+    meta: uint256
+
+
 event OracleConfigSet:
     configVersion: indexed(uint256)
     configDigest: bytes32
+    signers: DynArray[address, MAX_SIGNERS]
+    threshold: uint256
+
+event OracleConfigQueued:
+    signers: DynArray[address, MAX_SIGNERS]
+    threshold: uint256
+    executableAt: uint256
+
+event OracleConfigCancelled:
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
 
@@ -93,6 +130,13 @@ event Claimed:
 event ClaimDelaySet:
     claimDelay: uint256
 
+event ClaimDelayQueued:
+    claimDelay: uint256
+    executableAt: uint256
+
+event ClaimDelayCancelled:
+    claimDelay: uint256
+
 event Funded:
     funder: indexed(address)
     amount: uint256
@@ -108,19 +152,28 @@ configVersion: public(uint256)
 configDigest: public(bytes32)
 claimDelay: public(uint256)
 
-# @dev Epochs and totals are packed with the total above the 64-bit epoch: (total << 64) | epoch,
-#      so each report costs one storage write per root instead of three.
-# @dev The last accepted report (claimable or pending): packed total and epoch.
+# @dev A queued oracle-set change (queuedConfigAt == 0 when none).
+_queuedSigners: DynArray[address, MAX_SIGNERS]
+queuedThreshold: public(uint256)
+queuedConfigAt: public(uint256)
+# @dev A queued claim-delay change (queuedClaimDelayAt == 0 when none).
+queuedClaimDelay: public(uint256)
+queuedClaimDelayAt: public(uint256)
+
+# @dev (claimable epoch << 160) | (latest total << 64) | latest epoch, where "latest" is the last accepted
+#      report still standing (claimable or pending) and "claimable" the one claims are checked against.
 _latest: uint256
 
-# @dev The root claims are checked against, and its packed total and epoch.
+# @dev The root claims are checked against.
 rewardsRoot: public(bytes32)
-_claimableMeta: uint256
+# @dev The claim path's one hot word: (totalClaimed << 160) | (claimable total << 64) | claimableAt of the
+#      oldest pending report (0 when none), so a claim reads and writes a single slot besides its own.
+_claimState: uint256
 
-# @dev A report waiting out `claimDelay` (pendingClaimableAt == 0 when none).
-pendingRoot: public(bytes32)
-_pendingMeta: uint256
-pendingClaimableAt: public(uint256)
+# @dev Pending reports, oldest first: ring positions [_pendingHead, _pendingTail) modulo MAX_PENDING.
+_pending: HashMap[uint256, PendingReport]
+_pendingHead: uint256
+_pendingTail: uint256
 
 claimed: public(HashMap[address, uint256])
 # @dev All OPEN ever sent in through `fund`.
@@ -147,41 +200,152 @@ def __init__(token_: IERC20, signers_: DynArray[address, MAX_SIGNERS], threshold
 
 
 @external
-def setOracleConfig(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+@view
+def governanceDelay() -> uint256:
     """
-    @notice Replaces the oracle set (governance only); bumps the config digest so
-            signatures made for the old set no longer verify.
+    @notice How long a proposed oracle-set or claim-delay change waits: max(claimDelay, 1 day).
+    @return uint256 Seconds.
+    """
+    return self._governance_delay()
+
+
+@external
+def proposeOracleConfig(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+    """
+    @notice Queues a new oracle set (governance only); anyone may apply it once
+            `governanceDelay()` has passed. Replaces a change already queued.
     @param signers_ Distinct, non-zero signer addresses.
     @param threshold_ Signatures required, 1 <= m <= n.
     """
     ownable._check_owner()
-    self._set_config(signers_, threshold_)
+    self._check_config(signers_, threshold_)
+    executable_at: uint256 = block.timestamp + self._governance_delay()
+    self._queuedSigners = signers_
+    self.queuedThreshold = threshold_
+    self.queuedConfigAt = executable_at
+    log OracleConfigQueued(signers=signers_, threshold=threshold_, executableAt=executable_at)
 
 
 @external
-def setClaimDelay(claim_delay: uint256):
+def applyOracleConfig():
     """
-    @notice Sets the veto window for future reports (governance only).
+    @notice Applies the queued oracle set once its delay has passed (anyone); bumps
+            the config digest so signatures made for the old set no longer verify.
+    """
+    executable_at: uint256 = self.queuedConfigAt
+    assert executable_at != 0, "RewardDistributor: no config queued"
+    assert block.timestamp >= executable_at, "RewardDistributor: config change still timelocked"
+    self._promote()
+    self._set_config(self._queuedSigners, self.queuedThreshold)
+    self._queuedSigners = []
+    self.queuedThreshold = 0
+    self.queuedConfigAt = 0
+
+
+@external
+def cancelOracleConfig():
+    """
+    @notice Drops the queued oracle set (governance only).
+    """
+    ownable._check_owner()
+    assert self.queuedConfigAt != 0, "RewardDistributor: no config queued"
+    log OracleConfigCancelled(signers=self._queuedSigners, threshold=self.queuedThreshold)
+    self._queuedSigners = []
+    self.queuedThreshold = 0
+    self.queuedConfigAt = 0
+
+
+@external
+@view
+def getQueuedSigners() -> DynArray[address, MAX_SIGNERS]:
+    """
+    @notice The signer set of the queued oracle-set change (empty when none).
+    @return DynArray The signer addresses.
+    """
+    return self._queuedSigners
+
+
+@external
+def proposeClaimDelay(claim_delay: uint256):
+    """
+    @notice Queues a new veto window for future reports (governance only); anyone
+            may apply it once `governanceDelay()` has passed.
     @param claim_delay Seconds, at most MAX_CLAIM_DELAY.
     """
     ownable._check_owner()
-    self._set_claim_delay(claim_delay)
+    assert claim_delay <= MAX_CLAIM_DELAY, "RewardDistributor: delay too long"
+    executable_at: uint256 = block.timestamp + self._governance_delay()
+    self.queuedClaimDelay = claim_delay
+    self.queuedClaimDelayAt = executable_at
+    log ClaimDelayQueued(claimDelay=claim_delay, executableAt=executable_at)
 
 
 @external
-def veto():
+def applyClaimDelay():
     """
-    @notice Discards the pending report before it becomes claimable (governance only).
+    @notice Applies the queued claim delay once its delay has passed (anyone).
+    """
+    executable_at: uint256 = self.queuedClaimDelayAt
+    assert executable_at != 0, "RewardDistributor: no claim delay queued"
+    assert block.timestamp >= executable_at, "RewardDistributor: claim delay change still timelocked"
+    self._set_claim_delay(self.queuedClaimDelay)
+    self.queuedClaimDelay = 0
+    self.queuedClaimDelayAt = 0
+
+
+@external
+def cancelClaimDelay():
+    """
+    @notice Drops the queued claim delay (governance only).
+    """
+    ownable._check_owner()
+    assert self.queuedClaimDelayAt != 0, "RewardDistributor: no claim delay queued"
+    log ClaimDelayCancelled(claimDelay=self.queuedClaimDelay)
+    self.queuedClaimDelay = 0
+    self.queuedClaimDelayAt = 0
+
+
+@external
+def veto(fromEpoch: uint64 = 0):
+    """
+    @notice Discards the pending report of `fromEpoch` and every later pending one
+            (they carry its amounts forward) before they become claimable
+            (governance only). The epoch floor returns to the last report still
+            standing and the config digest is bumped (same signers and threshold),
+            so the vetoed reports' signatures can never be submitted again.
+    @param fromEpoch The first epoch to discard; 0 discards every pending report.
     """
     ownable._check_owner()
     self._promote()
-    assert self.pendingClaimableAt != 0, "RewardDistributor: nothing pending"
-    log ReportVetoed(epoch=convert(self._pendingMeta & EPOCH_MASK, uint64), rewardsRoot=self.pendingRoot)
-    self.pendingRoot = empty(bytes32)
-    self._pendingMeta = 0
-    self.pendingClaimableAt = 0
-    # the next report must exceed the vetoed epoch but may lower the total back to what is claimable
-    self._latest = (self._claimableMeta >> 64 << 64) | (self._latest & EPOCH_MASK)
+    head: uint256 = self._pendingHead
+    tail: uint256 = self._pendingTail
+    assert tail > head, "RewardDistributor: nothing pending"
+    first: uint256 = head
+    if fromEpoch != 0:
+        first = tail
+        for i: uint256 in range(MAX_PENDING):
+            if head + i >= tail:
+                break
+            if self._pending[(head + i) % MAX_PENDING].meta & EPOCH_MASK == convert(fromEpoch, uint256):
+                first = head + i
+                break
+        assert first < tail, "RewardDistributor: epoch not pending"
+    for i: uint256 in range(MAX_PENDING):
+        if first + i >= tail:
+            break
+        entry: PendingReport = self._pending[(first + i) % MAX_PENDING]
+        log ReportVetoed(epoch=convert(entry.meta & EPOCH_MASK, uint64), rewardsRoot=entry.rewardsRoot)
+    self._pendingTail = first
+    latest: uint256 = self._latest
+    standing: uint256 = 0
+    if first > head:
+        standing = self._pending[(first - 1) % MAX_PENDING].meta & (2**160 - 1)
+    else:
+        # nothing left pending: back to the claimable report
+        standing = (((self._claimState >> 64) & AMOUNT_MASK) << 64) | (latest >> 160)
+        self._claimState = self._claimState >> 64 << 64
+    self._latest = (latest >> 160 << 160) | standing
+    self._set_config(self.signers, self.threshold)
 
 
 @external
@@ -212,19 +376,24 @@ def submitReport(
 ):
     """
     @notice Accepts an epoch report signed by exactly `threshold` distinct oracle
-            signers, in ascending signer address order.
-    @param epoch Must exceed `latestEpoch`.
+            signers, in ascending signer address order. With a claim delay (or
+            reports still pending) it joins the pending queue behind every older
+            pending report.
+    @param epoch Must exceed `latestEpoch` and be at most max(block.timestamp, block.number).
     @param rewardsRoot_ Root of the cumulative (account, amount) tree.
     @param totalCumulative Sum of all cumulative amounts in the tree.
     @param attributionRoot Root of the per-inference attribution tree (an audit trail).
     @param reportURI Where the full report JSON lives.
     @param signatures The oracle signatures over the EIP-712 Report.
     """
+    self._promote()
     latest: uint256 = self._latest
     assert convert(epoch, uint256) > latest & EPOCH_MASK, "RewardDistributor: epoch not increasing"
+    assert convert(epoch, uint256) <= max(block.timestamp, block.number), "RewardDistributor: epoch too far ahead"
     assert rewardsRoot_ != empty(bytes32), "RewardDistributor: empty root"
-    assert totalCumulative >= latest >> 64, "RewardDistributor: cumulative total decreased"
+    assert totalCumulative >= (latest >> 64) & AMOUNT_MASK, "RewardDistributor: cumulative total decreased"
     assert totalCumulative <= self.totalFunded, "RewardDistributor: exceeds funded"
+    assert totalCumulative <= AMOUNT_MASK, "RewardDistributor: total too large"
     assert len(signatures) == self.threshold, "RewardDistributor: wrong number of signatures"
 
     digest: bytes32 = eip712._hash_typed_data_v4(
@@ -249,24 +418,26 @@ def submitReport(
         assert self.isSigner[signer], "RewardDistributor: not an oracle signer"
         previous = signer
 
-    self._promote()
     meta: uint256 = (totalCumulative << 64) | convert(epoch, uint256)
-    self._latest = meta
-    delay: uint256 = self.claimDelay
-    claimable_at: uint256 = block.timestamp + delay
-    if delay == 0:
+    head: uint256 = self._pendingHead
+    tail: uint256 = self._pendingTail
+    claimable_at: uint256 = block.timestamp + self.claimDelay
+    state: uint256 = self._claimState
+    if tail > head:
+        # mature in order: never before the report queued ahead of this one
+        claimable_at = max(claimable_at, self._pending[(tail - 1) % MAX_PENDING].meta >> 160)
+    if claimable_at <= block.timestamp:
+        # claimable at once (no delay and nothing pending)
         self.rewardsRoot = rewardsRoot_
-        self._claimableMeta = meta
-        if self.pendingClaimableAt != 0:
-            # a report still waiting under an earlier delay is superseded by this newer one; left in place it
-            # would later be promoted over this root and roll the claimable epoch back
-            self.pendingRoot = empty(bytes32)
-            self._pendingMeta = 0
-            self.pendingClaimableAt = 0
+        self._latest = (convert(epoch, uint256) << 160) | meta
+        self._claimState = (state >> 160 << 160) | (totalCumulative << 64)
     else:
-        self.pendingRoot = rewardsRoot_
-        self._pendingMeta = meta
-        self.pendingClaimableAt = claimable_at
+        assert tail - head < MAX_PENDING, "RewardDistributor: too many pending reports"
+        self._pending[tail % MAX_PENDING] = PendingReport(rewardsRoot=rewardsRoot_, meta=(claimable_at << 160) | meta)
+        self._pendingTail = tail + 1
+        self._latest = (latest >> 160 << 160) | meta
+        if tail == head:
+            self._claimState = (state >> 64 << 64) | claimable_at
     log ReportSubmitted(
         epoch=epoch,
         rewardsRoot=rewardsRoot_,
@@ -292,8 +463,21 @@ def claim(account: address, cumulativeAmount: uint256, proof: DynArray[bytes32, 
     @param proof The Merkle proof of (account, cumulativeAmount).
     @return uint256 The amount paid.
     """
-    self._promote()
-    return self._claim(account, cumulativeAmount, proof)
+    state: uint256 = self._claimState
+    if state & TIME_MASK != 0 and block.timestamp >= state & TIME_MASK:
+        self._promote()
+        state = self._claimState
+    assert merkle._verify(proof, self.rewardsRoot, self._leaf(account, cumulativeAmount)), "RewardDistributor: invalid proof"
+    already: uint256 = self.claimed[account]
+    assert cumulativeAmount > already, "RewardDistributor: nothing to claim"
+    amount: uint256 = cumulativeAmount - already
+    total_claimed: uint256 = (state >> 160) + amount
+    assert total_claimed <= (state >> 64) & AMOUNT_MASK, "RewardDistributor: exceeds the claimable total"
+    self.claimed[account] = cumulativeAmount
+    self._claimState = (total_claimed << 160) | (state & (2**160 - 1))
+    assert extcall token.transfer(account, amount, default_return_value=True)
+    log Claimed(account=account, amount=amount, cumulativeAmount=cumulativeAmount, sender=msg.sender)
+    return amount
 
 
 @external
@@ -305,6 +489,9 @@ def claimMany(
 ) -> uint256:
     """
     @notice Several claims in one transaction (e.g. a relayer paying gas for many).
+            Accounts with nothing left to claim (e.g. one that claimed itself a
+            moment earlier) are skipped, so one front-run claim cannot make the
+            whole batch revert; an invalid proof still reverts it.
     @param accounts The rewarded accounts.
     @param cumulativeAmounts Their cumulative amounts.
     @param proofs Their proofs.
@@ -312,11 +499,28 @@ def claimMany(
     """
     assert len(accounts) == len(cumulativeAmounts) and len(accounts) == len(proofs), "RewardDistributor: length mismatch"
     self._promote()
+    root: bytes32 = self.rewardsRoot
+    state: uint256 = self._claimState
+    total_claimed: uint256 = state >> 160
+    claimable_total: uint256 = (state >> 64) & AMOUNT_MASK
     total: uint256 = 0
     for i: uint256 in range(MAX_BATCH):
         if i >= len(accounts):
             break
-        total += self._claim(accounts[i], cumulativeAmounts[i], proofs[i])
+        account: address = accounts[i]
+        cumulative: uint256 = cumulativeAmounts[i]
+        already: uint256 = self.claimed[account]
+        if cumulative <= already:
+            continue
+        assert merkle._verify(proofs[i], root, self._leaf(account, cumulative)), "RewardDistributor: invalid proof"
+        amount: uint256 = cumulative - already
+        total_claimed += amount
+        assert total_claimed <= claimable_total, "RewardDistributor: exceeds the claimable total"
+        self.claimed[account] = cumulative
+        total += amount
+        assert extcall token.transfer(account, amount, default_return_value=True)
+        log Claimed(account=account, amount=amount, cumulativeAmount=cumulative, sender=msg.sender)
+    self._claimState = (total_claimed << 160) | (state & (2**160 - 1))
     return total
 
 
@@ -327,7 +531,8 @@ def claimMany(
 @view
 def latestEpoch() -> uint64:
     """
-    @notice The epoch of the last accepted report (claimable or pending).
+    @notice The epoch of the last accepted report still standing (claimable or pending):
+            the floor the next report's epoch must exceed.
     @return uint64 The epoch (0 before the first report).
     """
     return convert(self._latest & EPOCH_MASK, uint64)
@@ -337,40 +542,100 @@ def latestEpoch() -> uint64:
 @view
 def latestTotal() -> uint256:
     """
-    @notice The cumulative total of the last accepted report.
+    @notice The cumulative total of the last accepted report still standing.
     @return uint256 The total in wei.
     """
-    return self._latest >> 64
+    return (self._latest >> 64) & AMOUNT_MASK
 
 
 @external
 @view
 def rewardsEpoch() -> uint64:
     """
-    @notice The epoch of the claimable root.
+    @notice The epoch of the claimable root (as of the last state change).
     @return uint64 The epoch.
     """
-    return convert(self._claimableMeta & EPOCH_MASK, uint64)
+    return convert(self._latest >> 160, uint64)
 
 
 @external
 @view
 def rewardsTotal() -> uint256:
     """
-    @notice The cumulative total of the claimable root.
+    @notice The cumulative total of the claimable root (as of the last state change).
     @return uint256 The total in wei.
     """
-    return self._claimableMeta >> 64
+    return (self._claimState >> 64) & AMOUNT_MASK
+
+
+@external
+@view
+def totalClaimed() -> uint256:
+    """
+    @notice Everything ever paid out by claims (never above `rewardsTotal`).
+    @return uint256 The total in wei.
+    """
+    return self._claimState >> 160
+
+
+@external
+@view
+def pendingCount() -> uint256:
+    """
+    @notice How many reports wait as pending (matured ones not yet promoted included).
+    @return uint256 The count.
+    """
+    return self._pendingTail - self._pendingHead
+
+
+@external
+@view
+def pendingReport(index: uint256) -> (uint64, bytes32, uint256, uint256):
+    """
+    @notice The `index`-th pending report, oldest first.
+    @param index 0 for the oldest.
+    @return uint64 Its epoch.
+    @return bytes32 Its rewards root.
+    @return uint256 Its cumulative total.
+    @return uint256 When it becomes claimable.
+    """
+    assert index < self._pendingTail - self._pendingHead, "RewardDistributor: no such pending report"
+    entry: PendingReport = self._pending[(self._pendingHead + index) % MAX_PENDING]
+    return convert(entry.meta & EPOCH_MASK, uint64), entry.rewardsRoot, (entry.meta >> 64) & AMOUNT_MASK, entry.meta >> 160
+
+
+@external
+@view
+def pendingRoot() -> bytes32:
+    """
+    @notice The rewards root of the oldest pending report (zero when none).
+    @return bytes32 The root.
+    """
+    if self._pendingTail == self._pendingHead:
+        return empty(bytes32)
+    return self._pending[self._pendingHead % MAX_PENDING].rewardsRoot
 
 
 @external
 @view
 def pendingEpoch() -> uint64:
     """
-    @notice The epoch of the pending report (0 when none).
+    @notice The epoch of the oldest pending report (0 when none).
     @return uint64 The epoch.
     """
-    return convert(self._pendingMeta & EPOCH_MASK, uint64)
+    if self._pendingTail == self._pendingHead:
+        return 0
+    return convert(self._pending[self._pendingHead % MAX_PENDING].meta & EPOCH_MASK, uint64)
+
+
+@external
+@view
+def pendingClaimableAt() -> uint256:
+    """
+    @notice When the oldest pending report becomes claimable (0 when none).
+    @return uint256 A timestamp.
+    """
+    return self._claimState & TIME_MASK
 
 
 @external
@@ -384,14 +649,17 @@ def claimable(account: address, cumulativeAmount: uint256, proof: DynArray[bytes
     @return uint256 The amount in wei.
     """
     root: bytes32 = self.rewardsRoot
-    pending_at: uint256 = self.pendingClaimableAt
-    if pending_at != 0 and block.timestamp >= pending_at:
-        root = self.pendingRoot
+    total: uint256 = (self._claimState >> 64) & AMOUNT_MASK
+    last: uint256 = self._last_matured()
+    if last > self._pendingHead:
+        entry: PendingReport = self._pending[(last - 1) % MAX_PENDING]
+        root = entry.rewardsRoot
+        total = (entry.meta >> 64) & AMOUNT_MASK
     if not merkle._verify(proof, root, self._leaf(account, cumulativeAmount)):
         return 0
     if cumulativeAmount <= self.claimed[account]:
         return 0
-    return cumulativeAmount - self.claimed[account]
+    return min(cumulativeAmount - self.claimed[account], total - min(total, self._claimState >> 160))
 
 
 @external
@@ -443,39 +711,71 @@ def _leaf(account: address, amount: uint256) -> bytes32:
 
 
 @internal
-def _claim(account: address, cumulative_amount: uint256, proof: DynArray[bytes32, MAX_PROOF]) -> uint256:
-    assert merkle._verify(proof, self.rewardsRoot, self._leaf(account, cumulative_amount)), "RewardDistributor: invalid proof"
-    already: uint256 = self.claimed[account]
-    assert cumulative_amount > already, "RewardDistributor: nothing to claim"
-    amount: uint256 = cumulative_amount - already
-    self.claimed[account] = cumulative_amount
-    assert extcall token.transfer(account, amount, default_return_value=True)
-    log Claimed(account=account, amount=amount, cumulativeAmount=cumulative_amount, sender=msg.sender)
-    return amount
+@view
+def _governance_delay() -> uint256:
+    return max(self.claimDelay, MIN_GOVERNANCE_DELAY)
+
+
+@internal
+@view
+def _last_matured() -> uint256:
+    """
+    @dev One past the newest pending report whose time has come (claimableAt grows along
+         the queue, so a binary search finds it); equals the head when none has matured.
+    """
+    low: uint256 = self._pendingHead
+    high: uint256 = self._pendingTail
+    for i: uint256 in range(9):  # log2(MAX_PENDING) + 1
+        if low >= high:
+            break
+        mid: uint256 = (low + high) // 2
+        if self._pending[mid % MAX_PENDING].meta >> 160 <= block.timestamp:
+            low = mid + 1
+        else:
+            high = mid
+    return low
 
 
 @internal
 def _promote():
     """
-    @dev Makes a pending report claimable once its delay has passed.
+    @dev Makes every pending report whose delay has passed claimable (the newest of them wins).
     """
-    pending_at: uint256 = self.pendingClaimableAt
-    if pending_at != 0 and block.timestamp >= pending_at:
-        self.rewardsRoot = self.pendingRoot
-        self._claimableMeta = self._pendingMeta
-        self.pendingRoot = empty(bytes32)
-        self._pendingMeta = 0
-        self.pendingClaimableAt = 0
+    state: uint256 = self._claimState
+    head_at: uint256 = state & TIME_MASK
+    if head_at == 0 or block.timestamp < head_at:
+        return
+    last: uint256 = self._last_matured()
+    entry: PendingReport = self._pending[(last - 1) % MAX_PENDING]
+    self.rewardsRoot = entry.rewardsRoot
+    self._pendingHead = last
+    next_at: uint256 = 0
+    if last < self._pendingTail:
+        next_at = self._pending[last % MAX_PENDING].meta >> 160
+    self._claimState = (state >> 160 << 160) | (((entry.meta >> 64) & AMOUNT_MASK) << 64) | next_at
+    self._latest = ((entry.meta & EPOCH_MASK) << 160) | (self._latest & (2**160 - 1))
+
+
+@internal
+@view
+def _check_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+    assert threshold_ > 0 and threshold_ <= len(signers_), "RewardDistributor: bad threshold"
+    for i: uint256 in range(MAX_SIGNERS):
+        if i >= len(signers_):
+            break
+        assert signers_[i] != empty(address), "RewardDistributor: zero signer"
+        for j: uint256 in range(MAX_SIGNERS):
+            if j >= i:
+                break
+            assert signers_[j] != signers_[i], "RewardDistributor: duplicate signer"
 
 
 @internal
 def _set_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
-    assert threshold_ > 0 and threshold_ <= len(signers_), "RewardDistributor: bad threshold"
+    self._check_config(signers_, threshold_)
     for old: address in self.signers:
         self.isSigner[old] = False
     for s: address in signers_:
-        assert s != empty(address), "RewardDistributor: zero signer"
-        assert not self.isSigner[s], "RewardDistributor: duplicate signer"
         self.isSigner[s] = True
     self.signers = signers_
     self.threshold = threshold_

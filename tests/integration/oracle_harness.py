@@ -7,6 +7,7 @@ log the server writes, and `attribution-oracle oracle run` processes on free por
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -74,10 +75,13 @@ class Market:
         return response["result"]
 
 
-def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10, served_log: Path | None = None) -> Market:
+def make_market(
+    root: Path, threshold: int = 2, epoch_blocks: int = 10, served_log: Path | None = None, claim_delay_s: int = 0
+) -> Market:
     """Start Anvil (0.2 s blocks) and set up the market; the caller stops ``market.anvil``.
 
-    ``served_log`` is where the emulated server writes its records (default ``root/served.sqlite``)."""
+    ``served_log`` is where the emulated server writes its records (default ``root/served.sqlite``);
+    ``claim_delay_s`` is the distributor's veto window."""
     anvil = LocalNode(root / "anvil", port=free_port())
     anvil.start(fresh=True, block_time=BLOCK_TIME_S)
     client = ChainClient(anvil.rpc_url)
@@ -94,6 +98,7 @@ def make_market(root: Path, threshold: int = 2, epoch_blocks: int = 10, served_l
         oracle_threshold=threshold,
         epoch_blocks=epoch_blocks,
         operators=[dev_account(OPERATOR).address],
+        claim_delay_s=claim_delay_s,
     )
     home = root / "setup"
     deployment.save(home / "deployments")
@@ -124,12 +129,14 @@ class Driver:
     """Pays for inferences in batches, records them as the server would, and marks them served.
 
     Records carry real token ids of the trained tiny model: the prompt's UTF-8 bytes (its byte tokenizer) and
-    the model's own greedy output."""
+    the model's own greedy output. Each payment's ``inputHash`` is the sha256 of the prompt its record carries
+    (the oracle checks it, as the server does)."""
 
     market: Market
     prompts: int = 0
     paid_at: dict[int, float] = field(default_factory=dict)
     served: list[int] = field(default_factory=list)
+    prompt_of: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._model = None
@@ -142,12 +149,15 @@ class Driver:
         receipts: list[tuple] = []
         while count > 0:
             n = min(BATCH, count)
-            hashes = [(self.prompts + i).to_bytes(32, "big") for i in range(n)]
+            texts = [f"{tag}prompt {self.prompts + i}: how do bees make honey?" for i in range(n)]
+            hashes = [hashlib.sha256(t.encode()).digest() for t in texts]
             fn = contract.functions.payForInferenceBatch([1] * n, hashes, [10**18] * n)
             receipt = m.client.send(fn, dev_account(PAYER), f"pay {n}")
             now = time.time()
             events = [e for e in map(self._decoder.decode, map(_raw_log, receipt["logs"])) if e is not None]
             paid = [e for e in events if e["event"] == "InferencePaid"]
+            for event, text in zip(paid, texts, strict=True):  # request ids follow the batch's order
+                self.prompt_of[event["args"]["requestId"]] = text
             splits = {e["args"]["requestId"]: e["args"] for e in events if e["event"] == "FeeSplit"}
             for event in paid:
                 a = event["args"]
@@ -195,12 +205,12 @@ class Driver:
         Requests in ``without_record`` are marked served but get no record (a faulty server)."""
         store = ServedRecordStore(self.market.served_log)
         wanted = [r[0] for r in receipts if r[0] not in without_record]
-        outputs = self.generate({i: f"{tag}prompt {i}: how do bees make honey?" for i in wanted})
+        outputs = self.generate({i: self.prompt_of[i] for i in wanted})
         for r in receipts:
             request_id = r[0]
             if request_id in without_record:
                 continue
-            prompt = f"{tag}prompt {request_id}: how do bees make honey?"
+            prompt = self.prompt_of[request_id]
             output_ids = outputs[request_id]
             output = bytes(output_ids).decode("utf-8", errors="replace")
             store.add(

@@ -21,6 +21,7 @@ from attribution_oracle.chain.deployments import load_deployment
 from attribution_oracle.chain.wallets import dev_signer
 from attribution_oracle.models import load_base_model, pack_adapter, unpack_adapter
 from attribution_oracle.serving.adapter_cache import AdapterError
+from attribution_oracle.serving.served_access import served_query_headers
 from attribution_oracle.serving.server import ServerThread
 from attribution_oracle.serving.service import OpenLoraService
 from attribution_oracle.store.blobs import BlobStore
@@ -28,6 +29,7 @@ from attribution_oracle.store.blobs import BlobStore
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"
 SRC = Path(__file__).resolve().parents[2] / "src"
 BASE = "tiny:0"
+MAX_BODY_BYTES = 256 * 1024  # serving.api.MAX_BODY_BYTES
 ADAPTERS = [(4, ["q_proj", "v_proj"]), (8, ["k_proj", "o_proj", "gate_proj"])]
 
 
@@ -129,7 +131,9 @@ def test_paid_completion_is_served_recorded_and_marked_on_chain(world, server):
     prompt_ids = base.tokenizer(prompt, add_special_tokens=False).input_ids
     assert list(record.prompt_token_ids) == prompt_ids
     assert list(record.output_token_ids) == peft_greedy(blobs[0], prompt_ids, 6)  # the adapter really answered
-    served = httpx.get(f"{server.url}/v1/served", params={"after": request_id - 1, "limit": 5}).json()["records"]
+    query = {"after": request_id - 1, "limit": 5}
+    headers = served_query_headers(dev_signer("dev:0"), server.service.gate.client.chain_id, **query)  # the oracle
+    served = httpx.get(f"{server.url}/v1/served", params=query, headers=headers).json()["records"]
     assert served[0] == record.to_dict()
     assert server.service.marker.wait_idle(30) and request_id in server.service.marker.marked
     assert status(ao, request_id) == "served"
@@ -267,3 +271,76 @@ def test_serve_command_starts_and_stops_on_sigterm(world):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+# ------------------------------------------------------------ attacks (issue 13)
+
+
+def test_attack_anyone_reads_every_paid_prompt_at_v1_served(world, server):
+    chain_id = server.service.gate.client.chain_id
+    url, query = f"{server.url}/v1/served", {"after": 0, "limit": 10}
+    anonymous = httpx.get(url, params=query)
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+    stranger = httpx.get(url, params=query, headers=served_query_headers(dev_signer("dev:5"), chain_id, **query))
+    assert stranger.status_code == 401 and "not an oracle signer" in stranger.json()["error"]["message"]
+    signed = served_query_headers(dev_signer("dev:0"), chain_id, **query)
+    other_query = httpx.get(url, params={"after": 1, "limit": 10}, headers=signed)  # the signature binds the query
+    assert other_query.status_code == 401
+    stale = dict(signed, **{"X-Oracle-Timestamp": str(int(signed["X-Oracle-Timestamp"]) - 3600)})
+    assert httpx.get(url, params=query, headers=stale).status_code == 401
+    assert httpx.get(url, params=query, headers=signed).status_code == 200
+
+
+def test_attack_unpaid_8_mib_body_is_read_and_parsed_before_the_402(world, server):
+    huge = b'{"model": "1", "prompt": "' + b"a" * (8 << 20) + b'"}'
+    response = httpx.post(f"{server.url}/v1/completions", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+    def chunks():  # no Content-Length: refused while reading, not after
+        yield b'{"model": "1", "prompt": "'
+        for _ in range(64):
+            yield b"b" * (MAX_BODY_BYTES // 16)
+        yield b'"}'
+
+    streamed = httpx.post(f"{server.url}/v1/chat/completions", content=chunks(), timeout=30)
+    assert streamed.status_code == 413
+    long_prompt = httpx.post(f"{server.url}/v1/completions", json={"model": "1", "prompt": "c" * 70_000})
+    assert long_prompt.status_code == 400 and "prompt is too long" in long_prompt.json()["error"]["message"]
+    many = [{"role": "user", "content": "hi"}] * 200
+    assert httpx.post(f"{server.url}/v1/chat/completions", json={"model": "1", "messages": many}).status_code == 400
+    big_tokens = httpx.post(f"{server.url}/v1/completions", json={"model": "1", "prompt": "x", "max_tokens": 10**9})
+    assert big_tokens.status_code == 400
+
+
+def test_attack_client_hangs_up_a_stream_to_get_the_inference_free(world, server):
+    ao, _, _ = world
+    prompt = "Drone bees"
+    request_id = pay(ao, 1, prompt)
+    body = {"model": "1", "prompt": prompt, "max_tokens": 400, "request_id": request_id, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and json.loads(line.removeprefix("data: "))["choices"][0]["text"]:
+                break  # the first token arrived: hang up
+    deadline = time.monotonic() + 60
+    while server.service.records.get(request_id) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    record = server.service.records.get(request_id)
+    assert record is not None and record.output_token_ids  # recorded with what was generated
+    assert server.service.marker.wait_idle(30) and request_id in server.service.marker.marked
+    assert status(ao, request_id) == "served"  # so it can be neither refunded nor served again
+    again = httpx.post(f"{server.url}/v1/completions", json={**body, "stream": False}, timeout=60)
+    assert again.status_code == 402 and again.json()["error"]["code"] == "already_served"
+
+
+def test_attack_request_served_when_its_service_window_is_about_to_close(world, server):
+    ao, _, _ = world
+    prompt = "Late bees"
+    request_id = pay(ao, 1, prompt)
+    rpc = server.service.gate.client.w3.provider
+    rpc.make_request("evm_increaseTime", [55])  # 5 s left of the 60 s window
+    rpc.make_request("evm_mine", [])
+    body = {"model": "1", "prompt": prompt, "max_tokens": 4, "request_id": request_id}
+    late = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60)
+    assert late.status_code == 402 and late.json()["error"]["code"] == "service_window_closing"
+    assert server.service.records.get(request_id) is None

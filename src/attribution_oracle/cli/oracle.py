@@ -104,7 +104,7 @@ def run(
                 app.deployment,
                 app.store,
                 signer,
-                open_source(served),
+                open_source(served, signer, app.client.chain_id),
                 load_provider(scorer, context),
                 context,
                 NodeConfig(

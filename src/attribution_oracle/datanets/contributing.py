@@ -14,6 +14,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from attribution_oracle.chain.client import ChainClient, format_eth
+from attribution_oracle.chain.commit_reveal import contribute_bound
 from attribution_oracle.chain.errors import TransactionError
 from attribution_oracle.chain.reads import ChainReader
 from attribution_oracle.chain.token import ensure_allowance, events_of
@@ -31,7 +32,7 @@ __all__ = [
     "send_contributions",
 ]
 
-GAS_PER_CONTRIBUTION = 300_000
+GAS_PER_CONTRIBUTION = 350_000  # commit + reveal
 
 
 def content_problem(data: bytes) -> str | None:
@@ -131,13 +132,20 @@ def send_contributions(
     plan: ContributionPlan,
     on_sent: Callable[[], None] | None = None,
 ) -> list[int]:
-    """Send one ``contribute`` per planned file (after ``fund_contributions``); returns the new ids."""
+    """Commit and reveal one contribution per planned file (after ``fund_contributions``); returns the new ids."""
     ids = []
     for path, digest in plan.todo:
-        fn = registry.functions.contribute(
-            plan.datanet_id, digest_to_bytes32(digest), content_uri(digest), path.stat().st_size, plan.stake
+        receipt = contribute_bound(  # commit, then reveal in a later block: the content hash cannot be front-run
+            client,
+            registry,
+            signer,
+            plan.datanet_id,
+            digest_to_bytes32(digest),
+            content_uri(digest),
+            path.stat().st_size,
+            plan.stake,
+            path.name,
         )
-        receipt = client.send(fn, signer, f"contribute {path.name}")
         ids.append(events_of(registry, "ContributionSubmitted", receipt)[0]["contributionId"])
         if on_sent is not None:
             on_sent()

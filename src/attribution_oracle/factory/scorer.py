@@ -145,4 +145,6 @@ def load_model_scorer(
         span_index = SpanIndex.open(
             restore_directory(store, manifest["attribution"]["span_index"]["files"], root / "span")
         )
-    return ModelScorer(manifest, model, attributor, index, span_index)
+    scorer = ModelScorer(manifest, model, attributor, index, span_index)
+    scorer.tokenizer = base.tokenizer  # the oracle checks served records' tokenization with it
+    return scorer

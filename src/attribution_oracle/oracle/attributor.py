@@ -11,10 +11,16 @@ with no positive score. Its report entry has empty scores, so anyone can recompu
 applies the same rule with the same grace to the same chain; a source that cannot be read (an error, not an
 answer without the record) never triggers it. A record that appears only after some nodes' grace ran out can
 make their reports differ from late nodes'; m-of-n then settles with the majority.
+
+Record checks (the log and the link to it are not trusted): a record is scored only if it names the paid model
+and that model's on-chain adapter, the sha256 of its prompt is the payment's ``inputHash`` and, when the scorer
+exposes its ``tokenizer``, its prompt token ids are the tokenization of its prompt. A record failing any check
+is attributed by the same equal fallback, and the report entry says why (``fallback``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -66,13 +72,15 @@ class Attributor:
     def forget(self, _ancestor: int | None = None) -> None:
         """Drop cached scorers and training data (after a reorg a model id may mean another model)."""
         self._scorers.clear()
+        self.context._adapters.clear()
         self.context._training.clear()
 
     def pending(self, limit: int = BATCH, after: int = -1) -> list[tuple]:
         """Served and paid requests without an attribution with a request id above ``after``, oldest first."""
         return self.db.query(
             "SELECT s.request_id, p.model_id, s.block_number, p.contributors_amount, p.datanet_owners_amount, "
-            "s.seen_at FROM served s JOIN payments p USING (request_id) WHERE s.request_id > ? "
+            "s.seen_at, i.input_hash FROM served s JOIN payments p USING (request_id) LEFT JOIN payment_inputs i "
+            "USING (request_id) WHERE s.request_id > ? "
             "AND s.request_id NOT IN (SELECT request_id FROM attributions) ORDER BY s.request_id LIMIT ?",
             (after, limit),
         )
@@ -87,9 +95,10 @@ class Attributor:
         confirmed = cursor[0] if cursor else -1
         done: list[tuple] = []
         delays: list[float] = []
-        for request_id, model_id, block, contributors, datanets, seen_at in rows:
+        for request_id, model_id, block, contributors, datanets, seen_at, input_hash in rows:
             record = records.get(request_id)
             started = time.perf_counter()
+            fallback: str | None = None
             if record is None:
                 if confirmed < block + self.record_grace_blocks:
                     if request_id not in self._warned:
@@ -101,32 +110,57 @@ class Attributor:
                      served_block=block, grace_blocks=self.record_grace_blocks)  # fmt: skip
                 self.metrics.missing_records.inc()
                 scores: dict[str, float] = {}
+                fallback = "no served record within the grace period"
             else:
-                if record.model_id != model_id:
-                    warn("served record names another model", request_id=request_id, record_model=record.model_id,
-                         paid_model=model_id)  # fmt: skip
                 scorer = self._scorers.get(model_id)
                 if scorer is None:
                     scorer = self._scorers[model_id] = self.provider(model_id)
-                scores = {
-                    str(k): float(v) for k, v in scorer.scores(record.prompt_token_ids, record.output_token_ids).items()
-                }
+                fallback = self._check(record, model_id, input_hash, scorer)
+                if fallback is not None:
+                    warn("served record fails a check: equal fallback", request_id=request_id, reason=fallback)
+                    scores = {}
+                else:
+                    scores = {
+                        str(k): float(v)
+                        for k, v in scorer.scores(record.prompt_token_ids, record.output_token_ids).items()
+                    }
             contributions, owners = self.context.training_data(model_id)
             inference = ServedInference(request_id, model_id, int(contributors), int(datanets))
             shares = allocate(inference, scores, contributions, owners)
             self.metrics.attribution_seconds.observe(time.perf_counter() - started)
-            done.append((request_id, model_id, block, _dumps(scores), _dumps({a: str(v) for a, v in shares.items()})))
+            done.append((request_id, model_id, block, _dumps(scores), _dumps({a: str(v) for a, v in shares.items()}),
+                         fallback))  # fmt: skip
             delays.append(time.time() - seen_at)
         if done:
             now = time.time()
             with self.db.transaction() as db:
                 db.executemany(
-                    "INSERT OR IGNORE INTO attributions VALUES (?, ?, ?, ?, ?, ?)", [(*row, now) for row in done]
+                    "INSERT OR IGNORE INTO attributions VALUES (?, ?, ?, ?, ?, ?)", [(*row[:5], now) for row in done]
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO attribution_fallbacks VALUES (?, ?)",
+                    [(row[0], row[5]) for row in done if row[5] is not None],
                 )
             self.metrics.attributed.inc(len(done))
             for delay in delays:
                 self.metrics.attribution_delay.observe(delay)
         return Attributed(len(done), len(rows) - len(done), rows[-1][0])
+
+    def _check(self, record, model_id: int, input_hash: str | None, scorer: object) -> str | None:
+        """Why ``record`` cannot be trusted for the payment (None if it passes every check)."""
+        if record.model_id != model_id:
+            return f"the record names model {record.model_id}, the payment model {model_id}"
+        adapter = self.context.adapter_hash(model_id)
+        if record.adapter_hash != adapter:
+            return f"the record names adapter {record.adapter_hash[:16]}, model {model_id} has {adapter[:16]}"
+        if input_hash and "0x" + hashlib.sha256(record.prompt.encode("utf-8")).hexdigest() != input_hash.lower():
+            return "the record's prompt does not hash to the payment's inputHash"
+        tokenizer = getattr(scorer, "tokenizer", None)
+        if tokenizer is not None:
+            ids = tuple(tokenizer(record.prompt, add_special_tokens=False).input_ids)
+            if ids != tuple(record.prompt_token_ids):
+                return "the record's prompt token ids are not the tokenization of its prompt"
+        return None
 
 
 def _dumps(value: dict) -> str:

@@ -1,11 +1,18 @@
 """m-of-n: sign this node's report, exchange signatures with peers, submit once m signatures match.
 
-A signature travels with the fields it signs (epoch, report URI, roots, total); a receiver keeps it only if it
-recovers to a member of the on-chain oracle set. Signatures over another URI than this node's report are
-disagreements: logged once per peer and epoch with the differing leaves (accounts and amounts), and never
-block the others. Any node holding m signatures over its own report submits, the node whose turn it is
-(``(index of its signer - epoch) mod n``) first and the others after a short delay each; a node never submits
-an epoch the distributor has already accepted (checked on-chain just before sending).
+A signature travels with the fields it signs (epoch, report URI, roots, total); a receiver keeps it only if it is in
+the canonical form the contract accepts (v in {27, 28}, 0 < r, 0 < s <= n/2: a malleated high-s or v in {0, 1} /
+EIP-155 copy relayed by anyone is refused, so it can never block the honest one) and recovers to a member of the on-
+chain oracle set; a canonical copy replaces whatever was stored for the same signer and report. A signer seen
+signing two different reports for one epoch (after a deep reorg a node rebuilds and re-signs the epoch, while its
+peers still hold its stale signature) no longer counts for that epoch on this node until a rollback: the node
+collects again instead of submitting with a possibly stale signature. The config (digest, signers, threshold) is re-
+read every step (``refresh_config``); drafts and signatures made under another digest are dropped, and the node
+resumes under the new one. Signatures over another URI than this node's report are disagreements: logged once per
+peer and epoch with the differing leaves (accounts and amounts), and never block the others. Any node holding m
+signatures over its own report submits, the node whose turn it is (``(index of its signer - epoch) mod n``) first
+and the others after a short delay each; a node never submits an epoch the distributor has already accepted (checked
+on-chain just before sending).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from attribution_oracle.oracle.logs import log, warn
 from attribution_oracle.oracle.metrics import Metrics
 from attribution_oracle.oracle.peers import Peers
 from attribution_oracle.settlement.typed_data import (
+    SECP256K1_HALF_N,
     ReportMessage,
     Signature,
     order_for_contract,
@@ -70,10 +78,32 @@ class Consensus:
         self.distributor = client.contract(deployment, "RewardDistributor")
         self._oracle_set: tuple[list[str], int] | None = None
         self._ready_at: dict[tuple[int, str], float] = {}
+        self._conflicts: dict[int, set[str]] = {}  # epoch -> signers seen signing two different reports for it
 
     def forget(self, _ancestor: int | None = None) -> None:
-        """Drop the cached oracle set."""
+        """Drop the cached oracle set (and, after a rollback, what was learnt about conflicting signers)."""
         self._oracle_set = None
+        if _ancestor is not None:
+            self._conflicts.clear()
+
+    def refresh_config(self) -> bool:
+        """Re-read the distributor's config digest; on a change (rotation, veto) drop the cached set, the
+        builder's drafts and every unsubmitted draft and signature made under the old digest. True if it changed."""
+        digest = "0x" + bytes(self.client.call(self.distributor.functions.configDigest())).hex()
+        known = self.db.get_meta("config_digest")
+        if known == digest:
+            return False
+        with self.db.transaction() as db:
+            accepted = "SELECT epoch, report_uri FROM submissions WHERE vetoed = 0"
+            db.execute(f"DELETE FROM signatures WHERE (epoch, report_uri) NOT IN ({accepted})")
+            db.execute(f"DELETE FROM epochs WHERE (epoch, report_uri) NOT IN ({accepted})")
+            OracleDB.set_meta(db, "config_digest", digest)
+        self.forget()
+        self.builder.forget()
+        self._ready_at.clear()
+        if known is not None:
+            log("oracle config changed: drafts and signatures under the old digest dropped", old=known, new=digest)
+        return True
 
     def oracle_set(self) -> tuple[list[str], int]:
         """``(signers lower-case, threshold)`` of the distributor."""
@@ -99,6 +129,8 @@ class Consensus:
         """Verify and store a signature (from a peer or our own); False if invalid or from outside the set."""
         try:
             signature = Signature(to_checksum_address(sig["signer"]), int(sig["v"]), _bytes(sig["r"]), _bytes(sig["s"]))
+            if not _canonical(signature):
+                return False
             message = self.message(sig)
             recovered = recover_signer(message, self.client.chain_id, self.distributor.address, signature)
         except (KeyError, ValueError, TypeError):
@@ -107,8 +139,19 @@ class Consensus:
         if recovered.lower() != signature.signer.lower() or recovered.lower() not in signers:
             return False
         with self.db.transaction() as db:
+            stale = db.execute(
+                "SELECT report_uri FROM signatures WHERE epoch = ? AND signer = ? AND report_uri != ?",
+                (message.epoch, recovered.lower(), message.report_uri),
+            ).fetchall()
+            conflicted = self._conflicts.setdefault(message.epoch, set())
+            if stale and recovered.lower() not in conflicted:  # two reports from one signer for one epoch (a reorg)
+                conflicted.add(recovered.lower())
+                self._ready_at = {k: v for k, v in self._ready_at.items() if k[0] != message.epoch}
+                warn("signer signed two different reports for one epoch (deep reorg?): its signatures no longer "
+                     "count for this epoch here, collecting again", epoch=message.epoch, signer=recovered,
+                     reports=sorted({u for (u,) in stale} | {message.report_uri}))  # fmt: skip
             db.execute(
-                "INSERT OR IGNORE INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (message.epoch, message.report_uri, recovered.lower(), _hex(message.rewards_root),
                  str(message.total_cumulative), _hex(message.attribution_root), signature.v, _hex(signature.r),
                  _hex(signature.s), time.time()),
@@ -202,10 +245,12 @@ class Consensus:
 
     def _matching(self, draft: Draft) -> list[dict]:
         message = draft.message
+        conflicted = self._conflicts.get(draft.epoch, set())
         return [
             s
             for s in self.signatures(draft.epoch, draft.uri)
-            if s["rewardsRoot"] == _hex(message.rewards_root)
+            if s["signer"] not in conflicted
+            and s["rewardsRoot"] == _hex(message.rewards_root)
             and int(s["totalCumulative"]) == message.total_cumulative
             and s["attributionRoot"] == _hex(message.attribution_root)
         ]
@@ -257,6 +302,14 @@ class Consensus:
                 )
             logged += 1
         return logged
+
+
+def _canonical(signature: Signature) -> bool:
+    """The only form ``RewardDistributor.submitReport`` accepts: v in {27, 28}, 0 < r, 0 < s <= n/2."""
+    r, s = int.from_bytes(signature.r, "big"), int.from_bytes(signature.s, "big")
+    return (
+        signature.v in (27, 28) and len(signature.r) == len(signature.s) == 32 and r > 0 and 0 < s <= SECP256K1_HALF_N
+    )
 
 
 def _differing_leaves(ours: dict[str, int], theirs: dict[str, int]) -> list[dict]:

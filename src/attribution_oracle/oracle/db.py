@@ -5,9 +5,12 @@ Tables (all amounts are decimal strings, hashes 0x hex):
 - ``meta``: deployment key, signer, chain cursor (``cursor_number``, ``cursor_hash``).
 - ``blocks``: ``(number, hash)`` of processed blocks that carried events, plus each cursor block; the reorg
   detector walks them back to the newest block the chain still has.
-- ``payments``: ``InferencePaid`` + ``FeeSplit`` per request (model, block, the two data pools).
+- ``payments``: ``InferencePaid`` + ``FeeSplit`` per request (model, block, the two data pools);
+  ``payment_inputs``: its paid ``inputHash``.
+- ``meta.config_digest``: the distributor's config digest the stored drafts and signatures were made under.
 - ``served``: ``InferenceServed`` per request (block, when this node saw it).
-- ``attributions``: per served request, the scores and exact per-account shares (the processed inferences).
+- ``attributions``: per served request, the scores and exact per-account shares (the processed inferences);
+  ``attribution_fallbacks``: why the equal split was used (a served record that failed a check, or none).
 - ``submissions``: ``ReportSubmitted`` on-chain (vetoed ones flagged), with the report's block range once loaded.
 - ``epochs``: this node's report draft per epoch (URI, block range, status).
 - ``signatures``: own and peers' EIP-712 signatures per ``(epoch, report URI, signer)`` with the signed fields.
@@ -83,6 +86,8 @@ CREATE TABLE IF NOT EXISTS signatures (
     received_at REAL NOT NULL,
     PRIMARY KEY (epoch, report_uri, signer)
 );
+CREATE TABLE IF NOT EXISTS payment_inputs (request_id INTEGER PRIMARY KEY, input_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attribution_fallbacks (request_id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS disagreements (
     epoch INTEGER NOT NULL,
     report_uri TEXT NOT NULL,
@@ -183,6 +188,10 @@ class OracleDB:
             db.execute("DELETE FROM served WHERE block_number > ?", (ancestor,))
             db.execute("DELETE FROM attributions WHERE request_id NOT IN (SELECT request_id FROM served)")
             db.execute("DELETE FROM attributions WHERE request_id NOT IN (SELECT request_id FROM payments)")
+            db.execute("DELETE FROM payment_inputs WHERE request_id NOT IN (SELECT request_id FROM payments)")
+            db.execute(
+                "DELETE FROM attribution_fallbacks WHERE request_id NOT IN (SELECT request_id FROM attributions)"
+            )
             db.execute("DELETE FROM submissions WHERE block_number > ?", (ancestor,))
             stale = [e for (e,) in db.execute("SELECT epoch FROM epochs WHERE to_block > ?", (ancestor,))]
             for epoch in stale:

@@ -11,6 +11,8 @@ Rule (every node derives the same report from the same chain and records):
   outpace the report cycle the reports grow instead of the backlog; it depends on chain data only.
 - Epoch ``e`` ends at the last block of index ``e`` (for time epochs: the last block with a timestamp below
   ``(e + 1) * epoch_seconds``); it is closed once a confirmed block lies past that end.
+- After a veto the epoch is also above every epoch the distributor has seen (vetoed ones included), while
+  ``previous`` stays the last report standing, so the vetoed inferences are covered again.
 - Its report covers ``[previous.toBlock + 1, end]``: every inference marked served in those blocks, built with
   ``settlement.report.build_report`` on top of the previous report's cumulative amounts.
 """
@@ -214,6 +216,10 @@ class EpochBuilder:
         epoch = next_epoch(
             self.clock, previous.epoch if previous else 0, int(first), None if accepted_at is None else int(accepted_at)
         )
+        # above every epoch the distributor has seen, vetoed ones included (a vetoed number is never reused; the
+        # report still starts after the last report standing, so it covers the vetoed inferences again)
+        seen = self.db.scalar("SELECT MAX(epoch) FROM submissions")
+        epoch = max(epoch, int(seen or 0) + 1)
         end = self.clock.end(epoch, cursor[0])
         if end is None:
             return None
@@ -235,13 +241,13 @@ class EpochBuilder:
             (settled_to, end),
         )
         rows = self.db.query(
-            "SELECT request_id, model_id, scores, shares FROM attributions WHERE served_block > ? "
-            "AND served_block <= ? ORDER BY request_id",
+            "SELECT request_id, model_id, scores, shares, reason FROM attributions LEFT JOIN attribution_fallbacks "
+            "USING (request_id) WHERE served_block > ? AND served_block <= ? ORDER BY request_id",
             (settled_to, end),
         )
         if len(rows) < int(served or 0):
             return None  # records still missing: wait (the set must not depend on local timing)
-        inferences = [InferenceShares(r, m, load_shares(sh), load_scores(sc)) for r, m, sc, sh in rows]
+        inferences = [InferenceShares(r, m, load_shares(sh), load_scores(sc), fb) for r, m, sc, sh, fb in rows]
         started = time.perf_counter()
         report = build_report(
             chain_id=self.client.chain_id,

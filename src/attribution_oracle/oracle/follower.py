@@ -98,7 +98,7 @@ class ChainFollower:
         splits = {e["args"]["requestId"]: e["args"] for e in events if e["event"] == "FeeSplit"}
         blocks = {e["blockNumber"]: e["blockHash"] for e in events}
         blocks[end] = end_hash
-        payments, served, charged = [], [], []
+        payments, served, charged, inputs = [], [], [], []
         with self.db.transaction() as db:
             for event in events:
                 name, args, block = event["event"], event["args"], event["blockNumber"]
@@ -106,6 +106,8 @@ class ChainFollower:
                     split = splits[args["requestId"]]
                     payments.append((args["requestId"], args["modelId"], block, str(split["contributorsAmount"]),
                                      str(split["datanetOwnersAmount"])))  # fmt: skip
+                    if "inputHash" in args:
+                        inputs.append((args["requestId"], "0x" + bytes(args["inputHash"]).hex()))
                 elif name == "InferenceServed":
                     served.append((args["requestId"], block, now))
                 elif name == "InferenceCharged":  # per-token: the pools of the charged amount replace the maximum's
@@ -122,6 +124,7 @@ class ChainFollower:
                 elif name == "ReportVetoed":
                     db.execute("UPDATE submissions SET vetoed = 1 WHERE epoch = ?", (args["epoch"],))
             db.executemany("INSERT OR REPLACE INTO payments VALUES (?, ?, ?, ?, ?)", payments)
+            db.executemany("INSERT OR REPLACE INTO payment_inputs VALUES (?, ?)", inputs)
             db.executemany("INSERT OR REPLACE INTO served VALUES (?, ?, ?)", served)
             db.executemany(
                 "UPDATE payments SET contributors_amount = ?, datanet_owners_amount = ? WHERE request_id = ?", charged

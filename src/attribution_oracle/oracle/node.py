@@ -91,7 +91,7 @@ class OracleNode:
         self.metrics = Metrics()
         self.db = OracleDB(Path(config.state_dir) / "oracle.sqlite")
         self.db.bind(deployment.key, signer.address)
-        self.peers = Peers(config.peers)
+        self.peers = Peers(config.peers, signer=signer, chain_id=client.chain_id)
         self.follower = ChainFollower(client, deployment, self.db, config.confirmations)
         self.attributor = Attributor(self.db, source, provider, context, self.metrics, config.record_grace_blocks)
         self.builder = EpochBuilder(client, deployment, self.db, store, self._clock(), self.peers.report)
@@ -142,6 +142,7 @@ class OracleNode:
                 break
             after = done.last
         if not self.stop_event.is_set():
+            self.consensus.refresh_config()  # a rotation or a veto moved the digest: resume under the new one
             self.consensus.audit_accepted()
         draft = None if self.stop_event.is_set() else self.builder.current()
         if draft is not None:

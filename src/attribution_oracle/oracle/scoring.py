@@ -21,7 +21,7 @@ from attribution_oracle.chain.deployments import Deployment
 from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.allocation import Contribution
 from attribution_oracle.settlement.chain_data import training_data
-from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.blobs import BlobStore, bytes32_to_digest
 from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
 URI_PREFIX = CONTENT_URI_SCHEME
@@ -51,12 +51,22 @@ class ScorerContext:
     store: BlobStore
     cache_dir: Path | None = None
     _training: dict[int, tuple[list[Contribution], dict[int, str]]] = field(default_factory=dict)
+    _adapters: dict[int, str] = field(default_factory=dict)
 
     def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
         """The model's contributions and Datanet owners (read from the chain once per model)."""
         if model_id not in self._training:
             self._training[model_id] = training_data(self.client, self.deployment, model_id)
         return self._training[model_id]
+
+    def adapter_hash(self, model_id: int) -> str:
+        """The model's on-chain adapter hash (sha256 hex), read once per model."""
+        if model_id not in self._adapters:
+            from attribution_oracle.chain.reads import ChainReader
+
+            model = ChainReader(self.client, self.deployment).model(model_id)
+            self._adapters[model_id] = bytes32_to_digest(model.adapter_hash)
+        return self._adapters[model_id]
 
     def metadata_uri(self, model_id: int) -> str:
         """The model's on-chain metadata URI."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Protocol
 
@@ -9,7 +10,10 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
+from attribution_oracle.oracle.peers import verify_push
+
 HEALTHY_WITHIN_S = 60.0
+MAX_PUSH_BYTES = 16 * 1024
 
 
 class ServedNode(Protocol):
@@ -19,6 +23,7 @@ class ServedNode(Protocol):
     db: Any  # .cursor()
     metrics: Any  # .render()
     consensus: Any  # .signatures(epoch), .receive(body)
+    client: Any  # the chain client (peer pushes are checked against the on-chain signer set)
     store: Any  # .has(digest), .get(digest)
     last_error: str | None
 
@@ -56,8 +61,15 @@ def make_app(node: ServedNode) -> FastAPI:
 
     @app.post("/v1/signatures")
     async def post_signature(request: Request) -> dict:
+        raw = await request.body()
+        if len(raw) > MAX_PUSH_BYTES:
+            raise HTTPException(413, "a signature push is a few hundred bytes")
+        signers, _ = node.consensus.oracle_set()
+        refused = verify_push(request.headers, raw, node.client.chain_id, signers)
+        if refused is not None:
+            raise HTTPException(401, refused)
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError as exc:
             raise HTTPException(400, "expected a JSON signature") from exc
         if not isinstance(body, dict) or not node.consensus.receive(body):

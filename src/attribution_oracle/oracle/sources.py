@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
+from eth_account.signers.local import LocalAccount
 
 from attribution_oracle.errors import UserError
 from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
+from attribution_oracle.serving.served_access import served_query_headers
 
 PAGE = 500
 
@@ -64,17 +66,27 @@ class StoreServedRecords:
 
 
 class HttpServedRecords:
-    """Read records from a server's ``GET /v1/served?after=N&limit=M``."""
+    """Read records from a server's ``GET /v1/served?after=N&limit=M``, each query signed by the node's oracle
+    signer (the server answers only on-chain oracle signers, see ``serving.served_access``)."""
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        """``url`` is the server's base URL (``http://host:port``)."""
+    def __init__(
+        self, url: str, timeout_s: float = 10.0, signer: LocalAccount | None = None, chain_id: int | None = None
+    ) -> None:
+        """``url`` is the server's base URL (``http://host:port``); queries are signed when ``signer`` is given."""
         self.url = url.rstrip("/")
         self.client = httpx.Client(timeout=timeout_s)
+        self.signer = signer
+        self.chain_id = chain_id
 
     def after(self, request_id: int, limit: int) -> list[ServedRecord]:
         """Records after ``request_id``; ``ServedSourceError`` when the server does not answer properly."""
         try:
-            response = self.client.get(f"{self.url}/v1/served", params={"after": request_id, "limit": limit})
+            headers = {}
+            if self.signer is not None and self.chain_id is not None:
+                headers = served_query_headers(self.signer, self.chain_id, request_id, limit)
+            response = self.client.get(
+                f"{self.url}/v1/served", params={"after": request_id, "limit": limit}, headers=headers
+            )
             response.raise_for_status()
             return [ServedRecord.from_dict(r) for r in response.json()["records"]]
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
@@ -84,8 +96,9 @@ class HttpServedRecords:
         return f"HttpServedRecords({self.url!r})"
 
 
-def open_source(spec: str) -> ServedRecords:
-    """``http(s)://...`` -> ``HttpServedRecords``; anything else is a path to a ``ServedRecordStore`` file."""
+def open_source(spec: str, signer: LocalAccount | None = None, chain_id: int | None = None) -> ServedRecords:
+    """``http(s)://...`` -> ``HttpServedRecords`` (queries signed by ``signer``); anything else is a path to a
+    ``ServedRecordStore`` file."""
     if spec.startswith(("http://", "https://")):
-        return HttpServedRecords(spec)
+        return HttpServedRecords(spec, signer=signer, chain_id=chain_id)
     return StoreServedRecords(Path(spec))

@@ -6,13 +6,21 @@ Endpoints: ``POST /v1/completions``, ``POST /v1/chat/completions`` (both with ``
 
 Errors are OpenAI-shaped: ``{"error": {"message", "type", "code", ...}}``; an unpaid, replayed or mismatched
 request gets HTTP 402 with ``type: "payment_required"`` and a ``code`` among ``missing_request_id``,
-``unpaid``, ``model_mismatch``, ``prompt_mismatch``, ``already_served``, ``refunded``, ``in_flight``.
+``unpaid``, ``model_mismatch``, ``prompt_mismatch``, ``already_served``, ``refunded``, ``in_flight``,
+``service_window_closing``.
+
+Limits (checked before any payment lookup): a body above ``MAX_BODY_BYTES`` gets 413 before it is parsed
+(by ``Content-Length`` or while reading it), and every field is bounded (``FIELD_LIMITS``). ``GET /v1/served``
+answers only the oracle nodes (``served_access``), else 401. A stream whose client hangs up after the first
+token was sent is still recorded (with the tokens generated so far) and its ``markServed`` queued, so it can
+neither be served again nor refunded; before the first token it is released (and stays refundable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -23,13 +31,37 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import UserError
 from .chat import ChatFormatError, render_chat
 from .payments import PaymentRequiredError
+from .served_access import ServedAccess
 from .service import ModelNotServedError, OpenLoraService, Ticket
 
 __all__ = ["create_app"]
 
 
+MAX_BODY_BYTES = 256 * 1024
+#: Upper bounds of the request fields (characters, items or values).
+FIELD_LIMITS = {
+    "prompt": 65_536,
+    "messages": 128,
+    "model": 80,
+    "request_id": 80,
+    "max_tokens": 4_096,
+    "temperature": 100,
+}
+
+
 class BadRequestError(UserError):
     """A malformed request body (HTTP 400)."""
+
+
+class PayloadTooLargeError(UserError):
+    """A request body above ``MAX_BODY_BYTES`` (HTTP 413)."""
+
+
+def _bounded(name: str, value: object) -> None:
+    limit = FIELD_LIMITS[name]
+    size = len(value) if isinstance(value, (str, list)) else None
+    if size is not None and size > limit:
+        raise BadRequestError(f"{name} is too long ({size} > {limit})")
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> JSONResponse:
@@ -40,6 +72,7 @@ def _request_id(body: dict, request: Request) -> int | None:
     value = body.get("request_id", request.headers.get("x-request-id"))
     if value is None:
         return None
+    _bounded("request_id", str(value))
     try:
         request_id = int(str(value))
     except ValueError:
@@ -63,12 +96,32 @@ def _limits(body: dict) -> tuple[int, float]:
         raise BadRequestError("max_tokens must be an integer and temperature a number") from None
     if max_tokens <= 0 or temperature < 0:
         raise BadRequestError("max_tokens must be positive and temperature non-negative")
+    if max_tokens > FIELD_LIMITS["max_tokens"] or temperature > FIELD_LIMITS["temperature"]:
+        most = (FIELD_LIMITS["max_tokens"], FIELD_LIMITS["temperature"])
+        raise BadRequestError(f"max_tokens must be at most {most[0]} and temperature at most {most[1]}")
+    if "model" in body:
+        _bounded("model", str(body["model"]))
     return max_tokens, temperature
 
 
+async def _read_bounded(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``MAX_BODY_BYTES`` (never read in full)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"the body is {declared} bytes; at most {MAX_BODY_BYTES} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"the body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _json_body(request: Request) -> dict:
+    raw = await _read_bounded(request)
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequestError("the body is not JSON") from None
     if not isinstance(body, dict):
@@ -82,12 +135,28 @@ def _completion_prompt(body: dict) -> str:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise BadRequestError("prompt must be a string (one prompt per paid request)")
+    _bounded("prompt", prompt)
     return prompt
+
+
+def _chat_messages(body: dict) -> object:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        _bounded("messages", messages)
+        for message in messages:
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                _bounded("prompt", message["content"])
+    return messages
 
 
 def create_app(service: OpenLoraService) -> FastAPI:
     """The FastAPI application serving ``service``."""
     app = FastAPI(title="OpenLoRA", description="Many LoRA adapters over one base model, paid per request.")
+    access = ServedAccess(service.gate.client, service.gate.deployment)
+
+    @app.exception_handler(PayloadTooLargeError)
+    async def _too_large(_: Request, exc: PayloadTooLargeError) -> JSONResponse:
+        return _error(413, str(exc), "invalid_request_error", "payload_too_large")
 
     @app.exception_handler(PaymentRequiredError)
     async def _payment(_: Request, exc: PaymentRequiredError) -> JSONResponse:
@@ -191,7 +260,18 @@ def create_app(service: OpenLoraService) -> FastAPI:
             data = {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice], **extra}
             return f"data: {json.dumps({**data, **(tail or {})})}\n\n"
 
+        first_token_sent = False
+
+        def record_after_hang_up() -> None:
+            """The client left after tokens were sent: record what was generated and queue markServed."""
+            request.wait(60.0)
+            try:
+                service.finish(ticket, request)
+            except Exception:  # noqa: BLE001 - the generation failed: the payment stays refundable
+                service.release(ticket.payment.request_id)
+
         async def events() -> AsyncIterator[str]:
+            nonlocal first_token_sent
             recorded = False
             try:
                 if chat:
@@ -202,6 +282,7 @@ def create_app(service: OpenLoraService) -> FastAPI:
                     if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
                         continue
                     if len(text) > len(sent) and text.startswith(sent):
+                        first_token_sent = True
                         yield chunk(text[len(sent) :], None)
                         sent = text
                     del token
@@ -216,7 +297,10 @@ def create_app(service: OpenLoraService) -> FastAPI:
             finally:
                 if not recorded:
                     request.cancelled = True
-                    service.release(ticket.payment.request_id)
+                    if first_token_sent:
+                        threading.Thread(target=record_after_hang_up, name="record-hang-up", daemon=True).start()
+                    else:
+                        service.release(ticket.payment.request_id)
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -231,7 +315,7 @@ def create_app(service: OpenLoraService) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
         body = await _json_body(request)
-        prompt = render_chat(service.base.tokenizer, body.get("messages"))
+        prompt = render_chat(service.base.tokenizer, _chat_messages(body))
         _limits(body)
         ticket, settled = await _reserve(body, prompt, request)
         return _with_receipt(await _run(ticket, body, chat=True), settled)
@@ -240,7 +324,7 @@ def create_app(service: OpenLoraService) -> FastAPI:
     async def chat_render(request: Request) -> Response:
         body = await _json_body(request)
         try:
-            prompt = render_chat(service.base.tokenizer, body.get("messages"))
+            prompt = render_chat(service.base.tokenizer, _chat_messages(body))
         except ChatFormatError as exc:
             raise BadRequestError(str(exc)) from None
         from .payments import prompt_hash
@@ -284,10 +368,13 @@ def create_app(service: OpenLoraService) -> FastAPI:
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/served")
-    async def served(after: int = 0, limit: int = 100) -> dict:
+    async def served(request: Request, after: int = 0, limit: int = 100) -> Response:
         if after < 0 or not 1 <= limit <= 1000:
             raise BadRequestError("after must be >= 0 and limit between 1 and 1000")
+        allowed, why = await run_in_threadpool(access.allowed, request.headers, after, limit)
+        if not allowed:
+            return _error(401, f"GET /v1/served is for the oracle nodes: {why}", "authentication_error", "unauthorized")
         records = await run_in_threadpool(service.records.after, after, limit)
-        return {"records": [r.to_dict() for r in records]}
+        return JSONResponse({"records": [r.to_dict() for r in records]})
 
     return app

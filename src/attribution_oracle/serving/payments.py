@@ -5,6 +5,11 @@ only if that event exists, its ``modelId`` is the requested model, its ``inputHa
 prompt's UTF-8 bytes, and the market still holds the request as paid (not served, not refunded). The
 ``Receipt`` struct that ``markServed`` needs is rebuilt from the request's ``InferencePaid`` and ``FeeSplit``
 events.
+
+Service window: ``markServed`` holds only until ``paidAt + serviceWindow`` (after it the payer may refund), so
+a request is refused (``service_window_closing``) when the chain's latest block time plus a margin (time to
+generate and to get ``markServed`` mined: ``service_margin_s``, at most a quarter of the window) is past that
+deadline.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from ..errors import UserError
 __all__ = ["Payment", "PaymentGate", "PaymentRequiredError", "prompt_hash"]
 
 STATUS_PAID, STATUS_SERVED, STATUS_REFUNDED = 1, 2, 3
+#: Seconds of the service window kept free for generating and mining ``markServed``.
+DEFAULT_SERVICE_MARGIN_S = 120
 
 
 def prompt_hash(prompt: str) -> bytes:
@@ -63,11 +70,26 @@ class Payment:
 class PaymentGate:
     """Verifies payments against the InferenceMarket of one deployment."""
 
-    def __init__(self, client: ChainClient, deployment: Deployment) -> None:
-        """Check payments on ``deployment`` through ``client``."""
+    def __init__(
+        self, client: ChainClient, deployment: Deployment, service_margin_s: int = DEFAULT_SERVICE_MARGIN_S
+    ) -> None:
+        """Check payments on ``deployment`` through ``client``; refuse within ``service_margin_s`` of the deadline."""
         self.client = client
         self.deployment = deployment
         self.market = client.contract(deployment, "InferenceMarket")
+        self.service_margin_s = service_margin_s
+        self._window: int | None = None
+
+    def service_deadline(self, receipt: dict) -> int:
+        """The last timestamp at which ``markServed`` still accepts this receipt (``paidAt + serviceWindow``)."""
+        if self._window is None:
+            self._window = int(self.client.call(self.market.functions.serviceWindow()))
+        return int(receipt["paidAt"]) + self._window
+
+    def chain_time(self) -> int:
+        """The latest block's timestamp (the clock ``markServed`` and ``refund`` are judged by)."""
+        with self.client.rpc():
+            return int(self.client.w3.eth.get_block("latest")["timestamp"])
 
     def status(self, request_id: int) -> int:
         """0 unknown, 1 paid, 2 served, 3 refunded."""
@@ -140,4 +162,13 @@ class PaymentGate:
             raise PaymentRequiredError(f"request {request_id} was refunded to its payer", "refunded", request_id)
         if status != STATUS_PAID:
             raise PaymentRequiredError(f"request {request_id} is not awaiting service", "unpaid", request_id)
+        deadline = self.service_deadline(payment.receipt)
+        margin = min(self.service_margin_s, self._window // 4)  # short windows (tests, demos) keep a quarter
+        if self.chain_time() + margin > deadline:
+            raise PaymentRequiredError(
+                f"request {request_id} must be marked served by {deadline} (paidAt + serviceWindow); that is too "
+                f"close (under {margin} s) to serve it safely: refund it after the window",
+                "service_window_closing",
+                request_id,
+            )
         return payment

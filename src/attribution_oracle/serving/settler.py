@@ -158,13 +158,17 @@ class ServiceMarker:
 
     def _drop_settled(self, batch: list[dict]) -> None:
         for entry in batch:
-            request_id = int(entry.get("receipt", entry)["requestId"])
+            receipt = entry.get("receipt", entry)  # a per-token entry wraps its receipt with the token counts
+            request_id = int(receipt["requestId"])
             try:
                 status = self.gate.status(request_id)
+                expired = status == STATUS_PAID and self.gate.chain_time() > self.gate.service_deadline(receipt)
             except Exception:  # noqa: BLE001 - the chain is unreachable: keep everything, retry later
                 return
-            if status != STATUS_PAID:
+            if status != STATUS_PAID or expired:  # an expired receipt would make every retry revert
                 with self._cond:
                     self._pending.pop(request_id, None)
                 self._on_event("dropped", 1)
-                log.warning("request %d is no longer awaiting service (status %d): not marking it", request_id, status)
+                log.warning(
+                    "request %d is no longer markable (status %d, window over: %s)", request_id, status, expired
+                )

@@ -28,6 +28,8 @@ class InferenceShares:
     model_id: int
     shares: dict[str, int]
     scores: dict[str, float] = field(default_factory=dict)
+    #: Why the equal split was used instead of scores (e.g. the served record failed a check); None if scored.
+    fallback: str | None = None
 
     @property
     def shares_hash(self) -> bytes:
@@ -99,6 +101,7 @@ class Report:
                     "shares": {a: str(v) for a, v in sorted(i.shares.items())},
                     "sharesHash": "0x" + i.shares_hash.hex(),
                     "scores": {c: repr(float(v)) for c, v in sorted(i.scores.items())},
+                    **({"fallback": i.fallback} if i.fallback else {}),
                 }
                 for i in self.inferences
             ],
@@ -132,6 +135,7 @@ class Report:
                     int(i["modelId"]),
                     {a: int(v) for a, v in i["shares"].items()},
                     {c: float(v) for c, v in i.get("scores", {}).items()},
+                    i.get("fallback"),
                 )
                 for i in raw["inferences"]
             ],

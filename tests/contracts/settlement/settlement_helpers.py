@@ -239,3 +239,17 @@ def permit_signature(token, owner_key: LocalAccount, spender: str, value: int, n
     }
     signed = owner_key.sign_message(encode_typed_data(full_message=data))
     return signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
+
+
+def apply_claim_delay(distributor, governance, chain, delay: int):
+    """Queue ``delay`` as the claim delay, wait out the governance timelock and apply it; returns the apply tx."""
+    distributor.proposeClaimDelay(delay, sender=governance)
+    chain.pending_timestamp = max(chain.pending_timestamp, distributor.queuedClaimDelayAt())
+    return distributor.applyClaimDelay(sender=governance)
+
+
+def apply_oracle_config(distributor, governance, chain, signers: Sequence[str], threshold: int):
+    """Queue a new oracle set, wait out the governance timelock and apply it; returns the apply tx."""
+    distributor.proposeOracleConfig(list(signers), threshold, sender=governance)
+    chain.pending_timestamp = max(chain.pending_timestamp, distributor.queuedConfigAt())
+    return distributor.applyOracleConfig(sender=governance)

@@ -18,6 +18,8 @@ from settlement_helpers import (
     ONE,
     THRESHOLD,
     address_of,
+    apply_claim_delay,
+    apply_oracle_config,
     build_report,
     config_digest,
     fund_pool,
@@ -43,8 +45,8 @@ def settled(distributor, oracles, pool, stranger):
 
 
 @pytest.fixture
-def delayed(distributor, governance):
-    distributor.setClaimDelay(CLAIM_DELAY, sender=governance)
+def delayed(distributor, governance, chain):
+    apply_claim_delay(distributor, governance, chain, CLAIM_DELAY)
     return distributor
 
 
@@ -104,7 +106,9 @@ def test_constructor_rejects_bad_configs(project, token, governance, signers, th
 
 def test_set_oracle_config_is_governance_only(distributor, oracle_keys, stranger):
     with ape.reverts(NOT_OWNER):
-        distributor.setOracleConfig([k.address for k in oracle_keys], 1, sender=stranger)
+        distributor.proposeOracleConfig([k.address for k in oracle_keys], 1, sender=stranger)
+    with ape.reverts(NOT_OWNER):
+        distributor.cancelOracleConfig(sender=stranger)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +123,7 @@ def test_set_oracle_config_is_governance_only(distributor, oracle_keys, stranger
 def test_set_oracle_config_rejects_bad_configs(distributor, governance, signers, threshold, message):
     keys = {c: (ZERO_ADDRESS if c == "0" else new_key(c).address) for c in signers}
     with ape.reverts(message):
-        distributor.setOracleConfig([keys[c] for c in signers], threshold, sender=governance)
+        distributor.proposeOracleConfig([keys[c] for c in signers], threshold, sender=governance)
 
 
 def test_set_oracle_config_replaces_the_signer_set(
@@ -127,7 +131,7 @@ def test_set_oracle_config_replaces_the_signer_set(
 ):
     kept, fresh = oracle_keys[2], new_key("d")
     signers = sorted([kept.address, fresh.address], key=lambda a: int(a, 16))
-    tx = distributor.setOracleConfig(signers, 2, sender=governance)
+    tx = apply_oracle_config(distributor, governance, chain, signers, 2)
     digest = config_digest(chain.chain_id, distributor.address, 2, signers, 2)
     [log] = tx.decode_logs(distributor.OracleConfigSet)
     assert (log.configVersion, bytes(log.configDigest), list(log.signers), log.threshold) == (2, digest, signers, 2)
@@ -146,9 +150,9 @@ def test_set_oracle_config_replaces_the_signer_set(
     assert distributor.latestEpoch() == 1
 
 
-def test_the_same_signer_set_can_be_set_again(distributor, oracle_keys, governance):
+def test_the_same_signer_set_can_be_set_again(distributor, oracle_keys, governance, chain):
     signers = [k.address for k in oracle_keys]
-    distributor.setOracleConfig(signers, 3, sender=governance)
+    apply_oracle_config(distributor, governance, chain, signers, 3)
     assert distributor.getSigners() == signers and distributor.threshold() == 3
     assert all(distributor.isSigner(s) for s in signers)
 
@@ -158,13 +162,15 @@ def test_the_same_signer_set_can_be_set_again(distributor, oracle_keys, governan
 
 def test_set_claim_delay_is_governance_only(distributor, stranger):
     with ape.reverts(NOT_OWNER):
-        distributor.setClaimDelay(1, sender=stranger)
+        distributor.proposeClaimDelay(1, sender=stranger)
+    with ape.reverts(NOT_OWNER):
+        distributor.cancelClaimDelay(sender=stranger)
 
 
-def test_set_claim_delay_is_bounded(distributor, governance):
+def test_set_claim_delay_is_bounded(distributor, governance, chain):
     with ape.reverts("RewardDistributor: delay too long"):
-        distributor.setClaimDelay(MAX_CLAIM_DELAY + 1, sender=governance)
-    tx = distributor.setClaimDelay(MAX_CLAIM_DELAY, sender=governance)
+        distributor.proposeClaimDelay(MAX_CLAIM_DELAY + 1, sender=governance)
+    tx = apply_claim_delay(distributor, governance, chain, MAX_CLAIM_DELAY)
     assert tx.decode_logs(distributor.ClaimDelaySet)[0].claimDelay == MAX_CLAIM_DELAY
     assert distributor.claimDelay() == MAX_CLAIM_DELAY
 
@@ -287,33 +293,43 @@ def test_a_matured_pending_report_is_promoted_by_the_next_report(delayed, oracle
     assert (distributor.pendingRoot(), distributor.pendingEpoch()) == (second.message.rewards_root, 2)
 
 
-def test_a_newer_report_replaces_an_unmatured_pending_one(delayed, oracles, stranger, pool, chain):
+def test_a_newer_report_queues_behind_an_unmatured_pending_one(delayed, oracles, stranger, pool, chain):
     distributor = delayed
-    oracles.submit(build_report(distributor, 1, {ALICE: ONE}), distributor, stranger)
+    first = build_report(distributor, 1, {ALICE: ONE})
+    tx1 = oracles.submit(first, distributor, stranger)
     second = build_report(distributor, 2, {ALICE: 2 * ONE})
-    tx = oracles.submit(second, distributor, stranger)
-    assert (distributor.pendingRoot(), distributor.pendingEpoch()) == (second.message.rewards_root, 2)
-    assert distributor.pendingClaimableAt() == chain.blocks[tx.block_number].timestamp + CLAIM_DELAY
+    tx2 = oracles.submit(second, distributor, stranger)
+    first_at = chain.blocks[tx1.block_number].timestamp + CLAIM_DELAY
+    second_at = chain.blocks[tx2.block_number].timestamp + CLAIM_DELAY
+    assert distributor.pendingCount() == 2
+    assert (distributor.pendingRoot(), distributor.pendingEpoch()) == (first.message.rewards_root, 1)
+    assert distributor.pendingClaimableAt() == first_at
+    assert distributor.pendingReport(1) == (2, second.message.rewards_root, 2 * ONE, second_at)
     assert distributor.rewardsEpoch() == 0
 
 
 def test_turning_the_delay_off_never_lets_a_stale_pending_root_replace_a_newer_one(
     delayed, oracles, governance, stranger, pool, chain, token
 ):
-    """Regression: a report pending under the old delay must not overwrite a later report made claimable at once."""
+    """A report pending under the old delay is never promoted over a later report: the later one queues behind it."""
     distributor = delayed
+    distributor.proposeClaimDelay(0, sender=governance)
+    chain.pending_timestamp = chain.pending_timestamp + 100
     old = build_report(distributor, 1, {ALICE: ONE})
-    oracles.submit(old, distributor, stranger)
-    distributor.setClaimDelay(0, sender=governance)
+    oracles.submit(old, distributor, stranger)  # pending until after the delay cut lands
+    old_at = distributor.pendingClaimableAt()
+    assert old_at > distributor.queuedClaimDelayAt() + 50
+    chain.pending_timestamp = distributor.queuedClaimDelayAt()
+    distributor.applyClaimDelay(sender=governance)
     new = build_report(distributor, 2, {ALICE: ONE, BOB: 2 * ONE})
-    oracles.submit(new, distributor, stranger)
-    assert (distributor.rewardsEpoch(), distributor.rewardsRoot()) == (2, new.message.rewards_root)
-    chain.pending_timestamp = chain.pending_timestamp + CLAIM_DELAY + 1
+    tx = oracles.submit(new, distributor, stranger)
+    assert tx.decode_logs(distributor.ReportSubmitted)[0].claimableAt == old_at
+    chain.pending_timestamp = old_at + 1
     amount, proof = new.proof(BOB)
     distributor.claim(BOB, amount, proof, sender=stranger)
     assert token.balanceOf(BOB) == 2 * ONE
     assert (distributor.rewardsEpoch(), distributor.rewardsRoot()) == (2, new.message.rewards_root)
-    assert (distributor.pendingEpoch(), distributor.pendingClaimableAt()) == (0, 0)  # superseded, not kept
+    assert (distributor.pendingCount(), distributor.pendingEpoch(), distributor.pendingClaimableAt()) == (0, 0, 0)
 
 
 def test_veto_is_governance_only(delayed, oracles, stranger, pool):
@@ -414,7 +430,7 @@ def test_ownership_transfer_and_renounce(distributor, governance, stranger):
     distributor.transfer_ownership(stranger, sender=governance)
     assert distributor.owner() == stranger.address
     with ape.reverts(NOT_OWNER):
-        distributor.setClaimDelay(1, sender=governance)
+        distributor.proposeClaimDelay(1, sender=governance)
     distributor.renounce_ownership(sender=stranger)
     assert distributor.owner() == ZERO_ADDRESS
     with ape.reverts(NOT_OWNER):

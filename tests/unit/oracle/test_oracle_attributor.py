@@ -22,6 +22,7 @@ from attribution_oracle.store.blobs import BlobStore
 ALICE, BOB, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
 CONTRIBUTIONS = [Contribution("1", ALICE, 1), Contribution("2", ALICE, 1), Contribution("3", BOB, 1)]
 OWNERS = {1: OWNER}
+ADAPTER = "22" * 32
 
 
 class GivenTrainingData(ScorerContext):
@@ -29,6 +30,9 @@ class GivenTrainingData(ScorerContext):
 
     def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
         return CONTRIBUTIONS, OWNERS
+
+    def adapter_hash(self, model_id: int) -> str:
+        return ADAPTER
 
 
 class FixedScorer:
@@ -142,3 +146,64 @@ def test_the_fallback_is_exact_and_only_after_the_grace(
     assert json.dumps(shares, sort_keys=True) == json.dumps(
         allocate(ServedInference(1, 1, contributors, owners), {}, CONTRIBUTIONS, OWNERS), sort_keys=True
     )
+
+
+# ------------------------------------------------------------ attacks (issue 13)
+
+
+class CharTokenizer:
+    """A tokenizer the scorer exposes: one token id per character."""
+
+    class Encoded:
+        def __init__(self, ids):
+            self.input_ids = ids
+
+    def __call__(self, text: str, add_special_tokens: bool = False):
+        return self.Encoded([ord(c) for c in text])
+
+
+class TokenizingScorer(FixedScorer):
+    tokenizer = CharTokenizer()
+
+
+def test_attack_tampered_served_log_steers_the_rewards(tmp_path, deployment) -> None:
+    """Records naming another model or adapter, a prompt that is not the paid one, or token ids that are not the
+    prompt's tokenization are not scored: the equal fallback applies and the report says why."""
+    import hashlib
+
+    from attribution_oracle.settlement.report import InferenceShares, Report, build_report
+
+    db = OracleDB(tmp_path / "o.sqlite")
+    log = ServedRecordStore(tmp_path / "served.sqlite")
+    context = GivenTrainingData(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp_path / "blobs"))
+    attributor = Attributor(db, StoreServedRecords(log.path), lambda _: TokenizingScorer(), context, Metrics(), 5)
+    paid = "0x" + hashlib.sha256(b"p").hexdigest()
+    records = {
+        1: ServedRecord(1, 1, ADAPTER, "p", (112,), (111,), "o", 0.0),  # honest
+        2: ServedRecord(2, 2, ADAPTER, "p", (112,), (111,), "o", 0.0),  # another model
+        3: ServedRecord(3, 1, "33" * 32, "p", (112,), (111,), "o", 0.0),  # another adapter
+        4: ServedRecord(4, 1, ADAPTER, "q", (113,), (111,), "o", 0.0),  # not the paid prompt
+        5: ServedRecord(5, 1, ADAPTER, "p", (999,), (111,), "o", 0.0),  # token ids that are not the prompt's
+    }
+    for request_id, record in records.items():
+        serve(db, None, request_id, 11)
+        with db.transaction() as c:
+            c.execute("INSERT INTO payment_inputs VALUES (?, ?)", (request_id, paid))
+        log.add(record)
+    set_cursor(db, 12)
+    assert attributor.step().attributed == 5
+    got = attributed(db)
+    equal = allocate(ServedInference(1, 1, 1000, 101), {}, CONTRIBUTIONS, OWNERS)
+    assert got[1][0] == {"1": 3.0, "2": -1.0, "3": 1.0} and got[1][1] != equal
+    for request_id in (2, 3, 4, 5):
+        assert got[request_id] == ({}, equal), request_id
+    reasons = dict(db.query("SELECT request_id, reason FROM attribution_fallbacks"))
+    assert set(reasons) == {2, 3, 4, 5}
+    assert "model" in reasons[2] and "adapter" in reasons[3] and "inputHash" in reasons[4] and "token" in reasons[5]
+    report = build_report(
+        chain_id=31337, distributor="0x" + "11" * 20, config_digest=b"\x01" * 32, epoch=1, from_block=1, to_block=12,
+        inferences=[InferenceShares(4, 1, got[4][1], {}, reasons[4])],
+    )  # fmt: skip
+    entry = json.loads(report.canonical_json())["inferences"][0]
+    assert entry["fallback"] == reasons[4]
+    assert Report.from_json(report.canonical_json()).inferences[0].fallback == reasons[4]

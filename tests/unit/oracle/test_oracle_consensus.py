@@ -105,7 +105,8 @@ def test_matching_counts_distinct_in_set_signers_over_our_report(tmp_path_factor
         setup.consensus.receive(setup.signature(ours, accounts[i]))
     for i in other:
         setup.consensus.receive(setup.signature(theirs, accounts[i]))
-    expected = {accounts[i].address.lower() for i in signers if i < 3}
+    # a signer that signed both reports of the epoch (a deep reorg, or equivocation) no longer counts here
+    expected = {accounts[i].address.lower() for i in signers if i < 3} - {accounts[i].address.lower() for i in other}
     assert {s["signer"] for s in setup.consensus._matching(ours)} == expected
     assert len(setup.consensus._matching(ours)) >= 2 or len(expected) < 2
 
@@ -140,3 +141,47 @@ def test_a_differing_report_that_cannot_be_fetched_is_still_logged(setup: Setup,
         setup.consensus._disagreements(ours)
     (record,) = [r for r in caplog.records if r.getMessage() == "disagreement"]
     assert record.fields["detail"] == "their report is unavailable" and record.fields["leaves"] == []
+
+
+# ------------------------------------------------------------ attacks (issue 13)
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def malleated(sig: dict, v_offset: int = 0) -> dict:
+    """The same signature with s -> n - s and v flipped (recovers to the same signer, high s), v shifted by
+    ``v_offset`` (e.g. -27 for v in {0, 1})."""
+    s = int(sig["s"], 16)
+    v = 28 if int(sig["v"]) == 27 else 27
+    return {**sig, "s": "0x" + (SECP256K1_N - s).to_bytes(32, "big").hex(), "v": v + v_offset}
+
+
+def test_attack_relayed_malleated_signature_blocks_submission_forever(setup: Setup) -> None:
+    draft = setup.draft({ALICE: 60, BOB: 40})
+    honest = setup.signature(draft, SIGNERS[1])
+    for v_offset in (0, -27, 8):  # high s with v in {27, 28}; v in {0, 1}; an EIP-155-looking v
+        assert not setup.consensus.receive(malleated(honest, v_offset)), f"non-canonical copy (v offset {v_offset})"
+    assert setup.db.query("SELECT COUNT(*) FROM signatures")[0][0] == 0
+    assert setup.consensus.receive(honest)
+    [stored] = setup.consensus.signatures(draft.epoch)
+    assert (stored["v"], stored["s"]) == (honest["v"], honest["s"])
+    # a canonical copy replaces whatever an older version stored (e.g. a high-s one kept before this fix)
+    with setup.db.transaction() as db:
+        db.execute("UPDATE signatures SET s = ?, v = ?", (malleated(honest)["s"], malleated(honest)["v"]))
+    assert setup.consensus.receive(honest)
+    [stored] = setup.consensus.signatures(draft.epoch)
+    assert (stored["v"], stored["s"]) == (honest["v"], honest["s"])
+
+
+def test_attack_reorged_peer_signs_a_second_report_for_the_same_epoch(setup: Setup) -> None:
+    """Signer 8 signed our report, then (after a deep reorg on its side) another one for the same epoch: its
+    signature stops counting here, so this node collects again instead of submitting with a stale signature."""
+    ours, rebuilt = setup.draft({ALICE: 60, BOB: 40}), setup.draft({ALICE: 55, BOB: 45})
+    assert setup.consensus.receive(setup.signature(ours, SIGNERS[1]))
+    assert setup.consensus.receive(setup.signature(ours, SIGNERS[0]))
+    assert len(setup.consensus._matching(ours)) == 2
+    assert setup.consensus.receive(setup.signature(rebuilt, SIGNERS[1]))
+    assert {s["signer"] for s in setup.consensus._matching(ours)} == {SIGNERS[0].address.lower()}
+    assert setup.consensus.step(ours) == "collecting"
+    setup.consensus.forget(0)  # a rollback here: what was learnt about the conflict is reset with the drafts
+    assert len(setup.consensus._matching(ours)) == 2
