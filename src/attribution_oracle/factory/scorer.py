@@ -5,12 +5,14 @@
 
 Gradient side: the query is "the output tokens given the prompt" (``LanguageModelTask`` measurement: the
 log-likelihood of the output tokens); its projected gradient at every attribution checkpoint (float64 model)
-is rounded to float32, multiplied elementwise in float64 with each index row, and each row's products are
-summed exactly (``math.fsum``, correctly rounded, so the result does not depend on summation order); a
-contribution's score is the exact sum of its chunks' row scores. Two processes given the same store and
-query therefore produce identical floats. Span side: the span scores of the output tokens against the training
-contributions (``SpanIndex.attribute``), combined with the gradient scores by the manifest's ``CombineRule``
-(``attribution.combine.combine``: positive scores only, each side L1-normalised, weighted sum, sorted keys).
+is rounded to float32 and scored against the index rows with the exact integer kernel of
+``attribution.fixed_point`` (rows and query in 14 bits with a power-of-two scale per row, dot products
+accumulated in integers, so the result does not depend on summation order, thread count or machine); a
+contribution's score is the correctly rounded (``math.fsum``) sum of its chunks' exact row scores. Two processes
+given the same store and query therefore produce identical floats. Span side: the span scores of the output tokens
+against the training contributions (``SpanIndex.attribute``), combined with the gradient scores by the
+manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only, each side L1-normalised,
+weighted sum, sorted keys).
 
 Everything is rebuilt from the content store: the base model is loaded from the manifest's spec and its
 hash checked, the adapter and checkpoints come from their blobs, the index files are restored into
@@ -19,16 +21,15 @@ hash checked, the adapter and checkpoints come from their blobs, the index files
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from attribution_oracle.attribution import AttributionIndex
 from attribution_oracle.attribution.combine import CombineRule, combine
+from attribution_oracle.attribution.fixed_point import grouped_sums, quantise, scores_float
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
@@ -68,8 +69,11 @@ class ModelScorer:
             for c in manifest["contributions"]
             if c["train_chunks"] > 0
         ]
-        self._row_owner = [row_id.split("#", 1)[0] for row_id in index.ids]
-        self._matrix = np.asarray(index.matrix(), dtype=np.float64)
+        groups: dict[str, list[int]] = {}
+        for row, row_id in enumerate(index.ids):
+            groups.setdefault(row_id.split("#", 1)[0], []).append(row)
+        self._owners, self._groups = list(groups), list(groups.values())
+        self._fixed = index.fixed_point()
         self._max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0)
 
     def _query(self, prompt: Sequence[int], output: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -86,15 +90,18 @@ class ModelScorer:
         scores = {c.contribution_id: 0.0 for c in self.contributions}
         if not output_token_ids:
             return scores
-        query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))[0]
-        q = query.to(torch.float32).to(torch.float64).numpy()
-        per_row = [math.fsum(row) for row in (self._matrix * q)]
-        parts: dict[str, list[float]] = {}
-        for owner, value in zip(self._row_owner, per_row, strict=True):
-            parts.setdefault(owner, []).append(value)
-        for owner, values in parts.items():
-            scores[owner] = math.fsum(values)
-        return scores
+        query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))
+        return self._aggregate(query)[0]
+
+    def _aggregate(self, queries: torch.Tensor) -> list[dict[str, float]]:
+        """Per-contribution exact sums of the rows' exact scores, one dict per query row."""
+        exact = scores_float(quantise(queries.to(torch.float32)), self._fixed)
+        out = []
+        for sums in grouped_sums(exact, self._groups):
+            scores = {c.contribution_id: 0.0 for c in self.contributions}
+            scores.update(zip(self._owners, sums, strict=True))
+            out.append(scores)
+        return out
 
     def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
