@@ -77,13 +77,25 @@ class ModelScorer:
         self._max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0)
 
     def _query(self, prompt: Sequence[int], output: Sequence[int]) -> dict[str, torch.Tensor]:
-        ids = [int(t) for t in prompt] + [int(t) for t in output]
-        if self._max_len and len(ids) > self._max_len:
-            ids = ids[-self._max_len :]
-        input_ids = torch.tensor([ids], dtype=torch.long)
-        labels = input_ids.clone()
-        labels[0, : max(0, len(ids) - len(output))] = IGNORE
-        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+        return self._queries([(prompt, output)])
+
+    def _queries(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> dict[str, torch.Tensor]:
+        """One batch of queries, right-padded (masked, labels ignored), so every real token keeps its position."""
+        rows = []
+        for prompt, output in items:
+            ids = [int(t) for t in prompt] + [int(t) for t in output]
+            if self._max_len and len(ids) > self._max_len:
+                ids = ids[-self._max_len :]
+            rows.append((ids, max(0, len(ids) - len(output))))
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        labels = torch.full_like(input_ids, IGNORE)
+        for i, (ids, prompt_len) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            mask[i, : len(ids)] = 1
+            labels[i, prompt_len : len(ids)] = input_ids[i, prompt_len : len(ids)]
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
     def gradient_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """Gradient influence of the query on each training contribution (sum over its chunks)."""
@@ -103,12 +115,31 @@ class ModelScorer:
             out.append(scores)
         return out
 
+    def gradient_scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
+        """``gradient_scores`` of many ``(prompt, output)`` pairs, their gradients computed in batches."""
+        out = [{c.contribution_id: 0.0 for c in self.contributions} for _ in items]
+        todo = [i for i, (_, output) in enumerate(items) if output]
+        if todo:
+            queries = self.attributor.query_features(self._queries([items[i] for i in todo]))
+            for i, scores in zip(todo, self._aggregate(queries), strict=True):
+                out[i] = scores
+        return out
+
     def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
-        gradient = self.gradient_scores(prompt_token_ids, output_token_ids)
+        return self.scores_many([(prompt_token_ids, output_token_ids)])[0]
+
+    def scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
+        """``scores`` of many ``(prompt, output)`` pairs in one batched pass (what an oracle step calls).
+
+        The query gradients of a batch are computed together (right-padded, masked); they equal one-at-a-time
+        gradients up to float rounding in the last bits, below what the 14-bit quantisation of the query keeps.
+        """
+        gradients = self.gradient_scores_many(items)
         if self.span_index is None:
-            return gradient
-        return combine(gradient, self.span_scores(output_token_ids), CombineRule.from_dict(self.manifest["combine"]))
+            return gradients
+        rule = CombineRule.from_dict(self.manifest["combine"])
+        return [combine(g, self.span_scores(output), rule) for g, (_, output) in zip(gradients, items, strict=True)]
 
     def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
         """Span scores of the output tokens against the training contributions (empty without a span index)."""
