@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     rows = [
-        ("ours: index.scores(q), exact int8 x 14-bit, int32 accumulation", s),
+        ("ours: index.scores(q), exact 14-bit fixed point (2 int8 limbs), int32 accumulation", s),
         (f"ours: index.top_k(q, {args.k})", t),
         ("peer: numpy float32 features @ q (RAM, BLAS)", b),
         ("peer: numpy float32 on the index's memmap", mm),
@@ -281,7 +281,7 @@ Command: `{result["meta"]["command"]}`
 Load (`uptime`): start `{uptime_start}`; end `{result["meta"]["uptime_end"]}`.
 
 n={args.n} contributions, dim={args.dim}, random float32 features (seed {args.seed}); index written to a temp dir
-and opened fresh (memory-mapped), quantised on the first query ({quantise_s:.2f}s, then kept in memory as int8);
+and opened fresh (memory-mapped), quantised on the first query ({quantise_s:.2f}s, then kept in memory as two int8 limbs);
 {args.reps} rounds timed after {args.warmup} warmup rounds, the six operations interleaved within each round.
 Ours is exact (integer accumulation, identical on every machine/thread count); the peer is float32 BLAS.
 
