@@ -118,10 +118,15 @@ class ModelScorer:
     def gradient_scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
         """``gradient_scores`` of many ``(prompt, output)`` pairs, their gradients computed in batches."""
         out = [{c.contribution_id: 0.0 for c in self.contributions} for _ in items]
-        todo = [i for i, (_, output) in enumerate(items) if output]
-        if todo:
-            queries = self.attributor.query_features(self._queries([items[i] for i in todo]))
-            for i, scores in zip(todo, self._aggregate(queries), strict=True):
+        # similar lengths batched together: less padding (the results do not depend on the order)
+        todo = sorted(
+            (i for i, (_, output) in enumerate(items) if output), key=lambda i: len(items[i][0]) + len(items[i][1])
+        )
+        size = max(1, int(self.attributor.batch_size))
+        for start in range(0, len(todo), size):  # each batch padded to its own longest query
+            chunk = todo[start : start + size]
+            queries = self.attributor.query_features(self._queries([items[i] for i in chunk]))
+            for i, scores in zip(chunk, self._aggregate(queries), strict=True):
                 out[i] = scores
         return out
 
