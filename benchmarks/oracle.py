@@ -43,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
 
+import torch  # noqa: E402
 from oracle_harness import (  # noqa: E402
     Driver,
     Market,
@@ -169,6 +170,8 @@ def profile_node(market: Market, root: Path, scorer: str) -> str:
         client, market.deployment, store, dev_account(7), StoreServedRecords(market.served_log),
         load_provider(scorer, context), context, NodeConfig(state_dir=root / "profile", epoch_blocks=None),
     )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like the node processes (the harness gives each one torch thread)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
@@ -178,17 +181,19 @@ def profile_node(market: Market, root: Path, scorer: str) -> str:
             break
     profiler.disable()
     wall = time.perf_counter() - started
+    torch.set_num_threads(threads)
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
-    # attribution = the scorer's scores() (model forward/backward, projection, index product, spans, combine)
-    scoring = [(v[3], v[1]) for k, v in stats.stats.items() if k[2] == "scores" and "scor" in k[0]]
+    # attribution = the scorer's scores()/scores_many() (forward/backward, projection, index product, spans, combine)
+    # a batched step calls scores_many once per model and batch; a per-inference scorer calls scores
+    scoring = [(v[3], v[1]) for k, v in stats.stats.items() if k[2] in ("scores", "scores_many") and "scor" in k[0]]
     attribution_s = max((t for t, _ in scoring), default=0.0)
     calls = max((n for _, n in scoring), default=0)
     stats.sort_stats("cumulative").print_stats(18)
     lines = [line for line in out.getvalue().splitlines() if line.strip()]
     start = next(i for i, line in enumerate(lines) if "ncalls" in line)
     head = (
-        f"wall {wall:.2f} s (under the profiler); attribution (scorer.scores, {calls} inferences) "
+        f"wall {wall:.2f} s (under the profiler); attribution (scorer.scores/scores_many, {calls} calls) "
         f"{attribution_s:.2f} s = {100 * attribution_s / wall:.0f}%; everything else (chain reads, records, "
         f"shares, reports, signing, SQLite) {wall - attribution_s:.2f} s"
     )
