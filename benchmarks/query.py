@@ -281,9 +281,9 @@ Command: `{result["meta"]["command"]}`
 Load (`uptime`): start `{uptime_start}`; end `{result["meta"]["uptime_end"]}`.
 
 n={args.n} contributions, dim={args.dim}, random float32 features (seed {args.seed}); index written to a temp dir
-and opened fresh (memory-mapped), quantised on the first query ({quantise_s:.2f}s, then kept in memory as two int8 limbs);
-{args.reps} rounds timed after {args.warmup} warmup rounds, the six operations interleaved within each round.
-Ours is exact (integer accumulation, identical on every machine/thread count); the peer is float32 BLAS.
+and opened fresh (memory-mapped), quantised on the first query ({quantise_s:.2f}s, then kept in memory as two
+int8 limbs); {args.reps} rounds timed after {args.warmup} warmup rounds, the six operations interleaved within
+each round. Ours is exact (integer accumulation, identical on every machine/thread count); the peer is float32 BLAS.
 
 {table}
 
