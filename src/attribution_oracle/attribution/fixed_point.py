@@ -113,10 +113,14 @@ def quantise(x: Tensor) -> FixedPoint:
     for start in range(0, x.shape[0], _CHUNK_ROWS):  # bounded temporaries for big (memory-mapped) indices
         part = x[start : start + _CHUNK_ROWS]
         e = _exponents(part)
-        v = torch.ldexp(part.to(torch.float64), e.to(torch.float64).unsqueeze(1))
-        v = torch.round(v).clamp_(-LIMIT, LIMIT).to(torch.int64)
-        hi = torch.div(v, 1 << LIMB_BITS, rounding_mode="floor")
-        limbs.append(torch.cat([hi, v - hi * (1 << LIMB_BITS)], dim=1).to(torch.int8))
+        # scaling by a power of two is exact in the input's own float type (float32 rows stay float32, half the
+        # memory traffic) unless 2**e itself would overflow it; rounding is then exact too (|v| < 2**24)
+        exact32 = part.dtype == torch.float32 and (len(e) == 0 or int(e.max()) <= 100)
+        work = torch.float32 if exact32 else torch.float64
+        v = torch.ldexp(part.to(work), e.to(work).unsqueeze(1))
+        v = torch.round(v).clamp_(-LIMIT, LIMIT).to(torch.int16)
+        hi = torch.bitwise_right_shift(v, LIMB_BITS)  # arithmetic shift: floor(v / 128)
+        limbs.append(torch.cat([hi, torch.bitwise_and(v, (1 << LIMB_BITS) - 1)], dim=1).to(torch.int8))
         exponents.append(e)
     if not limbs:
         return FixedPoint(torch.zeros(0, 2 * x.shape[1], dtype=torch.int8), torch.zeros(0, dtype=torch.int64))

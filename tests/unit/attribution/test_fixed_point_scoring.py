@@ -110,3 +110,12 @@ def test_two_processes_with_different_thread_counts_produce_byte_identical_share
     assert (one["threads"], two["threads"]) == (1, 2)
     assert one["shares"] == two["shares"] and one["scores"] == two["scores"] and one["top"] == two["top"]
     assert all(json.loads(s) for s in one["shares"])  # every query paid someone
+
+
+def test_float32_rows_quantise_like_their_float64_values_even_near_the_float32_limits() -> None:
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(50, 33, generator=gen) * torch.logspace(-40, 38, 50).unsqueeze(1)
+    x = x.float()  # includes subnormal rows, whose 2**e does not fit a float32
+    a, b = quantise(x), quantise(x.double())
+    assert torch.equal(a.limbs, b.limbs) and torch.equal(a.exponents, b.exponents)
+    assert torch.isfinite(a.to_float()).all()
