@@ -432,9 +432,9 @@ def main() -> None:
     }
     schema["cold_load_ms"] = main_result["cold_load_ms"]
     schema["bytes_per_adapter"] = main_result["bytes_per_adapter"]
-    (out / "serving.json").write_text(json.dumps(schema, indent=2) + "\n")
     if "perplexity" in main_result:
         schema["perplexity"] = main_result["perplexity"]
+    (out / "serving.json").write_text(json.dumps(schema, indent=2) + "\n")
     meta = {
         "machine": info,
         "smollm2": smol,
