@@ -51,6 +51,7 @@ from attribution_oracle.models import load_base_model, unpack_adapter  # noqa: E
 from attribution_oracle.serving.adapter_cache import AdapterCache  # noqa: E402
 from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest  # noqa: E402
 from attribution_oracle.serving.lora import LoraPool, LoraWeights  # noqa: E402
+from attribution_oracle.serving.quantised import quantise_base  # noqa: E402
 from attribution_oracle.serving.synthetic import random_adapter_blob  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 
@@ -79,8 +80,9 @@ def make_blobs(spec: str, n: int) -> tuple[list[bytes], str]:
 class Ours:
     """Our engine over one base model; the LoRA mode is switched between runs (it is read at every forward)."""
 
-    def __init__(self, spec: str, blobs: list[bytes]) -> None:
+    def __init__(self, spec: str, blobs: list[bytes], precision: str = "auto") -> None:
         base = load_base_model(spec)
+        self.precision = quantise_base(base.model, precision)  # what the server does (``--base-precision``)
         self.weights = {str(i): LoraWeights.from_blob(str(i), unpack_adapter(b)) for i, b in enumerate(blobs)}
         tok = base.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -240,6 +242,26 @@ def divergences(ours: list[list[int]], peft: list[list[int]], gaps: list[list[fl
     }
 
 
+def held_out_perplexity(spec: str, precision: str, window: int = 512) -> tuple[float, int]:
+    """Perplexity of the base model (``quantise_base(precision)``) on held-out text: the demo corpus."""
+    import math
+
+    base = load_base_model(spec)
+    quantise_base(base.model, precision)
+    text = "\n\n".join(p.read_text() for p in sorted((ROOT / "demo" / "corpus").glob("*/*")) if p.is_file())
+    ids = base.tokenizer(text, return_tensors="pt").input_ids
+    nll, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, ids.shape[1] - 1, window):
+            chunk = ids[:, start : start + window + 1]
+            if chunk.shape[1] < 2:
+                break
+            logits = base.model(chunk[:, :-1]).logits.float()[0]
+            nll += float(torch.nn.functional.cross_entropy(logits, chunk[0, 1:], reduction="sum"))
+            count += chunk.shape[1] - 1
+    return math.exp(nll / count), count
+
+
 def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], repeats: int, seq_repeats: int) -> dict:
     results: dict = {}
     all_blobs, base_hash = make_blobs(spec, max(counts))
@@ -249,9 +271,14 @@ def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], rep
         blobs = all_blobs[:n]
         requests = workload(n, base.model.config.vocab_size)
         ours = Ours(spec, blobs)
+        exact = Ours(spec, blobs, "none") if ours.precision != "none" else None  # float32: the PEFT-parity path
         model, _ = peft_model(spec, blobs)
+        model16 = peft_model(spec, blobs)[0].to(torch.bfloat16) if exact is not None else None  # the peer in bf16
         # full-batch warm-up of every system; ours' and PEFT mixed's warm-up outputs are the compared tokens
         _, ours_tokens = ours.run(requests, tokens, "auto")
+        exact_tokens = exact.run(requests, tokens, "auto")[1] if exact is not None else ours_tokens
+        if model16 is not None:
+            run_peft_mixed(model16, pad, requests[:BATCH], tokens)
         for mode in modes[1:]:
             ours.run(requests[:BATCH], tokens, mode)
         gaps: list[list[float]] = []
@@ -264,6 +291,11 @@ def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], rep
                 rate, out = ours.run(requests, tokens, mode)
                 times.setdefault(f"ours_{mode}_tok_s", []).append(rate)
                 assert mode != "auto" or out == ours_tokens, "ours is not deterministic"
+            if exact is not None:
+                rate, out = exact.run(requests, tokens, "auto")
+                times.setdefault("ours_float32_tok_s", []).append(rate)
+                rate, _ = run_peft_mixed(model16, pad, requests, tokens)
+                times.setdefault("peft_mixed_bf16_tok_s", []).append(rate)
             rate, out = run_peft_mixed(model, pad, requests, tokens)
             times.setdefault("peft_mixed_tok_s", []).append(rate)
             assert out == mixed, "PEFT mixed is not deterministic"
@@ -275,28 +307,41 @@ def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], rep
         row: dict = {key: statistics.median(values) for key, values in times.items()}
         row["runs"] = times
         row["ours_tok_s"] = row["ours_auto_tok_s"]
+        row["base_precision"] = ours.precision
+        row["peer_best_mixed_tok_s"] = max(row["peft_mixed_tok_s"], row.get("peft_mixed_bf16_tok_s", 0.0))
+        row["float32_same_tokens_as_peft_mixed"] = agreement(exact_tokens, mixed)
+        row["float32_divergences"] = divergences(exact_tokens, mixed, gaps)
         row["same_tokens_as_peft_mixed"] = agreement(ours_tokens, mixed)
         row["same_tokens_as_sequential"] = agreement(ours_tokens, sequential)
         row["peft_mixed_vs_sequential_same_tokens"] = agreement(mixed, sequential)
         row["divergences"] = divergences(ours_tokens, mixed, gaps)
-        del model, ours
+        del model, ours, exact, model16
         results[str(n)] = row
     results["cold_load_ms"], results["bytes_per_adapter"] = cold_load(spec, all_blobs, base_hash)
+    precision = Ours(spec, all_blobs[:1]).precision
+    if precision != "none":
+        float_ppl, n_tokens = held_out_perplexity(spec, "none")
+        low_ppl, _ = held_out_perplexity(spec, precision)
+        results["perplexity"] = {"precision": precision, "float32": float_ppl, precision: low_ppl,
+                                 "change": low_ppl / float_ppl - 1, "tokens": n_tokens}  # fmt: skip
     results["generated_tokens_per_request"] = tokens
     return results
 
 
 def table(name: str, results: dict, counts: list[int], modes: list[str]) -> list[str]:
+    low = any("ours_float32_tok_s" in results[str(n)] for n in counts)
     head = [
         "adapters",
         *[f"ours {m}" for m in modes],
+        *(["ours float32 base", "PEFT mixed bf16"] if low else []),
         "PEFT mixed",
         "sequential",
         "base only",
-        "ours/PEFT",
+        "ours/best PEFT mixed",
         "ours/seq",
         "same tokens",
         "differ (near-ties)",
+        *(["float32 path same tokens"] if low else []),
         "PEFT vs seq same",
     ]
     lines = [
@@ -305,14 +350,29 @@ def table(name: str, results: dict, counts: list[int], modes: list[str]) -> list
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n in counts:
         r = results[str(n)]
-        cells = [str(n), *[f"{r[f'ours_{m}_tok_s']:.1f}" for m in modes], f"{r['peft_mixed_tok_s']:.1f}"]
-        cells += [f"{r['sequential_tok_s']:.1f}", f"{r['base_only_tok_s']:.1f}"]
-        cells += [f"{r['ours_tok_s'] / r['peft_mixed_tok_s']:.2f}x", f"{r['ours_tok_s'] / r['sequential_tok_s']:.2f}x"]
+        cells = [str(n), *[f"{r[f'ours_{m}_tok_s']:.1f}" for m in modes]]
+        if low:
+            cells += [f"{r['ours_float32_tok_s']:.1f}", f"{r['peft_mixed_bf16_tok_s']:.1f}"]
+        cells += [f"{r['peft_mixed_tok_s']:.1f}", f"{r['sequential_tok_s']:.1f}", f"{r['base_only_tok_s']:.1f}"]
+        best = max(r["peft_mixed_tok_s"], r.get("peft_mixed_bf16_tok_s", 0.0))
+        cells += [f"{r['ours_tok_s'] / best:.2f}x", f"{r['ours_tok_s'] / r['sequential_tok_s']:.2f}x"]
         d = r["divergences"]
         cells += [f"{r['same_tokens_as_peft_mixed']:.0%}", f"{d['differ']} ({d['near_ties']})"]
+        if low:
+            f = r["float32_divergences"]
+            same = r["float32_same_tokens_as_peft_mixed"]
+            cells.append(f"{same:.0%} ({f['differ']} differ, {f['near_ties']} near-ties)")
         cells.append(f"{r['peft_mixed_vs_sequential_same_tokens']:.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"cold load {results['cold_load_ms']:.2f} ms, {results['bytes_per_adapter']} bytes per adapter", ""]
+    if "perplexity" in results:
+        ppl = results["perplexity"]
+        lines += [
+            f"Base precision of ours: {ppl['precision']} linears (LoRA deltas float32). Held-out perplexity (demo "
+            f"corpus, {ppl['tokens']} tokens): float32 {ppl['float32']:.4f}, {ppl['precision']} "
+            f"{ppl[ppl['precision']]:.4f} ({ppl['change']:+.2%}; goal <= +2%).",
+            "",
+        ]
     return lines
 
 
@@ -329,6 +389,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads, the same for every system")
     p.add_argument("--smollm2-modes", default="auto", help="our LoRA modes timed on SmolLM2 (all three on tiny)")
     p.add_argument("--skip-smollm2", action="store_true")
+    p.add_argument("--skip-tiny", action="store_true", help="time SmolLM2 only (tiny still runs with --quick)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     modes = ["auto", "gather", "segment"]
@@ -337,9 +398,11 @@ def main() -> None:
     started = datetime.now(UTC)
     info = machine()
     print(f"machine: {info}", flush=True)
-    tiny = bench_model("tiny:0", counts, 4 if args.quick else args.tiny_tokens, modes, repeats, repeats)
-    for line in table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes):
-        print(line)
+    tiny = None
+    if args.quick or not args.skip_tiny:
+        tiny = bench_model("tiny:0", counts, 4 if args.quick else args.tiny_tokens, modes, repeats, repeats)
+        for line in table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes):
+            print(line)
     if args.quick:
         return
     smol = None
@@ -357,6 +420,8 @@ def main() -> None:
     }
     schema["cold_load_ms"] = main_result["cold_load_ms"]
     schema["bytes_per_adapter"] = main_result["bytes_per_adapter"]
+    if "perplexity" in main_result:
+        schema["perplexity"] = main_result["perplexity"]
     (out / "serving.json").write_text(json.dumps(schema, indent=2) + "\n")
     meta = {
         "machine": info,
@@ -372,12 +437,14 @@ def main() -> None:
     command = "PYTHONPATH=src .venv/bin/python benchmarks/serving.py " + " ".join(sys.argv[1:])
     lines = [
         "",
-        f"## OpenLoRA serving throughput, fair rerun — {started:%Y-%m-%d %H:%M} UTC",
+        f"## OpenLoRA serving throughput, bfloat16 base — {started:%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command.strip()}`",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores shared with other sessions, torch {info['torch']} "
-        f"with {args.threads} thread(s) for every system, float32. Load before: `{info['uptime']}`; "
+        f"with {args.threads} thread(s) for every system; float32 except where a column says otherwise (ours: "
+        "the server's default base precision, `quantise_base(auto)`; PEFT mixed bf16: the whole PeftModel in "
+        "bfloat16). Load before: `{info['uptime']}`; "
         f"after: `{info['uptime_after']}`.",
         "",
         f"Workload: N rank-{RANK} adapters on {'/'.join(TARGETS)}, max(64, N) requests (request i uses adapter "
@@ -389,14 +456,17 @@ def main() -> None:
         "the median is shown. PEFT mixed = `generate(adapter_names=...)` with all adapters in one PeftModel; "
         "sequential = `set_adapter` then one batched `generate` per adapter (all of its requests); base only = "
         "the same batches through HF `generate` on the base model without adapters (the ceiling of a LoRA "
-        "server on the same forward). 'same tokens' = share of requests whose tokens equal PEFT mixed's; "
+        "server on the same forward). ours/best PEFT mixed divides by the faster of PEFT float32 and bfloat16. "
+        "'same tokens' = share of requests whose tokens equal PEFT mixed's (float32); 'float32 path' = ours with "
+        "`--base-precision none`, the PEFT-parity path; "
         f"'differ (near-ties)' = requests that differ and, of them, those whose first differing step has a top-2 "
         f"logit gap in PEFT's own run below {EPS:g}.",
         "",
     ]
     if smol:
         lines += table("SmolLM2-135M", smol, counts, smol_modes)
-    lines += table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes)
+    if tiny:
+        lines += table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes)
     with open(ROOT / "BENCHMARKS.md", "a") as handle:
         handle.write("\n".join(lines) + "\n")
 

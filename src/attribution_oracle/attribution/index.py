@@ -8,8 +8,12 @@ Layout of an index directory::
     transforms.safetensors        the per-checkpoint maps that finalise appended examples
 
 Shards are memory-mapped (read straight from the page cache, never copied whole), so opening an index is
-instant and a query touches only what it multiplies. Appending writes a new shard and then replaces the
-manifest atomically: a crash mid-append leaves the previous index intact.
+instant. Scoring is exact and order-independent (``attribution.fixed_point``): on the first query the rows are
+quantised to 14 bits with a power-of-two scale per row (two int8 limbs, kept in memory: half the float32 size),
+queries likewise, and the dot products are accumulated in integers, so every machine and thread count gets the
+same scores.
+Appending writes a new shard and then replaces the manifest atomically: a crash mid-append leaves the previous
+index intact.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
+from attribution_oracle.attribution.fixed_point import FixedPoint, quantise, scores_float
 from attribution_oracle.files import atomic_write
 
 FORMAT = "attribution-oracle/index@1"
@@ -85,6 +90,7 @@ class AttributionIndex:
                 torch.from_numpy(_mmap_safetensors(self.path / s, "features")) for s in self.manifest["shards"]
             ]
         self._matrix: Tensor | None = None
+        self._fixed: FixedPoint | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -157,20 +163,36 @@ class AttributionIndex:
             self._matrix = self._shards[0] if len(self._shards) == 1 else torch.cat(self._shards)
         return self._matrix
 
+    def fixed_point(self) -> FixedPoint:
+        """The rows quantised for exact scoring (computed on first use, then kept in memory)."""
+        if self._fixed is None:
+            self._fixed = quantise(self.matrix())
+        return self._fixed
+
     def scores(self, query_features: Tensor) -> Tensor:
-        """Scores ``[n_query, n]`` (float32) of every contribution for each query."""
-        q = query_features.to(torch.float32)
+        """Exact scores ``[n_query, n]`` (float64) of every contribution for each query (``fixed_point`` rule)."""
+        q = query_features
         if q.dim() == 1:
             q = q.unsqueeze(0)
         if q.shape[1] != self.dim:
             raise ValueError(f"query features have dimension {q.shape[1]}, the index {self.dim}")
-        return q @ self.matrix().T
+        return scores_float(quantise(q), self.fixed_point())
 
     def top_k(self, query_features: Tensor, k: int = 10) -> list[TopK]:
         """The ``k`` highest-scoring contributions of each query, best first (ties by row order)."""
         scores = self.scores(query_features)
-        values, rows = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-        return [TopK([self.ids[r] for r in row.tolist()], val.tolist()) for row, val in zip(rows, values, strict=True)]
+        k = min(k, scores.shape[1])
+        out = []
+        for row in scores:
+            if k == 0:
+                out.append(TopK([], []))
+                continue
+            kth = torch.topk(row, k).values[-1]
+            candidates = torch.nonzero(row >= kth).squeeze(1)  # ascending row order
+            values, order = torch.sort(row[candidates], descending=True, stable=True)
+            rows = candidates[order[:k]].tolist()
+            out.append(TopK([self.ids[r] for r in rows], values[:k].tolist()))
+        return out
 
     def scores_by_id(self, query_features: Tensor) -> dict[str, float]:
         """One query's score for every contribution id."""

@@ -84,6 +84,13 @@ def _model_ids(values: tuple[str, ...]) -> list[int]:
     show_default=True,
     help="How LoRA deltas are batched.",
 )
+@click.option(
+    "--base-precision",
+    type=click.Choice(["auto", "bf16", "none"]),
+    default="auto",
+    show_default=True,
+    help="Base linears in bfloat16 (LoRA stays float32); auto = where it is faster (none = exact float32).",
+)
 @click.option("--records", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Served-record log.")
 @pass_app
 def serve(
@@ -98,6 +105,7 @@ def serve(
     memory_budget: str,
     max_batch: int,
     lora_mode: str,
+    base_precision: str,
     records: Path | None,
 ) -> None:
     """Serve registered models over one base model (OpenAI-compatible API; paid requests only). Blocks."""
@@ -127,6 +135,7 @@ def serve(
             max_batch=max_batch,
             lora_mode=lora_mode,
             facilitator=app.signer(facilitator, password_file) if facilitator else None,
+            base_precision=base_precision,
         )
     app.say(f"serving models {', '.join(map(str, ids))} over {base_model.name} on http://{host}:{port}")
     serve_forever(service, host, port)

@@ -5,12 +5,14 @@
 
 Gradient side: the query is "the output tokens given the prompt" (``LanguageModelTask`` measurement: the
 log-likelihood of the output tokens); its projected gradient at every attribution checkpoint (float64 model)
-is rounded to float32, multiplied elementwise in float64 with each index row, and each row's products are
-summed exactly (``math.fsum``, correctly rounded, so the result does not depend on summation order); a
-contribution's score is the exact sum of its chunks' row scores. Two processes given the same store and
-query therefore produce identical floats. Span side: the span scores of the output tokens against the training
-contributions (``SpanIndex.attribute``), combined with the gradient scores by the manifest's ``CombineRule``
-(``attribution.combine.combine``: positive scores only, each side L1-normalised, weighted sum, sorted keys).
+is rounded to float32 and scored against the index rows with the exact integer kernel of
+``attribution.fixed_point`` (rows and query in 14 bits with a power-of-two scale per row, dot products
+accumulated in integers, so the result does not depend on summation order, thread count or machine); a
+contribution's score is the correctly rounded (``math.fsum``) sum of its chunks' exact row scores. Two processes
+given the same store and query therefore produce identical floats. Span side: the span scores of the output tokens
+against the training contributions (``SpanIndex.attribute``), combined with the gradient scores by the
+manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only, each side L1-normalised,
+weighted sum, sorted keys).
 
 Everything is rebuilt from the content store: the base model is loaded from the manifest's spec and its
 hash checked, the adapter and checkpoints come from their blobs, the index files are restored into
@@ -19,16 +21,15 @@ hash checked, the adapter and checkpoints come from their blobs, the index files
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from attribution_oracle.attribution import AttributionIndex
 from attribution_oracle.attribution.combine import CombineRule, combine
+from attribution_oracle.attribution.fixed_point import grouped_sums, quantise, scores_float
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
@@ -68,40 +69,82 @@ class ModelScorer:
             for c in manifest["contributions"]
             if c["train_chunks"] > 0
         ]
-        self._row_owner = [row_id.split("#", 1)[0] for row_id in index.ids]
-        self._matrix = np.asarray(index.matrix(), dtype=np.float64)
+        groups: dict[str, list[int]] = {}
+        for row, row_id in enumerate(index.ids):
+            groups.setdefault(row_id.split("#", 1)[0], []).append(row)
+        self._owners, self._groups = list(groups), list(groups.values())
+        self._fixed = index.fixed_point()
         self._max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0)
 
     def _query(self, prompt: Sequence[int], output: Sequence[int]) -> dict[str, torch.Tensor]:
-        ids = [int(t) for t in prompt] + [int(t) for t in output]
-        if self._max_len and len(ids) > self._max_len:
-            ids = ids[-self._max_len :]
-        input_ids = torch.tensor([ids], dtype=torch.long)
-        labels = input_ids.clone()
-        labels[0, : max(0, len(ids) - len(output))] = IGNORE
-        return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+        return self._queries([(prompt, output)])
+
+    def _queries(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> dict[str, torch.Tensor]:
+        """One batch of queries, right-padded (masked, labels ignored), so every real token keeps its position."""
+        rows = []
+        for prompt, output in items:
+            ids = [int(t) for t in prompt] + [int(t) for t in output]
+            if self._max_len and len(ids) > self._max_len:
+                ids = ids[-self._max_len :]
+            rows.append((ids, max(0, len(ids) - len(output))))
+        width = max(len(ids) for ids, _ in rows)
+        input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        labels = torch.full_like(input_ids, IGNORE)
+        for i, (ids, prompt_len) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            mask[i, : len(ids)] = 1
+            labels[i, prompt_len : len(ids)] = input_ids[i, prompt_len : len(ids)]
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
     def gradient_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """Gradient influence of the query on each training contribution (sum over its chunks)."""
         scores = {c.contribution_id: 0.0 for c in self.contributions}
         if not output_token_ids:
             return scores
-        query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))[0]
-        q = query.to(torch.float32).to(torch.float64).numpy()
-        per_row = [math.fsum(row) for row in (self._matrix * q)]
-        parts: dict[str, list[float]] = {}
-        for owner, value in zip(self._row_owner, per_row, strict=True):
-            parts.setdefault(owner, []).append(value)
-        for owner, values in parts.items():
-            scores[owner] = math.fsum(values)
-        return scores
+        query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))
+        return self._aggregate(query)[0]
+
+    def _aggregate(self, queries: torch.Tensor) -> list[dict[str, float]]:
+        """Per-contribution exact sums of the rows' exact scores, one dict per query row."""
+        exact = scores_float(quantise(queries.to(torch.float32)), self._fixed)
+        out = []
+        for sums in grouped_sums(exact, self._groups):
+            scores = {c.contribution_id: 0.0 for c in self.contributions}
+            scores.update(zip(self._owners, sums, strict=True))
+            out.append(scores)
+        return out
+
+    def gradient_scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
+        """``gradient_scores`` of many ``(prompt, output)`` pairs, their gradients computed in batches."""
+        out = [{c.contribution_id: 0.0 for c in self.contributions} for _ in items]
+        # similar lengths batched together: less padding (the results do not depend on the order)
+        todo = sorted(
+            (i for i, (_, output) in enumerate(items) if output), key=lambda i: len(items[i][0]) + len(items[i][1])
+        )
+        size = max(1, int(self.attributor.batch_size))
+        for start in range(0, len(todo), size):  # each batch padded to its own longest query
+            chunk = todo[start : start + size]
+            queries = self.attributor.query_features(self._queries([items[i] for i in chunk]))
+            for i, scores in zip(chunk, self._aggregate(queries), strict=True):
+                out[i] = scores
+        return out
 
     def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
-        gradient = self.gradient_scores(prompt_token_ids, output_token_ids)
+        return self.scores_many([(prompt_token_ids, output_token_ids)])[0]
+
+    def scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
+        """``scores`` of many ``(prompt, output)`` pairs in one batched pass (what an oracle step calls).
+
+        The query gradients of a batch are computed together (right-padded, masked); they equal one-at-a-time
+        gradients up to float rounding in the last bits, below what the 14-bit quantisation of the query keeps.
+        """
+        gradients = self.gradient_scores_many(items)
         if self.span_index is None:
-            return gradient
-        return combine(gradient, self.span_scores(output_token_ids), CombineRule.from_dict(self.manifest["combine"]))
+            return gradients
+        rule = CombineRule.from_dict(self.manifest["combine"])
+        return [combine(g, self.span_scores(output), rule) for g, (_, output) in zip(gradients, items, strict=True)]
 
     def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
         """Span scores of the output tokens against the training contributions (empty without a span index)."""

@@ -1,7 +1,8 @@
 """Attribute served inferences: scores from the model's scorer, exact integer shares from the allocation rule.
 
 Only requests that are both paid and marked served on-chain (confirmed) and present in the served log are
-attributed; a request whose record has not reached the log yet waits. Each batch is one transaction.
+attributed; a request whose record has not reached the log yet waits. Each batch is one transaction. A step
+scores all of its pending inferences of one model in one batched pass (``scores_many``, when the scorer has it).
 
 Missing records (the grace rule): a request marked served in block ``b`` whose record the source still does
 not hold once this node's confirmed cursor reaches ``b + record_grace_blocks`` is attributed with no scores,
@@ -95,7 +96,9 @@ class Attributor:
         confirmed = cursor[0] if cursor else -1
         done: list[tuple] = []
         delays: list[float] = []
-        for request_id, model_id, block, contributors, datanets, seen_at, input_hash in rows:
+        fallbacks = self._checks(rows, records)
+        scored, seconds = self._score_batches(rows, records, fallbacks)
+        for request_id, model_id, block, contributors, datanets, seen_at, _input_hash in rows:
             record = records.get(request_id)
             started = time.perf_counter()
             fallback: str | None = None
@@ -112,22 +115,16 @@ class Attributor:
                 scores: dict[str, float] = {}
                 fallback = "no served record within the grace period"
             else:
-                scorer = self._scorers.get(model_id)
-                if scorer is None:
-                    scorer = self._scorers[model_id] = self.provider(model_id)
-                fallback = self._check(record, model_id, input_hash, scorer)
+                fallback = fallbacks.get(request_id)
                 if fallback is not None:
                     warn("served record fails a check: equal fallback", request_id=request_id, reason=fallback)
                     scores = {}
                 else:
-                    scores = {
-                        str(k): float(v)
-                        for k, v in scorer.scores(record.prompt_token_ids, record.output_token_ids).items()
-                    }
+                    scores = scored[request_id]
             contributions, owners = self.context.training_data(model_id)
             inference = ServedInference(request_id, model_id, int(contributors), int(datanets))
             shares = allocate(inference, scores, contributions, owners)
-            self.metrics.attribution_seconds.observe(time.perf_counter() - started)
+            self.metrics.attribution_seconds.observe(time.perf_counter() - started + seconds.get(request_id, 0.0))
             done.append((request_id, model_id, block, _dumps(scores), _dumps({a: str(v) for a, v in shares.items()}),
                          fallback))  # fmt: skip
             delays.append(time.time() - seen_at)
@@ -146,6 +143,23 @@ class Attributor:
                 self.metrics.attribution_delay.observe(delay)
         return Attributed(len(done), len(rows) - len(done), rows[-1][0])
 
+    def _scorer(self, model_id: int) -> object:
+        scorer = self._scorers.get(model_id)
+        if scorer is None:
+            scorer = self._scorers[model_id] = self.provider(model_id)
+        return scorer
+
+    def _checks(self, rows: list[tuple], records: dict) -> dict[int, str]:
+        """Why each pending request's record cannot be trusted (only the requests that fail a check)."""
+        failed: dict[int, str] = {}
+        for request_id, model_id, *_, input_hash in rows:
+            record = records.get(request_id)
+            if record is not None:
+                reason = self._check(record, model_id, input_hash, self._scorer(model_id))
+                if reason is not None:
+                    failed[request_id] = reason
+        return failed
+
     def _check(self, record, model_id: int, input_hash: str | None, scorer: object) -> str | None:
         """Why ``record`` cannot be trusted for the payment (None if it passes every check)."""
         if record.model_id != model_id:
@@ -161,6 +175,32 @@ class Attributor:
             if ids != tuple(record.prompt_token_ids):
                 return "the record's prompt token ids are not the tokenization of its prompt"
         return None
+
+    def _score_batches(
+        self, rows: list[tuple], records: dict, skip: dict[int, str]
+    ) -> tuple[dict[int, dict[str, float]], dict[int, float]]:
+        """Scores of every pending request whose record is here and passed its checks: one batched pass per model.
+
+        A scorer with ``scores_many`` (the factory's) computes a model's pending inferences together; any other
+        scorer is called once per inference. Returns the scores and each request's share of the scoring time.
+        """
+        by_model: dict[int, list[int]] = {}
+        for request_id, model_id, *_ in rows:
+            if records.get(request_id) is not None and request_id not in skip:
+                by_model.setdefault(model_id, []).append(request_id)
+        scored: dict[int, dict[str, float]] = {}
+        seconds: dict[int, float] = {}
+        for model_id, request_ids in by_model.items():
+            started = time.perf_counter()
+            scorer = self._scorer(model_id)
+            items = [(records[r].prompt_token_ids, records[r].output_token_ids) for r in request_ids]
+            many = getattr(scorer, "scores_many", None)
+            results = many(items) if many is not None else [scorer.scores(p, o) for p, o in items]
+            share = (time.perf_counter() - started) / len(request_ids)
+            for request_id, result in zip(request_ids, results, strict=True):
+                scored[request_id] = {str(k): float(v) for k, v in result.items()}
+                seconds[request_id] = share
+        return scored, seconds
 
 
 def _dumps(value: dict) -> str:

@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..models import AdapterBlob
+from .quantised import LowPrecisionLinear
 
 __all__ = ["LoraPool", "LoraWeights", "MultiLoraLinear", "UnsupportedAdapterError"]
 
@@ -175,7 +176,7 @@ class LoraPool:
             raise UnsupportedAdapterError(f"the base model has no module {name!r}") from None
         if isinstance(module, MultiLoraLinear):  # wrapped by an earlier pool: this pool takes the model over
             module = module.base
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, nn.Linear | LowPrecisionLinear):
             raise UnsupportedAdapterError(f"LoRA on {name!r} ({type(module).__name__}) is unsupported: linears only")
         parent_name, _, child = name.rpartition(".")
         wrapper = MultiLoraLinear(module, self.state)
@@ -253,7 +254,7 @@ class LoraPool:
             module = self.model.get_submodule(name)
         except AttributeError:
             raise UnsupportedAdapterError(f"the base model has no module {name!r}") from None
-        if not isinstance(module, nn.Linear | MultiLoraLinear):
+        if not isinstance(module, nn.Linear | LowPrecisionLinear | MultiLoraLinear):
             raise UnsupportedAdapterError(f"LoRA on {name!r} ({type(module).__name__}) is unsupported: linears only")
 
     def pin(self, slots: Sequence[int]) -> None:

@@ -31,6 +31,7 @@ from .engine import BatchGenerator, GenerationRequest, stop_token_ids_of
 from .lora import LoraPool
 from .metrics import ServingMetrics
 from .payments import Payment, PaymentGate, PaymentRequiredError
+from .quantised import quantise_base
 from .records import ServedRecord, ServedRecordStore
 from .scheduler import Scheduler
 from .settler import ServiceMarker
@@ -104,9 +105,15 @@ class OpenLoraService:
         max_tokens_limit: int = 512,
         lora_mode: str = "auto",
         mark_interval_s: float = 0.5,
+        base_precision: str = "auto",
     ) -> None:
-        """Build the service (nothing runs until ``start``); without ``operator`` nothing is marked on-chain."""
+        """Build the service (nothing runs until ``start``); without ``operator`` nothing is marked on-chain.
+
+        ``base_precision`` (``serving.quantised``): ``auto`` keeps the base's linears in bfloat16 where that wins
+        (a device with fast bfloat16 and a model of hidden size >= 256), ``bf16`` always, ``none`` never.
+        """
         self.base = base
+        self.base_precision = quantise_base(base.model, base_precision)
         self.records = records
         self.models = {m.model_id: m for m in models}
         self.gate = gate
