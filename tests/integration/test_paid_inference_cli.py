@@ -44,7 +44,6 @@ def _adapter(base_hash: str) -> bytes:
 def served(tmp_path_factory):
     """Anvil, a published Datanet, model 1 (price 1 OPEN, owned by dev:4) served in-process; dev:5 pays."""
     torch.set_num_threads(1)
-    grad_was_enabled = torch.is_grad_enabled()  # the service turns autograd off in the thread that starts it
     home = tmp_path_factory.mktemp("paid-inference")
     ao = make_cli(home, f"http://127.0.0.1:{free_port()}")
     ao("node", "start", "--fresh")
@@ -73,7 +72,6 @@ def served(tmp_path_factory):
         finally:
             thread.stop(timeout_s=20)
     finally:
-        torch.set_grad_enabled(grad_was_enabled)  # later test modules train in this process
         ao("node", "stop", ok=False)
 
 

@@ -113,6 +113,11 @@ def status(ao, request_id: int) -> str:
     return ao.json("market", "show", str(request_id))[0]["status"]
 
 
+def test_starting_the_service_leaves_autograd_on_in_the_callers_thread(server):
+    """Starting a server must not switch autograd off for the caller (training in the same process needs it)."""
+    assert torch.is_grad_enabled()
+
+
 def test_paid_completion_is_served_recorded_and_marked_on_chain(world, server):
     ao, base, blobs = world
     prompt = "Bees make honey from"

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from eth_account.signers.local import LocalAccount
 
 from ..chain.client import ChainClient
@@ -149,8 +148,10 @@ class OpenLoraService:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Start the batch thread and the markServed worker (re-queueing recorded, unmarked requests)."""
-        torch.set_grad_enabled(False)
+        """Start the batch thread and the markServed worker (re-queueing recorded, unmarked requests).
+
+        Generation runs under ``torch.inference_mode`` in the batch thread; the caller's autograd mode is left alone.
+        """
         self.scheduler.start()
         if self.marker is not None:
             recovered = self.marker.recover(self.records)

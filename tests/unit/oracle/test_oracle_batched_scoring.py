@@ -22,6 +22,9 @@ class Context(ScorerContext):
     def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
         return CONTRIBUTIONS, {1: OWNER}
 
+    def adapter_hash(self, model_id: int) -> str:
+        return "22" * 32  # what the records name, so every record passes the oracle's record checks
+
 
 class BatchScorer:
     """Scores depend on the output tokens; records every call."""
