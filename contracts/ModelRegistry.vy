@@ -3,6 +3,7 @@
 @title Model registry
 @custom:contract-name ModelRegistry
 @license AGPL-3.0-only
+@author attribution-ledger contributors
 @notice Records every specialised model: its owner, the hash of its base model,
         the hash of its LoRA adapter, the exact (datanetId, version) pairs it was
         trained on, its price per inference in OPEN (or per-token rates plus a flat
@@ -69,6 +70,8 @@ struct Model:
     registeredAt: uint256
 
 
+# @notice Emitted when `owner` registers model `modelId`: its base and adapter hashes, price, fee
+#       split, the Datanet versions it was trained on and its metadata.
 event ModelRegistered:
     modelId: indexed(uint256)
     owner: indexed(address)
@@ -79,20 +82,24 @@ event ModelRegistered:
     sources: DynArray[DatanetVersion, MAX_SOURCES]
     metadataURI: String[256]
 
+# @notice Emitted when the owner of model `modelId` changes its price per inference.
 event PriceUpdated:
     modelId: indexed(uint256)
     oldPrice: uint256
     newPrice: uint256
 
+# @notice Emitted when the owner of model `modelId` sets its per-token rates and flat fee.
 event TokenRatesSet:
     modelId: indexed(uint256)
     inputPer1k: uint256
     outputPer1k: uint256
     flatFee: uint256
 
+# @notice Emitted when the owner of model `modelId` deactivates it (no new payments).
 event ModelDeactivated:
     modelId: indexed(uint256)
 
+# @notice Emitted when governance sets the protocol fee in basis points.
 event ProtocolFeeSet:
     protocolFeeBps: uint256
 
@@ -298,11 +305,19 @@ def getModels(offset: uint256, limit: uint256) -> DynArray[Model, MAX_PAGE]:
 @internal
 @view
 def _check_model_exists(model_id: uint256):
+    """
+    @dev Reverts unless `model_id` is a registered model.
+    @param model_id The model id.
+    """
     assert model_id > 0 and model_id <= self.modelCount, "ModelRegistry: unknown model"
 
 
 @internal
 @view
 def _check_model_owner(model_id: uint256):
+    """
+    @dev Reverts unless the caller owns registered model `model_id`.
+    @param model_id The model id.
+    """
     self._check_model_exists(model_id)
     assert self._models[model_id].owner == msg.sender, "ModelRegistry: caller is not the model owner"

@@ -3,7 +3,7 @@
 @title Reward distributor
 @custom:contract-name RewardDistributor
 @license AGPL-3.0-only
-@author attribution-ledger
+@author attribution-ledger contributors
 @notice Holds the OPEN that inference fees set aside for data contributors and
         Datanet owners, and pays it out against epoch reports signed by m of n
         attribution oracles.
@@ -93,21 +93,27 @@ struct PendingReport:
     meta: uint256
 
 
+# @notice Emitted when the oracle set changes; `configDigest` binds chain, contract, version,
+#       signers and threshold, and every report must carry it.
 event OracleConfigSet:
     configVersion: indexed(uint256)
     configDigest: bytes32
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
 
+# @notice Emitted when governance queues a new oracle set, applicable at `executableAt`.
 event OracleConfigQueued:
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
     executableAt: uint256
 
+# @notice Emitted when governance cancels the queued oracle set.
 event OracleConfigCancelled:
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
 
+# @notice Emitted when a quorum-signed report for `epoch` is accepted; its root is claimable at
+#       `claimableAt` (at once when there is no claim delay).
 event ReportSubmitted:
     epoch: indexed(uint64)
     rewardsRoot: bytes32
@@ -117,26 +123,33 @@ event ReportSubmitted:
     claimableAt: uint256
     transmitter: indexed(address)
 
+# @notice Emitted for every pending report governance vetoes.
 event ReportVetoed:
     epoch: indexed(uint64)
     rewardsRoot: bytes32
 
+# @notice Emitted when `amount` OPEN is paid to `account` (cumulative `cumulativeAmount`); `sender`
+#       sent the claim.
 event Claimed:
     account: indexed(address)
     amount: uint256
     cumulativeAmount: uint256
     sender: indexed(address)
 
+# @notice Emitted when the claim delay takes effect.
 event ClaimDelaySet:
     claimDelay: uint256
 
+# @notice Emitted when governance queues a new claim delay, applicable at `executableAt`.
 event ClaimDelayQueued:
     claimDelay: uint256
     executableAt: uint256
 
+# @notice Emitted when governance cancels the queued claim delay.
 event ClaimDelayCancelled:
     claimDelay: uint256
 
+# @notice Emitted when `funder` adds `amount` OPEN to the pool; `totalFunded` is all OPEN ever funded.
 event Funded:
     funder: indexed(address)
     amount: uint256
@@ -356,7 +369,7 @@ def fund(amount: uint256):
     @param amount The amount in wei.
     """
     assert amount > 0, "RewardDistributor: zero amount"
-    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "RewardDistributor: token transferFrom failed"
     total: uint256 = self.totalFunded + amount
     self.totalFunded = total
     log Funded(funder=msg.sender, amount=amount, totalFunded=total)
@@ -475,7 +488,7 @@ def claim(account: address, cumulativeAmount: uint256, proof: DynArray[bytes32, 
     assert total_claimed <= (state >> 64) & AMOUNT_MASK, "RewardDistributor: exceeds the claimable total"
     self.claimed[account] = cumulativeAmount
     self._claimState = (total_claimed << 160) | (state & (2**160 - 1))
-    assert extcall token.transfer(account, amount, default_return_value=True)
+    assert extcall token.transfer(account, amount, default_return_value=True), "RewardDistributor: token transfer failed"
     log Claimed(account=account, amount=amount, cumulativeAmount=cumulativeAmount, sender=msg.sender)
     return amount
 
@@ -518,7 +531,7 @@ def claimMany(
         assert total_claimed <= claimable_total, "RewardDistributor: exceeds the claimable total"
         self.claimed[account] = cumulative
         total += amount
-        assert extcall token.transfer(account, amount, default_return_value=True)
+        assert extcall token.transfer(account, amount, default_return_value=True), "RewardDistributor: token transfer failed"
         log Claimed(account=account, amount=amount, cumulativeAmount=cumulative, sender=msg.sender)
     self._claimState = (total_claimed << 160) | (state & (2**160 - 1))
     return total
@@ -707,12 +720,22 @@ def getSigners() -> DynArray[address, MAX_SIGNERS]:
 @internal
 @pure
 def _leaf(account: address, amount: uint256) -> bytes32:
+    """
+    @dev The Merkle leaf of a cumulative claim: keccak256(keccak256(abi_encode(account, amount))).
+    @param account The account paid.
+    @param amount Its cumulative amount.
+    @return The leaf.
+    """
     return keccak256(keccak256(abi_encode(account, amount)))
 
 
 @internal
 @view
 def _governance_delay() -> uint256:
+    """
+    @dev The wait of a queued oracle-set or claim-delay change: max(claimDelay, 1 day).
+    @return The delay in seconds.
+    """
     return max(self.claimDelay, MIN_GOVERNANCE_DELAY)
 
 
@@ -722,6 +745,7 @@ def _last_matured() -> uint256:
     """
     @dev One past the newest pending report whose time has come (claimableAt grows along
          the queue, so a binary search finds it); equals the head when none has matured.
+    @return The queue index one past the last matured report.
     """
     low: uint256 = self._pendingHead
     high: uint256 = self._pendingTail
@@ -759,6 +783,11 @@ def _promote():
 @internal
 @view
 def _check_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+    """
+    @dev Reverts unless the signers are non-zero and distinct and 0 < threshold <= their count.
+    @param signers_ The oracle signers.
+    @param threshold_ How many must sign a report.
+    """
     assert threshold_ > 0 and threshold_ <= len(signers_), "RewardDistributor: bad threshold"
     for i: uint256 in range(MAX_SIGNERS):
         if i >= len(signers_):
@@ -772,6 +801,12 @@ def _check_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256)
 
 @internal
 def _set_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+    """
+    @dev Replaces the oracle set and bumps the config version and digest, so signatures over the old
+         digest can never be replayed.
+    @param signers_ The new oracle signers.
+    @param threshold_ How many must sign a report.
+    """
     self._check_config(signers_, threshold_)
     for old: address in self.signers:
         self.isSigner[old] = False
@@ -788,6 +823,10 @@ def _set_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
 
 @internal
 def _set_claim_delay(claim_delay: uint256):
+    """
+    @dev Sets the claim delay, at most MAX_CLAIM_DELAY.
+    @param claim_delay The delay in seconds.
+    """
     assert claim_delay <= MAX_CLAIM_DELAY, "RewardDistributor: delay too long"
     self.claimDelay = claim_delay
     log ClaimDelaySet(claimDelay=claim_delay)
