@@ -52,6 +52,7 @@ from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
+from interfaces import IInferenceMarket
 
 initializes: ownable
 initializes: eip712
@@ -62,10 +63,6 @@ exports: (
     ownable.renounce_ownership,
     eip712.eip712Domain,
 )
-
-
-interface IInferenceMarket:
-    def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> (uint256, uint256): nonpayable
 
 
 BPS: constant(uint256) = 10_000

@@ -43,8 +43,11 @@
 from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.utils import merkle_proof_verification as merkle
+from interfaces import IDatanetRegistry
 
 initializes: ownable
+
+implements: IDatanetRegistry
 
 exports: (
     ownable.owner,

@@ -48,10 +48,13 @@
 from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.tokens.interfaces import IERC20Permit
+from interfaces import IInferenceMarket
 from interfaces import IModelRegistry
 from interfaces import IRewardPool
 
 initializes: ownable
+
+implements: IInferenceMarket
 
 exports: (
     ownable.owner,

@@ -51,8 +51,11 @@ from snekmate.auth import ownable
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
 from snekmate.utils import merkle_proof_verification as merkle
+from interfaces import IRewardPool
 
 initializes: ownable
+
+implements: IRewardPool
 initializes: eip712
 
 exports: (
