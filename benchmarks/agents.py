@@ -41,7 +41,9 @@ from eth_account import Account
 from eth_utils import keccak
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "unit" / "serving")]  # random_adapters: test scaffolding
+
+from random_adapters import random_adapter_blob  # noqa: E402
 
 from attribution_oracle.agent import Agent, AgentVaultClient  # noqa: E402
 from attribution_oracle.agent.vault import named_contract  # noqa: E402
@@ -54,7 +56,6 @@ from attribution_oracle.serving.facilitator import FacilitatorSender  # noqa: E4
 from attribution_oracle.serving.payments import prompt_hash  # noqa: E402
 from attribution_oracle.serving.server import ServerThread  # noqa: E402
 from attribution_oracle.serving.service import OpenLoraService  # noqa: E402
-from attribution_oracle.serving.synthetic import random_adapter_blob  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 
 ONE = 10**18

@@ -42,17 +42,17 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "unit" / "serving")]  # random_adapters: test scaffolding
 
 from _common import machine  # noqa: E402
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # noqa: E402
+from random_adapters import random_adapter_blob  # noqa: E402
 
 from attribution_oracle.models import load_base_model, unpack_adapter  # noqa: E402
 from attribution_oracle.serving.adapter_cache import AdapterCache  # noqa: E402
 from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest  # noqa: E402
 from attribution_oracle.serving.lora import LoraPool, LoraWeights  # noqa: E402
 from attribution_oracle.serving.quantised import quantise_base  # noqa: E402
-from attribution_oracle.serving.synthetic import random_adapter_blob  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 
 RANK = 8

@@ -52,6 +52,7 @@ from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
+from interfaces import IInferenceMarket
 
 initializes: ownable
 initializes: eip712
@@ -62,10 +63,6 @@ exports: (
     ownable.renounce_ownership,
     eip712.eip712Domain,
 )
-
-
-interface IInferenceMarket:
-    def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, maxFee: uint256) -> (uint256, uint256): nonpayable
 
 
 BPS: constant(uint256) = 10_000
@@ -122,40 +119,49 @@ struct Agent:
     registeredAt: uint256
 
 
+# @notice Emitted when `owner` registers agent `agentId` with its agent card at `cardURI`.
 event AgentRegistered:
     agentId: indexed(uint256)
     owner: indexed(address)
     cardURI: String[256]
 
+# @notice Emitted when the owner of agent `agentId` points its card to `cardURI`.
 event AgentCardSet:
     agentId: indexed(uint256)
     cardURI: String[256]
 
+# @notice Emitted when `amount` OPEN is staked on agent `agentId`; `stake` is its new stake.
 event Staked:
     agentId: indexed(uint256)
     amount: uint256
     stake: uint256
 
+# @notice Emitted when `amount` of agent `agentId`'s stake starts its cooldown, withdrawable at `availableAt`.
 event UnstakeRequested:
     agentId: indexed(uint256)
     amount: uint256
     availableAt: uint256
 
+# @notice Emitted when `amount` of agent `agentId`'s cooled-down stake is paid to `to`.
 event StakeWithdrawn:
     agentId: indexed(uint256)
     to: indexed(address)
     amount: uint256
 
+# @notice Emitted when `sender` adds `amount` OPEN to agent `agentId`'s spending budget.
 event Deposited:
     agentId: indexed(uint256)
     sender: indexed(address)
     amount: uint256
 
+# @notice Emitted when `amount` OPEN of agent `agentId`'s budget is paid back to `to`.
 event Withdrawn:
     agentId: indexed(uint256)
     to: indexed(address)
     amount: uint256
 
+# @notice Emitted when agent `agentId` grants session key `key` with its price, time and spending limits
+#       and the models it may pay for.
 event SessionKeyGranted:
     agentId: indexed(uint256)
     key: indexed(address)
@@ -166,10 +172,13 @@ event SessionKeyGranted:
     totalCap: uint256
     models: DynArray[uint256, MAX_MODELS]
 
+# @notice Emitted when agent `agentId` revokes session key `key`.
 event SessionKeyRevoked:
     agentId: indexed(uint256)
     key: indexed(address)
 
+# @notice Emitted when session key `key` of agent `agentId` pays `fee` for request `requestId` on model
+#       `modelId`; `server` sent the payment.
 event SessionPaid:
     agentId: indexed(uint256)
     key: indexed(address)
@@ -178,6 +187,8 @@ event SessionPaid:
     fee: uint256
     server: address
 
+# @notice Emitted when the validator quorum reports `score` for agent `agentId` in `round`;
+#       `slashed` is the OPEN taken at once (0 when the score passed).
 event ValidationReported:
     agentId: indexed(uint256)
     round: uint64
@@ -185,26 +196,34 @@ event ValidationReported:
     workHash: bytes32
     slashed: uint256
 
+# @notice Emitted when governance proposes to slash `amount` of agent `agentId`'s stake, executable
+#       at `executableAt`.
 event SlashProposed:
     agentId: indexed(uint256)
     amount: uint256
     executableAt: uint256
     reason: String[256]
 
+# @notice Emitted when governance cancels the pending slash of agent `agentId`.
 event SlashCancelled:
     agentId: indexed(uint256)
 
+# @notice Emitted when `amount` OPEN of agent `agentId`'s stake goes to the treasury, by the validators
+#       or by governance.
 event Slashed:
     agentId: indexed(uint256)
     amount: uint256
     byValidators: bool
 
+# @notice Emitted when the validator set changes; `configDigest` binds chain, contract, version,
+#       validators and threshold.
 event ValidatorConfigSet:
     configVersion: indexed(uint256)
     configDigest: bytes32
     validators: DynArray[address, MAX_VALIDATORS]
     threshold: uint256
 
+# @notice Emitted when governance sets the staking, cooldown and slashing parameters.
 event ParametersSet:
     minStake: uint256
     unstakeCooldown: uint256
@@ -212,6 +231,7 @@ event ParametersSet:
     scoreThreshold: uint256
     slashBps: uint256
 
+# @notice Emitted when governance points slashed stakes to `treasury`.
 event TreasurySet:
     treasury: indexed(address)
 
@@ -289,7 +309,7 @@ def __init__(
     self._set_parameters(min_stake, unstake_cooldown, slash_delay, 50, 1_000)
     self._set_validators(validators_, threshold_)
     # the market pulls each call's fee from here
-    assert extcall token_.approve(market_.address, max_value(uint256), default_return_value=True)
+    assert extcall token_.approve(market_.address, max_value(uint256), default_return_value=True), "AgentVault: token approve failed"
 
 
 # ---------------------------------------------------------------- governance
@@ -423,7 +443,7 @@ def stake(agentId: uint256, amount: uint256):
     self._check_agent_owner(agentId)
     assert amount > 0, "AgentVault: zero amount"
     self.stakeOf[agentId] += amount
-    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "AgentVault: token transferFrom failed"
     log Staked(agentId=agentId, amount=amount, stake=self.stakeOf[agentId])
 
 
@@ -458,7 +478,7 @@ def withdrawStake(agentId: uint256) -> uint256:
     assert block.timestamp >= self.unstakeAt[agentId], "AgentVault: unstake cooldown not over"
     assert self.pendingSlash[agentId] == 0, "AgentVault: slash pending"
     self.unstakingOf[agentId] = 0
-    assert extcall token.transfer(owner, amount, default_return_value=True)
+    assert extcall token.transfer(owner, amount, default_return_value=True), "AgentVault: token transfer failed"
     log StakeWithdrawn(agentId=agentId, to=owner, amount=amount)
     return amount
 
@@ -473,7 +493,7 @@ def deposit(agentId: uint256, amount: uint256):
     self._check_agent(agentId)
     assert amount > 0, "AgentVault: zero amount"
     self.budgetOf[agentId] += amount
-    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "AgentVault: token transferFrom failed"
     log Deposited(agentId=agentId, sender=msg.sender, amount=amount)
 
 
@@ -488,7 +508,7 @@ def withdraw(agentId: uint256, amount: uint256):
     owner: address = self._check_agent_owner(agentId)
     assert amount > 0 and amount <= self.budgetOf[agentId], "AgentVault: amount above budget"
     self.budgetOf[agentId] -= amount
-    assert extcall token.transfer(owner, amount, default_return_value=True)
+    assert extcall token.transfer(owner, amount, default_return_value=True), "AgentVault: token transfer failed"
     log Withdrawn(agentId=agentId, to=owner, amount=amount)
 
 
@@ -717,6 +737,15 @@ def getValidators() -> DynArray[address, MAX_VALIDATORS]:
 
 @internal
 def _pay(key: address, model_id: uint256, input_hash: bytes32, max_fee: uint256) -> uint256:
+    """
+    @dev Pays for one inference from agent budget through session key `key`, after checking the key's
+         expiry, price, model list, period and total caps and the agent's stake.
+    @param key The session key paying.
+    @param model_id The model paid for.
+    @param input_hash The hash of the prompt.
+    @param max_fee The most the key accepts to pay.
+    @return The InferenceMarket request id.
+    """
     config: uint256 = self._keyConfig[key]
     agent_id: uint256 = (config >> 120) & MASK40
     assert agent_id != 0, "AgentVault: unknown session key"
@@ -750,6 +779,14 @@ def _pay(key: address, model_id: uint256, input_hash: bytes32, max_fee: uint256)
 
 @internal
 def _slash(agent_id: uint256, amount: uint256, by_validators: bool) -> uint256:
+    """
+    @dev Takes up to `amount` from the agent's stake, then from its unstaking balance, and sends it to
+         the treasury.
+    @param agent_id The agent slashed.
+    @param amount The most to take.
+    @param by_validators Whether the validator quorum (not governance) slashed.
+    @return The OPEN actually taken.
+    """
     staked: uint256 = self.stakeOf[agent_id]
     unstaking: uint256 = self.unstakingOf[agent_id]
     taken: uint256 = min(amount, staked + unstaking)
@@ -757,7 +794,7 @@ def _slash(agent_id: uint256, amount: uint256, by_validators: bool) -> uint256:
     self.stakeOf[agent_id] = staked - from_stake
     self.unstakingOf[agent_id] = unstaking - (taken - from_stake)
     if taken > 0:
-        assert extcall token.transfer(self.treasury, taken, default_return_value=True)
+        assert extcall token.transfer(self.treasury, taken, default_return_value=True), "AgentVault: token transfer failed"
     log Slashed(agentId=agent_id, amount=taken, byValidators=by_validators)
     return taken
 
@@ -765,6 +802,11 @@ def _slash(agent_id: uint256, amount: uint256, by_validators: bool) -> uint256:
 @internal
 @view
 def _payment_digest(payment: Payment) -> bytes32:
+    """
+    @dev The EIP-712 digest a session key signs for `payWithAuthorization`.
+    @param payment The payment authorised.
+    @return The typed-data digest.
+    """
     return eip712._hash_typed_data_v4(
         keccak256(
             abi_encode(
@@ -784,6 +826,15 @@ def _payment_digest(payment: Payment) -> bytes32:
 @internal
 @view
 def _validation_digest(agent_id: uint256, round: uint64, score: uint256, work_hash: bytes32) -> bytes32:
+    """
+    @dev The EIP-712 digest each validator signs for `submitValidation`, bound to the current
+         validator config digest.
+    @param agent_id The agent validated.
+    @param round The validation round.
+    @param score The score given.
+    @param work_hash The hash of the work validated.
+    @return The typed-data digest.
+    """
     return eip712._hash_typed_data_v4(
         keccak256(abi_encode(VALIDATION_TYPEHASH, self.configDigest, agent_id, round, score, work_hash))
     )
@@ -792,12 +843,21 @@ def _validation_digest(agent_id: uint256, round: uint64, score: uint256, work_ha
 @internal
 @view
 def _check_agent(agent_id: uint256):
+    """
+    @dev Reverts unless `agent_id` is a registered agent.
+    @param agent_id The agent id.
+    """
     assert agent_id > 0 and agent_id <= self.agentCount, "AgentVault: unknown agent"
 
 
 @internal
 @view
 def _check_agent_owner(agent_id: uint256) -> address:
+    """
+    @dev Reverts unless the caller owns registered agent `agent_id`.
+    @param agent_id The agent id.
+    @return The agent's owner (the caller).
+    """
     self._check_agent(agent_id)
     owner: address = self._agents[agent_id].owner
     assert owner == msg.sender, "AgentVault: caller is not the agent owner"
@@ -808,6 +868,15 @@ def _check_agent_owner(agent_id: uint256) -> address:
 def _set_parameters(
     min_stake: uint256, unstake_cooldown: uint256, slash_delay: uint256, score_threshold: uint256, slash_bps: uint256
 ):
+    """
+    @dev Checks and stores the staking and slashing parameters (the cooldown must outlast the slash
+         delay, so a slash can always land before the stake leaves).
+    @param min_stake The least stake an agent needs to pay.
+    @param unstake_cooldown Seconds between an unstake request and its withdrawal.
+    @param slash_delay Seconds between a governance slash proposal and its execution.
+    @param score_threshold Validation scores below this are slashed.
+    @param slash_bps The share of stake a failed validation slashes, in basis points.
+    """
     assert unstake_cooldown >= slash_delay, "AgentVault: cooldown shorter than slash delay"
     assert score_threshold <= MAX_SCORE and slash_bps <= BPS, "AgentVault: bad slashing parameters"
     self.minStake = min_stake
@@ -826,6 +895,11 @@ def _set_parameters(
 
 @internal
 def _set_validators(validators_: DynArray[address, MAX_VALIDATORS], threshold_: uint256):
+    """
+    @dev Replaces the validator set and bumps the config version and digest (old signatures die).
+    @param validators_ The new validators, distinct and non-zero.
+    @param threshold_ How many of them must sign a validation.
+    """
     assert threshold_ > 0 and threshold_ <= len(validators_), "AgentVault: bad threshold"
     for old: address in self.validators:
         self.isValidator[old] = False

@@ -3,6 +3,7 @@
 @title Datanet registry
 @custom:contract-name DatanetRegistry
 @license AGPL-3.0-only
+@author attribution-ledger contributors
 @notice Datanets are curated registries of content-addressed training data.
         Anyone may create one (paying `creationFee` OPEN to the treasury) and
         anyone may contribute to one, escrowing an OPEN stake of at least the
@@ -42,8 +43,11 @@
 from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.utils import merkle_proof_verification as merkle
+from interfaces import IDatanetRegistry
 
 initializes: ownable
+
+implements: IDatanetRegistry
 
 exports: (
     ownable.owner,
@@ -95,6 +99,7 @@ struct Version:
     publishedAt: uint256
 
 
+# @notice Emitted when `owner` creates Datanet `datanetId`, paying `feePaid` OPEN to the treasury.
 event DatanetCreated:
     datanetId: indexed(uint256)
     owner: indexed(address)
@@ -103,20 +108,24 @@ event DatanetCreated:
     minStake: uint256
     feePaid: uint256
 
+# @notice Emitted when Datanet `datanetId` passes from `previousOwner` to `newOwner`.
 event DatanetOwnerChanged:
     datanetId: indexed(uint256)
     previousOwner: indexed(address)
     newOwner: indexed(address)
 
+# @notice Emitted when `curator` is appointed (`enabled`) or removed as a curator of Datanet `datanetId`.
 event CuratorSet:
     datanetId: indexed(uint256)
     curator: indexed(address)
     enabled: bool
 
+# @notice Emitted when the owner of Datanet `datanetId` sets its minimum contribution stake.
 event MinStakeSet:
     datanetId: indexed(uint256)
     minStake: uint256
 
+# @notice Emitted when `contributor` submits `contentHash` to Datanet `datanetId`, escrowing `stake`.
 event ContributionSubmitted:
     contributionId: indexed(uint256)
     datanetId: indexed(uint256)
@@ -126,6 +135,8 @@ event ContributionSubmitted:
     size: uint256
     stake: uint256
 
+# @notice Emitted when `curator` approves a contribution; `approvalIndex` is its place in approval
+#       order and `stakeReturned` the stake paid back.
 event ContributionApproved:
     contributionId: indexed(uint256)
     datanetId: indexed(uint256)
@@ -133,6 +144,8 @@ event ContributionApproved:
     approvalIndex: uint256
     stakeReturned: uint256
 
+# @notice Emitted when `curator` rejects a contribution; a `malicious` one loses `stakeSlashed`
+#       to the treasury.
 event ContributionRejected:
     contributionId: indexed(uint256)
     datanetId: indexed(uint256)
@@ -141,20 +154,26 @@ event ContributionRejected:
     stakeReturned: uint256
     stakeSlashed: uint256
 
+# @notice Emitted when `contributor` commits to a contribution it will reveal later.
 event ContributionCommitted:
     contributor: indexed(address)
     commitment: indexed(bytes32)
 
+# @notice Emitted when a committed reveal by `byContributor` displaces the earlier plain submission
+#       `contributionId` of the same content.
 event ContributionDisplaced:
     contributionId: indexed(uint256)
     byContributor: indexed(address)
 
+# @notice Emitted when `contributor` withdraws its pending contribution and takes back its stake.
 event ContributionWithdrawn:
     contributionId: indexed(uint256)
     datanetId: indexed(uint256)
     contributor: indexed(address)
     stakeReturned: uint256
 
+# @notice Emitted when the owner of Datanet `datanetId` publishes `version`: the Merkle root over the
+#       first `count` approved content hashes.
 event VersionPublished:
     datanetId: indexed(uint256)
     version: indexed(uint256)
@@ -162,9 +181,11 @@ event VersionPublished:
     count: uint256
     manifestURI: String[256]
 
+# @notice Emitted when governance sets the Datanet creation fee.
 event CreationFeeSet:
     fee: uint256
 
+# @notice Emitted when governance points creation fees and slashed stakes to `treasury`.
 event TreasurySet:
     treasury: indexed(address)
 
@@ -256,7 +277,7 @@ def createDatanet(name: String[64], metadataURI: String[256], minStake: uint256)
     assert len(name) > 0, "DatanetRegistry: empty name"
     fee: uint256 = self.creationFee
     if fee > 0:
-        assert extcall token.transferFrom(msg.sender, self.treasury, fee, default_return_value=True)
+        assert extcall token.transferFrom(msg.sender, self.treasury, fee, default_return_value=True), "DatanetRegistry: token transferFrom failed"
     datanet_id: uint256 = self.datanetCount + 1
     self.datanetCount = datanet_id
     self._datanets[datanet_id] = Datanet(
@@ -416,10 +437,21 @@ def revealContribution(
 def _contribute(
     datanetId: uint256, contentHash: bytes32, uri: String[256], size: uint256, stake: uint256, precedence: uint256
 ) -> uint256:
+    """
+    @dev Records a pending contribution and pulls its stake (shared by `contribute` and
+         `revealContribution`).
+    @param datanetId The Datanet contributed to.
+    @param contentHash The sha256 of the content.
+    @param uri Where the content can be fetched.
+    @param size The content's size in bytes.
+    @param stake The OPEN escrowed, at least the Datanet's minimum.
+    @param precedence The order that decides which of two submissions of the same content stands.
+    @return The new contribution id.
+    """
     assert contentHash != empty(bytes32), "DatanetRegistry: empty content hash"
     assert stake >= self._datanets[datanetId].minStake, "DatanetRegistry: stake below minimum"
     if stake > 0:
-        assert extcall token.transferFrom(msg.sender, self, stake, default_return_value=True)
+        assert extcall token.transferFrom(msg.sender, self, stake, default_return_value=True), "DatanetRegistry: token transferFrom failed"
 
     contribution_id: uint256 = self.contributionCount + 1
     self.contributionCount = contribution_id
@@ -704,24 +736,44 @@ def leafOf(contentHash: bytes32) -> bytes32:
 @internal
 @pure
 def _leaf(content_hash: bytes32) -> bytes32:
+    """
+    @dev The Merkle leaf of a content hash: keccak256(keccak256(abi_encode(hash))) (OpenZeppelin's
+         double hashing, so a leaf is never a valid inner node).
+    @param content_hash The contribution's content hash.
+    @return The leaf.
+    """
     return keccak256(keccak256(abi_encode(content_hash)))
 
 
 @internal
 @view
 def _version_exists(datanet_id: uint256, version: uint256) -> bool:
+    """
+    @dev Whether Datanet `datanet_id` has published `version`.
+    @param datanet_id The Datanet id.
+    @param version The version number (1-based).
+    @return True when the version exists.
+    """
     return version > 0 and version <= self._datanets[datanet_id].versionCount
 
 
 @internal
 @view
 def _check_datanet_exists(datanet_id: uint256):
+    """
+    @dev Reverts unless `datanet_id` is a created Datanet.
+    @param datanet_id The Datanet id.
+    """
     assert datanet_id > 0 and datanet_id <= self.datanetCount, "DatanetRegistry: unknown datanet"
 
 
 @internal
 @view
 def _check_datanet_owner(datanet_id: uint256):
+    """
+    @dev Reverts unless the caller owns existing Datanet `datanet_id`.
+    @param datanet_id The Datanet id.
+    """
     self._check_datanet_exists(datanet_id)
     assert self._datanets[datanet_id].owner == msg.sender, "DatanetRegistry: caller is not the datanet owner"
 
@@ -729,6 +781,10 @@ def _check_datanet_owner(datanet_id: uint256):
 @internal
 @view
 def _check_curator(datanet_id: uint256):
+    """
+    @dev Reverts unless the caller owns or curates Datanet `datanet_id`.
+    @param datanet_id The Datanet id.
+    """
     assert (
         self._datanets[datanet_id].owner == msg.sender or self.isCurator[datanet_id][msg.sender]
     ), "DatanetRegistry: caller is not a curator"
@@ -737,6 +793,11 @@ def _check_curator(datanet_id: uint256):
 @internal
 @view
 def _pending(contribution_id: uint256) -> Contribution:
+    """
+    @dev Reads contribution `contribution_id`, reverting unless it exists and is pending.
+    @param contribution_id The contribution id.
+    @return The contribution.
+    """
     assert contribution_id > 0 and contribution_id <= self.contributionCount, "DatanetRegistry: unknown contribution"
     c: Contribution = self._contributions[contribution_id]
     assert c.status == STATUS_PENDING, "DatanetRegistry: contribution is not pending"
@@ -745,5 +806,10 @@ def _pending(contribution_id: uint256) -> Contribution:
 
 @internal
 def _pay(to: address, amount: uint256):
+    """
+    @dev Transfers `amount` OPEN to `to`, doing nothing for 0.
+    @param to The recipient.
+    @param amount The amount in wei.
+    """
     if amount > 0:
-        assert extcall token.transfer(to, amount, default_return_value=True)
+        assert extcall token.transfer(to, amount, default_return_value=True), "DatanetRegistry: token transfer failed"

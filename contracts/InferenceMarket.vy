@@ -3,6 +3,7 @@
 @title Inference market
 @custom:contract-name InferenceMarket
 @license AGPL-3.0-only
+@author attribution-ledger contributors
 @notice Users and agents pay per inference in OPEN. A payment escrows the
         model's price in this contract and emits `InferencePaid` (the id the
         serving node checks) and `FeeSplit` (the exact per-request amounts).
@@ -47,10 +48,13 @@
 from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.tokens.interfaces import IERC20Permit
+from interfaces import IInferenceMarket
 from interfaces import IModelRegistry
 from interfaces import IRewardPool
 
 initializes: ownable
+
+implements: IInferenceMarket
 
 exports: (
     ownable.owner,
@@ -107,6 +111,8 @@ struct MeteredService:
     outputTokens: uint256
 
 
+# @notice Emitted when `payer` pays `fee` for request `requestId` on model `modelId`; the serving
+#       node checks `inputHash` against the prompt it serves.
 event InferencePaid:
     requestId: indexed(uint256)
     payer: indexed(address)
@@ -115,6 +121,7 @@ event InferencePaid:
     fee: uint256
     epoch: uint256
 
+# @notice Emitted with every payment: the exact per-request amounts of the fee's split.
 event FeeSplit:
     requestId: indexed(uint256)
     modelOwner: indexed(address)
@@ -124,6 +131,7 @@ event FeeSplit:
     datanetOwnersAmount: uint256
     contributorsAmount: uint256
 
+# @notice Emitted when a per-token request escrows `maxFee`: the rates and split it will be charged at.
 event MeteredPaid:
     requestId: indexed(uint256)
     maxFee: uint256
@@ -134,6 +142,8 @@ event MeteredPaid:
     ownerBps: uint256
     datanetOwnersBps: uint256
 
+# @notice Emitted when a per-token request is served: `charged` for the counted tokens, the rest
+#       `refunded` to `payer`.
 event InferenceCharged:
     requestId: indexed(uint256)
     payer: indexed(address)
@@ -146,22 +156,27 @@ event InferenceCharged:
     datanetOwnersAmount: uint256
     contributorsAmount: uint256
 
+# @notice Emitted when `operator` marks request `requestId` served and its fee is split.
 event InferenceServed:
     requestId: indexed(uint256)
     operator: indexed(address)
 
+# @notice Emitted when request `requestId`'s `fee` goes back to `payer` after the refund window.
 event InferenceRefunded:
     requestId: indexed(uint256)
     payer: indexed(address)
     fee: uint256
 
+# @notice Emitted when governance enables or disables a serving `operator`.
 event OperatorSet:
     operator: indexed(address)
     enabled: bool
 
+# @notice Emitted when governance points protocol fees to `treasury`.
 event TreasurySet:
     treasury: indexed(address)
 
+# @notice Emitted when model owner `owner` withdraws `amount` OPEN of its earnings.
 event EarningsWithdrawn:
     owner: indexed(address)
     amount: uint256
@@ -256,7 +271,7 @@ def payForInference(modelId: uint256, inputHash: bytes32, maxFee: uint256) -> ui
     request_id: uint256 = 0
     fee: uint256 = 0
     request_id, fee = self._record(msg.sender, modelId, inputHash, maxFee)
-    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True), "InferenceMarket: token transferFrom failed"
     return request_id
 
 
@@ -278,7 +293,7 @@ def payForInferenceFor(payer: address, modelId: uint256, inputHash: bytes32, max
     request_id: uint256 = 0
     fee: uint256 = 0
     request_id, fee = self._record(payer, modelId, inputHash, maxFee)
-    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True), "InferenceMarket: token transferFrom failed"
     return request_id, fee
 
 
@@ -318,7 +333,7 @@ def payForInferenceWithPermit(
     request_id: uint256 = 0
     fee: uint256 = 0
     request_id, fee = self._record(msg.sender, modelId, inputHash, maxFee)
-    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, fee, default_return_value=True), "InferenceMarket: token transferFrom failed"
     return request_id
 
 
@@ -344,7 +359,7 @@ def payForInferenceBatch(
         request_id, fee = self._record(msg.sender, modelIds[i], inputHashes[i], maxFees[i])
         total += fee
         ids.append(request_id)
-    assert extcall token.transferFrom(msg.sender, self, total, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, total, default_return_value=True), "InferenceMarket: token transferFrom failed"
     return ids
 
 
@@ -372,9 +387,9 @@ def markServed(receipts: DynArray[Receipt, MAX_BATCH]):
         self.earnings[r.modelOwner] += r.split.owner
         log InferenceServed(requestId=r.requestId, operator=msg.sender)
     if to_treasury > 0:
-        assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True)
+        assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True), "InferenceMarket: token transfer failed"
     if to_pool > 0:
-        assert extcall token.approve(distributor.address, to_pool, default_return_value=True)
+        assert extcall token.approve(distributor.address, to_pool, default_return_value=True), "InferenceMarket: token approve failed"
         extcall distributor.fund(to_pool)
 
 
@@ -426,11 +441,11 @@ def markServedMetered(services: DynArray[MeteredService, MAX_BATCH]):
         )
         log InferenceServed(requestId=r.requestId, operator=msg.sender)
         if refunded > 0:
-            assert extcall token.transfer(r.payer, refunded, default_return_value=True)
+            assert extcall token.transfer(r.payer, refunded, default_return_value=True), "InferenceMarket: token transfer failed"
     if to_treasury > 0:
-        assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True)
+        assert extcall token.transfer(self.treasury, to_treasury, default_return_value=True), "InferenceMarket: token transfer failed"
     if to_pool > 0:
-        assert extcall token.approve(distributor.address, to_pool, default_return_value=True)
+        assert extcall token.approve(distributor.address, to_pool, default_return_value=True), "InferenceMarket: token approve failed"
         extcall distributor.fund(to_pool)
 
 
@@ -443,7 +458,7 @@ def refund(receipt: Receipt):
     """
     assert block.timestamp > receipt.paidAt + serviceWindow, "InferenceMarket: service window still open"
     self._settle(receipt, REFUNDED)
-    assert extcall token.transfer(receipt.payer, receipt.fee, default_return_value=True)
+    assert extcall token.transfer(receipt.payer, receipt.fee, default_return_value=True), "InferenceMarket: token transfer failed"
     log InferenceRefunded(requestId=receipt.requestId, payer=receipt.payer, fee=receipt.fee)
 
 
@@ -456,7 +471,7 @@ def withdrawEarnings() -> uint256:
     amount: uint256 = self.earnings[msg.sender]
     assert amount > 0, "InferenceMarket: nothing to withdraw"
     self.earnings[msg.sender] = 0
-    assert extcall token.transfer(msg.sender, amount, default_return_value=True)
+    assert extcall token.transfer(msg.sender, amount, default_return_value=True), "InferenceMarket: token transfer failed"
     log EarningsWithdrawn(owner=msg.sender, amount=amount)
     return amount
 
@@ -519,6 +534,14 @@ def splitFee(fee: uint256, ownerBps: uint256, contributorsBps: uint256, datanetO
 @internal
 @pure
 def _split(fee: uint256, split: IModelRegistry.FeeSplit, protocol_bps: uint256) -> Split:
+    """
+    @dev Splits `fee` into protocol, owner, Datanet-owner and contributor shares; the contributors get
+         the remainder, so the shares add up to `fee` exactly.
+    @param fee The fee in wei.
+    @param split The model's basis-point split.
+    @param protocol_bps The protocol fee in basis points.
+    @return The four amounts.
+    """
     protocol: uint256 = fee * protocol_bps // BPS
     rest: uint256 = fee - protocol
     owner: uint256 = rest * split.ownerBps // BPS
@@ -528,6 +551,12 @@ def _split(fee: uint256, split: IModelRegistry.FeeSplit, protocol_bps: uint256) 
 
 @internal
 def _settle(receipt: Receipt, outcome: bytes32):
+    """
+    @dev Marks a request awaiting service as `outcome` (served or refunded) after checking its receipt
+         against the stored commitment; a per-token request can only be served with token counts.
+    @param receipt The request's receipt, as emitted at payment.
+    @param outcome SERVED or REFUNDED.
+    """
     assert self.commitments[receipt.requestId] == keccak256(abi_encode(receipt)), "InferenceMarket: not a request awaiting service"
     if outcome == SERVED:
         # a per-token request is only ever served by `markServedMetered` (which clears its meter first)
@@ -537,6 +566,16 @@ def _settle(receipt: Receipt, outcome: bytes32):
 
 @internal
 def _record(payer: address, model_id: uint256, input_hash: bytes32, max_fee: uint256) -> (uint256, uint256):
+    """
+    @dev Records a payment: reads the model's price or per-token rates, commits to the receipt and
+         emits `InferencePaid` and `FeeSplit` (and `MeteredPaid` for per-token models). The caller
+         moves the OPEN.
+    @param payer Who pays (and is refunded).
+    @param model_id The model paid for.
+    @param input_hash The hash of the prompt.
+    @param max_fee The most the payer accepts to pay (the escrow of a per-token request).
+    @return The request id and the fee escrowed.
+    """
     model: IModelRegistry.Model = staticcall models.getModel(model_id)
     assert model.active, "InferenceMarket: model is inactive"
     request_id: uint256 = self.requestCount + 1

@@ -3,6 +3,7 @@
 @title Model registry
 @custom:contract-name ModelRegistry
 @license AGPL-3.0-only
+@author attribution-ledger contributors
 @notice Records every specialised model: its owner, the hash of its base model,
         the hash of its LoRA adapter, the exact (datanetId, version) pairs it was
         trained on, its price per inference in OPEN (or per-token rates plus a flat
@@ -17,8 +18,11 @@
 
 from snekmate.auth import ownable
 from interfaces import IDatanetRegistry
+from interfaces import IModelRegistry
 
 initializes: ownable
+
+implements: IModelRegistry
 
 exports: (
     ownable.owner,
@@ -43,56 +47,36 @@ struct DatanetVersion:
     version: uint256
 
 
-struct FeeSplit:
-    ownerBps: uint256
-    contributorsBps: uint256
-    datanetOwnersBps: uint256
-
-
-# @dev Optional per-token pricing (OpenLedger's Tin/1000*Rin + Tout/1000*Rout + flat fee). A model with
-#      both rates zero is flat-priced (`Model.price` per inference).
-struct TokenRates:
-    inputPer1k: uint256
-    outputPer1k: uint256
-    flatFee: uint256
-
-
-struct Model:
-    id: uint256
-    owner: address
-    baseModelHash: bytes32
-    adapterHash: bytes32
-    price: uint256
-    split: FeeSplit
-    metadataURI: String[256]
-    active: bool
-    registeredAt: uint256
-
-
+# @notice Emitted when `owner` registers model `modelId`: its base and adapter hashes, price, fee
+#       split, the Datanet versions it was trained on and its metadata.
 event ModelRegistered:
     modelId: indexed(uint256)
     owner: indexed(address)
     adapterHash: indexed(bytes32)
     baseModelHash: bytes32
     price: uint256
-    split: FeeSplit
+    split: IModelRegistry.FeeSplit
     sources: DynArray[DatanetVersion, MAX_SOURCES]
     metadataURI: String[256]
 
+# @notice Emitted when the owner of model `modelId` changes its price per inference.
 event PriceUpdated:
     modelId: indexed(uint256)
     oldPrice: uint256
     newPrice: uint256
 
+# @notice Emitted when the owner of model `modelId` sets its per-token rates and flat fee.
 event TokenRatesSet:
     modelId: indexed(uint256)
     inputPer1k: uint256
     outputPer1k: uint256
     flatFee: uint256
 
+# @notice Emitted when the owner of model `modelId` deactivates it (no new payments).
 event ModelDeactivated:
     modelId: indexed(uint256)
 
+# @notice Emitted when governance sets the protocol fee in basis points.
 event ProtocolFeeSet:
     protocolFeeBps: uint256
 
@@ -104,7 +88,7 @@ protocolFeeBps: public(uint256)
 # @dev Number of models; ids run from 1 to modelCount.
 modelCount: public(uint256)
 
-_models: HashMap[uint256, Model]
+_models: HashMap[uint256, IModelRegistry.Model]
 _sources: HashMap[uint256, DynArray[DatanetVersion, MAX_SOURCES]]
 # @dev modelId => inputPer1k << 170 | outputPer1k << 85 | flatFee (one slot: every payment reads it)
 _rates: HashMap[uint256, uint256]
@@ -141,7 +125,7 @@ def register(
     adapterHash: bytes32,
     sources: DynArray[DatanetVersion, MAX_SOURCES],
     price: uint256,
-    split: FeeSplit,
+    split: IModelRegistry.FeeSplit,
     metadataURI: String[256],
 ) -> uint256:
     """
@@ -170,7 +154,7 @@ def register(
 
     model_id: uint256 = self.modelCount + 1
     self.modelCount = model_id
-    self._models[model_id] = Model(
+    self._models[model_id] = IModelRegistry.Model(
         id=model_id,
         owner=msg.sender,
         baseModelHash=baseModelHash,
@@ -210,7 +194,7 @@ def setPrice(modelId: uint256, price: uint256):
 
 
 @external
-def setTokenRates(modelId: uint256, rates: TokenRates):
+def setTokenRates(modelId: uint256, rates: IModelRegistry.TokenRates):
     """
     @notice Sets per-token prices (model owner only, active models): a call costs
             inputTokens * inputPer1k / 1000 + outputTokens * outputPer1k / 1000 + flatFee
@@ -229,7 +213,7 @@ def setTokenRates(modelId: uint256, rates: TokenRates):
 
 @external
 @view
-def tokenRates(modelId: uint256) -> TokenRates:
+def tokenRates(modelId: uint256) -> IModelRegistry.TokenRates:
     """
     @notice Returns a model's per-token rates (all zero for a flat-priced model).
     @param modelId The model.
@@ -237,7 +221,7 @@ def tokenRates(modelId: uint256) -> TokenRates:
     """
     self._check_model_exists(modelId)
     packed: uint256 = self._rates[modelId]
-    return TokenRates(inputPer1k=packed >> 170, outputPer1k=(packed >> 85) & RATE_MASK, flatFee=packed & RATE_MASK)
+    return IModelRegistry.TokenRates(inputPer1k=packed >> 170, outputPer1k=(packed >> 85) & RATE_MASK, flatFee=packed & RATE_MASK)
 
 
 @external
@@ -255,7 +239,7 @@ def deactivate(modelId: uint256):
 
 @external
 @view
-def getModel(modelId: uint256) -> Model:
+def getModel(modelId: uint256) -> IModelRegistry.Model:
     """
     @notice Returns a model record; reverts for an unknown id.
     @param modelId The model.
@@ -279,14 +263,14 @@ def getSources(modelId: uint256) -> DynArray[DatanetVersion, MAX_SOURCES]:
 
 @external
 @view
-def getModels(offset: uint256, limit: uint256) -> DynArray[Model, MAX_PAGE]:
+def getModels(offset: uint256, limit: uint256) -> DynArray[IModelRegistry.Model, MAX_PAGE]:
     """
     @notice Pages through models by id (id = offset + 1 first).
     @param offset How many to skip.
     @param limit At most this many (capped at MAX_PAGE).
     @return DynArray The page.
     """
-    page: DynArray[Model, MAX_PAGE] = []
+    page: DynArray[IModelRegistry.Model, MAX_PAGE] = []
     total: uint256 = self.modelCount
     for i: uint256 in range(MAX_PAGE):
         if i >= limit or offset + i >= total:
@@ -298,11 +282,19 @@ def getModels(offset: uint256, limit: uint256) -> DynArray[Model, MAX_PAGE]:
 @internal
 @view
 def _check_model_exists(model_id: uint256):
+    """
+    @dev Reverts unless `model_id` is a registered model.
+    @param model_id The model id.
+    """
     assert model_id > 0 and model_id <= self.modelCount, "ModelRegistry: unknown model"
 
 
 @internal
 @view
 def _check_model_owner(model_id: uint256):
+    """
+    @dev Reverts unless the caller owns registered model `model_id`.
+    @param model_id The model id.
+    """
     self._check_model_exists(model_id)
     assert self._models[model_id].owner == msg.sender, "ModelRegistry: caller is not the model owner"

@@ -3,6 +3,7 @@
 @title OPEN token
 @custom:contract-name OpenToken
 @license AGPL-3.0-only
+@author attribution-ledger contributors
 @notice The ERC-20 token that pays for inference and rewards data contributors.
         18 decimals, EIP-2612 permit, a hard supply cap fixed at deployment, and
         minter roles that governance (the owner) grants and revokes with

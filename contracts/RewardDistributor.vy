@@ -3,7 +3,7 @@
 @title Reward distributor
 @custom:contract-name RewardDistributor
 @license AGPL-3.0-only
-@author attribution-ledger
+@author attribution-ledger contributors
 @notice Holds the OPEN that inference fees set aside for data contributors and
         Datanet owners, and pays it out against epoch reports signed by m of n
         attribution oracles.
@@ -51,8 +51,11 @@ from snekmate.auth import ownable
 from snekmate.utils import ecdsa
 from snekmate.utils import eip712_domain_separator as eip712
 from snekmate.utils import merkle_proof_verification as merkle
+from interfaces import IRewardPool
 
 initializes: ownable
+
+implements: IRewardPool
 initializes: eip712
 
 exports: (
@@ -71,10 +74,12 @@ MAX_CLAIM_DELAY: constant(uint256) = 30 * 86400
 MIN_GOVERNANCE_DELAY: constant(uint256) = 86400
 # @dev How many reports may wait as pending at once (a ring buffer; slots are reused).
 MAX_PENDING: constant(uint256) = 256
-EPOCH_MASK: constant(uint256) = 2**64 - 1
+# @dev The three packed words (`_latest`, `_claimState`, `PendingReport.meta`) share one layout:
+#      high (bits 160..255) | amount (bits 64..159) | low (bits 0..63). Only `_pack`, `_high_field`,
+#      `_amount_field` and `_low_field` touch the bits.
+LOW_MASK: constant(uint256) = 2**64 - 1
 # @dev Amounts are packed in 96 bits (7.9e28 wei, far above any OPEN supply).
 AMOUNT_MASK: constant(uint256) = 2**96 - 1
-TIME_MASK: constant(uint256) = 2**64 - 1
 
 REPORT_TYPEHASH: constant(bytes32) = keccak256(
     "Report(bytes32 configDigest,uint64 epoch,bytes32 rewardsRoot,uint256 totalCumulative,bytes32 attributionRoot,string reportURI)"
@@ -93,21 +98,27 @@ struct PendingReport:
     meta: uint256
 
 
+# @notice Emitted when the oracle set changes; `configDigest` binds chain, contract, version,
+#       signers and threshold, and every report must carry it.
 event OracleConfigSet:
     configVersion: indexed(uint256)
     configDigest: bytes32
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
 
+# @notice Emitted when governance queues a new oracle set, applicable at `executableAt`.
 event OracleConfigQueued:
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
     executableAt: uint256
 
+# @notice Emitted when governance cancels the queued oracle set.
 event OracleConfigCancelled:
     signers: DynArray[address, MAX_SIGNERS]
     threshold: uint256
 
+# @notice Emitted when a quorum-signed report for `epoch` is accepted; its root is claimable at
+#       `claimableAt` (at once when there is no claim delay).
 event ReportSubmitted:
     epoch: indexed(uint64)
     rewardsRoot: bytes32
@@ -117,26 +128,33 @@ event ReportSubmitted:
     claimableAt: uint256
     transmitter: indexed(address)
 
+# @notice Emitted for every pending report governance vetoes.
 event ReportVetoed:
     epoch: indexed(uint64)
     rewardsRoot: bytes32
 
+# @notice Emitted when `amount` OPEN is paid to `account` (cumulative `cumulativeAmount`); `sender`
+#       sent the claim.
 event Claimed:
     account: indexed(address)
     amount: uint256
     cumulativeAmount: uint256
     sender: indexed(address)
 
+# @notice Emitted when the claim delay takes effect.
 event ClaimDelaySet:
     claimDelay: uint256
 
+# @notice Emitted when governance queues a new claim delay, applicable at `executableAt`.
 event ClaimDelayQueued:
     claimDelay: uint256
     executableAt: uint256
 
+# @notice Emitted when governance cancels the queued claim delay.
 event ClaimDelayCancelled:
     claimDelay: uint256
 
+# @notice Emitted when `funder` adds `amount` OPEN to the pool; `totalFunded` is all OPEN ever funded.
 event Funded:
     funder: indexed(address)
     amount: uint256
@@ -326,7 +344,7 @@ def veto(fromEpoch: uint64 = 0):
         for i: uint256 in range(MAX_PENDING):
             if head + i >= tail:
                 break
-            if self._pending[(head + i) % MAX_PENDING].meta & EPOCH_MASK == convert(fromEpoch, uint256):
+            if self._low_field(self._pending[(head + i) % MAX_PENDING].meta) == convert(fromEpoch, uint256):
                 first = head + i
                 break
         assert first < tail, "RewardDistributor: epoch not pending"
@@ -334,17 +352,22 @@ def veto(fromEpoch: uint64 = 0):
         if first + i >= tail:
             break
         entry: PendingReport = self._pending[(first + i) % MAX_PENDING]
-        log ReportVetoed(epoch=convert(entry.meta & EPOCH_MASK, uint64), rewardsRoot=entry.rewardsRoot)
+        log ReportVetoed(epoch=convert(self._low_field(entry.meta), uint64), rewardsRoot=entry.rewardsRoot)
     self._pendingTail = first
     latest: uint256 = self._latest
-    standing: uint256 = 0
+    standing_total: uint256 = 0
+    standing_epoch: uint256 = 0
     if first > head:
-        standing = self._pending[(first - 1) % MAX_PENDING].meta & (2**160 - 1)
+        standing: uint256 = self._pending[(first - 1) % MAX_PENDING].meta
+        standing_total = self._amount_field(standing)
+        standing_epoch = self._low_field(standing)
     else:
         # nothing left pending: back to the claimable report
-        standing = (((self._claimState >> 64) & AMOUNT_MASK) << 64) | (latest >> 160)
-        self._claimState = self._claimState >> 64 << 64
-    self._latest = (latest >> 160 << 160) | standing
+        state: uint256 = self._claimState
+        standing_total = self._amount_field(state)
+        standing_epoch = self._high_field(latest)
+        self._claimState = self._pack(self._high_field(state), standing_total, 0)
+    self._latest = self._pack(self._high_field(latest), standing_total, standing_epoch)
     self._set_config(self.signers, self.threshold)
 
 
@@ -356,7 +379,7 @@ def fund(amount: uint256):
     @param amount The amount in wei.
     """
     assert amount > 0, "RewardDistributor: zero amount"
-    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True)
+    assert extcall token.transferFrom(msg.sender, self, amount, default_return_value=True), "RewardDistributor: token transferFrom failed"
     total: uint256 = self.totalFunded + amount
     self.totalFunded = total
     log Funded(funder=msg.sender, amount=amount, totalFunded=total)
@@ -388,10 +411,10 @@ def submitReport(
     """
     self._promote()
     latest: uint256 = self._latest
-    assert convert(epoch, uint256) > latest & EPOCH_MASK, "RewardDistributor: epoch not increasing"
+    assert convert(epoch, uint256) > self._low_field(latest), "RewardDistributor: epoch not increasing"
     assert convert(epoch, uint256) <= max(block.timestamp, block.number), "RewardDistributor: epoch too far ahead"
     assert rewardsRoot_ != empty(bytes32), "RewardDistributor: empty root"
-    assert totalCumulative >= (latest >> 64) & AMOUNT_MASK, "RewardDistributor: cumulative total decreased"
+    assert totalCumulative >= self._amount_field(latest), "RewardDistributor: cumulative total decreased"
     assert totalCumulative <= self.totalFunded, "RewardDistributor: exceeds funded"
     assert totalCumulative <= AMOUNT_MASK, "RewardDistributor: total too large"
     assert len(signatures) == self.threshold, "RewardDistributor: wrong number of signatures"
@@ -418,26 +441,28 @@ def submitReport(
         assert self.isSigner[signer], "RewardDistributor: not an oracle signer"
         previous = signer
 
-    meta: uint256 = (totalCumulative << 64) | convert(epoch, uint256)
+    epoch_: uint256 = convert(epoch, uint256)
     head: uint256 = self._pendingHead
     tail: uint256 = self._pendingTail
     claimable_at: uint256 = block.timestamp + self.claimDelay
     state: uint256 = self._claimState
     if tail > head:
         # mature in order: never before the report queued ahead of this one
-        claimable_at = max(claimable_at, self._pending[(tail - 1) % MAX_PENDING].meta >> 160)
+        claimable_at = max(claimable_at, self._high_field(self._pending[(tail - 1) % MAX_PENDING].meta))
     if claimable_at <= block.timestamp:
         # claimable at once (no delay and nothing pending)
         self.rewardsRoot = rewardsRoot_
-        self._latest = (convert(epoch, uint256) << 160) | meta
-        self._claimState = (state >> 160 << 160) | (totalCumulative << 64)
+        self._latest = self._pack(epoch_, totalCumulative, epoch_)
+        self._claimState = self._pack(self._high_field(state), totalCumulative, 0)
     else:
         assert tail - head < MAX_PENDING, "RewardDistributor: too many pending reports"
-        self._pending[tail % MAX_PENDING] = PendingReport(rewardsRoot=rewardsRoot_, meta=(claimable_at << 160) | meta)
+        self._pending[tail % MAX_PENDING] = PendingReport(
+            rewardsRoot=rewardsRoot_, meta=self._pack(claimable_at, totalCumulative, epoch_)
+        )
         self._pendingTail = tail + 1
-        self._latest = (latest >> 160 << 160) | meta
+        self._latest = self._pack(self._high_field(latest), totalCumulative, epoch_)
         if tail == head:
-            self._claimState = (state >> 64 << 64) | claimable_at
+            self._claimState = self._pack(self._high_field(state), self._amount_field(state), claimable_at)
     log ReportSubmitted(
         epoch=epoch,
         rewardsRoot=rewardsRoot_,
@@ -464,18 +489,18 @@ def claim(account: address, cumulativeAmount: uint256, proof: DynArray[bytes32, 
     @return uint256 The amount paid.
     """
     state: uint256 = self._claimState
-    if state & TIME_MASK != 0 and block.timestamp >= state & TIME_MASK:
+    if self._low_field(state) != 0 and block.timestamp >= self._low_field(state):
         self._promote()
         state = self._claimState
     assert merkle._verify(proof, self.rewardsRoot, self._leaf(account, cumulativeAmount)), "RewardDistributor: invalid proof"
     already: uint256 = self.claimed[account]
     assert cumulativeAmount > already, "RewardDistributor: nothing to claim"
     amount: uint256 = cumulativeAmount - already
-    total_claimed: uint256 = (state >> 160) + amount
-    assert total_claimed <= (state >> 64) & AMOUNT_MASK, "RewardDistributor: exceeds the claimable total"
+    total_claimed: uint256 = self._high_field(state) + amount
+    assert total_claimed <= self._amount_field(state), "RewardDistributor: exceeds the claimable total"
     self.claimed[account] = cumulativeAmount
-    self._claimState = (total_claimed << 160) | (state & (2**160 - 1))
-    assert extcall token.transfer(account, amount, default_return_value=True)
+    self._claimState = self._pack(total_claimed, self._amount_field(state), self._low_field(state))
+    assert extcall token.transfer(account, amount, default_return_value=True), "RewardDistributor: token transfer failed"
     log Claimed(account=account, amount=amount, cumulativeAmount=cumulativeAmount, sender=msg.sender)
     return amount
 
@@ -501,8 +526,8 @@ def claimMany(
     self._promote()
     root: bytes32 = self.rewardsRoot
     state: uint256 = self._claimState
-    total_claimed: uint256 = state >> 160
-    claimable_total: uint256 = (state >> 64) & AMOUNT_MASK
+    total_claimed: uint256 = self._high_field(state)
+    claimable_total: uint256 = self._amount_field(state)
     total: uint256 = 0
     for i: uint256 in range(MAX_BATCH):
         if i >= len(accounts):
@@ -518,9 +543,9 @@ def claimMany(
         assert total_claimed <= claimable_total, "RewardDistributor: exceeds the claimable total"
         self.claimed[account] = cumulative
         total += amount
-        assert extcall token.transfer(account, amount, default_return_value=True)
+        assert extcall token.transfer(account, amount, default_return_value=True), "RewardDistributor: token transfer failed"
         log Claimed(account=account, amount=amount, cumulativeAmount=cumulative, sender=msg.sender)
-    self._claimState = (total_claimed << 160) | (state & (2**160 - 1))
+    self._claimState = self._pack(total_claimed, self._amount_field(state), self._low_field(state))
     return total
 
 
@@ -535,7 +560,7 @@ def latestEpoch() -> uint64:
             the floor the next report's epoch must exceed.
     @return uint64 The epoch (0 before the first report).
     """
-    return convert(self._latest & EPOCH_MASK, uint64)
+    return convert(self._low_field(self._latest), uint64)
 
 
 @external
@@ -545,7 +570,7 @@ def latestTotal() -> uint256:
     @notice The cumulative total of the last accepted report still standing.
     @return uint256 The total in wei.
     """
-    return (self._latest >> 64) & AMOUNT_MASK
+    return self._amount_field(self._latest)
 
 
 @external
@@ -555,7 +580,7 @@ def rewardsEpoch() -> uint64:
     @notice The epoch of the claimable root (as of the last state change).
     @return uint64 The epoch.
     """
-    return convert(self._latest >> 160, uint64)
+    return convert(self._high_field(self._latest), uint64)
 
 
 @external
@@ -565,7 +590,7 @@ def rewardsTotal() -> uint256:
     @notice The cumulative total of the claimable root (as of the last state change).
     @return uint256 The total in wei.
     """
-    return (self._claimState >> 64) & AMOUNT_MASK
+    return self._amount_field(self._claimState)
 
 
 @external
@@ -575,7 +600,7 @@ def totalClaimed() -> uint256:
     @notice Everything ever paid out by claims (never above `rewardsTotal`).
     @return uint256 The total in wei.
     """
-    return self._claimState >> 160
+    return self._high_field(self._claimState)
 
 
 @external
@@ -601,7 +626,12 @@ def pendingReport(index: uint256) -> (uint64, bytes32, uint256, uint256):
     """
     assert index < self._pendingTail - self._pendingHead, "RewardDistributor: no such pending report"
     entry: PendingReport = self._pending[(self._pendingHead + index) % MAX_PENDING]
-    return convert(entry.meta & EPOCH_MASK, uint64), entry.rewardsRoot, (entry.meta >> 64) & AMOUNT_MASK, entry.meta >> 160
+    return (
+        convert(self._low_field(entry.meta), uint64),
+        entry.rewardsRoot,
+        self._amount_field(entry.meta),
+        self._high_field(entry.meta),
+    )
 
 
 @external
@@ -625,7 +655,7 @@ def pendingEpoch() -> uint64:
     """
     if self._pendingTail == self._pendingHead:
         return 0
-    return convert(self._pending[self._pendingHead % MAX_PENDING].meta & EPOCH_MASK, uint64)
+    return convert(self._low_field(self._pending[self._pendingHead % MAX_PENDING].meta), uint64)
 
 
 @external
@@ -635,7 +665,7 @@ def pendingClaimableAt() -> uint256:
     @notice When the oldest pending report becomes claimable (0 when none).
     @return uint256 A timestamp.
     """
-    return self._claimState & TIME_MASK
+    return self._low_field(self._claimState)
 
 
 @external
@@ -649,17 +679,17 @@ def claimable(account: address, cumulativeAmount: uint256, proof: DynArray[bytes
     @return uint256 The amount in wei.
     """
     root: bytes32 = self.rewardsRoot
-    total: uint256 = (self._claimState >> 64) & AMOUNT_MASK
+    total: uint256 = self._amount_field(self._claimState)
     last: uint256 = self._last_matured()
     if last > self._pendingHead:
         entry: PendingReport = self._pending[(last - 1) % MAX_PENDING]
         root = entry.rewardsRoot
-        total = (entry.meta >> 64) & AMOUNT_MASK
+        total = self._amount_field(entry.meta)
     if not merkle._verify(proof, root, self._leaf(account, cumulativeAmount)):
         return 0
     if cumulativeAmount <= self.claimed[account]:
         return 0
-    return min(cumulativeAmount - self.claimed[account], total - min(total, self._claimState >> 160))
+    return min(cumulativeAmount - self.claimed[account], total - min(total, self._high_field(self._claimState)))
 
 
 @external
@@ -706,13 +736,72 @@ def getSigners() -> DynArray[address, MAX_SIGNERS]:
 
 @internal
 @pure
+def _pack(high: uint256, amount: uint256, low: uint256) -> uint256:
+    """
+    @dev Packs one word: (high << 160) | (amount << 64) | low. `_latest` is (claimable epoch,
+         latest total, latest epoch); `_claimState` is (totalClaimed, claimable total, claimableAt
+         of the oldest pending report); `PendingReport.meta` is (claimableAt, totalCumulative, epoch).
+         Callers keep amount <= AMOUNT_MASK and low <= LOW_MASK.
+    @param high The top field (96 bits).
+    @param amount The middle field, an OPEN amount (96 bits).
+    @param low The bottom field, an epoch or a timestamp (64 bits).
+    @return The packed word.
+    """
+    return (high << 160) | (amount << 64) | low
+
+
+@internal
+@pure
+def _high_field(word: uint256) -> uint256:
+    """
+    @dev The top field of a word built by `_pack`.
+    @param word The packed word.
+    @return Bits 160..255.
+    """
+    return word >> 160
+
+
+@internal
+@pure
+def _amount_field(word: uint256) -> uint256:
+    """
+    @dev The amount field of a word built by `_pack`.
+    @param word The packed word.
+    @return Bits 64..159.
+    """
+    return (word >> 64) & AMOUNT_MASK
+
+
+@internal
+@pure
+def _low_field(word: uint256) -> uint256:
+    """
+    @dev The bottom field of a word built by `_pack`.
+    @param word The packed word.
+    @return Bits 0..63.
+    """
+    return word & LOW_MASK
+
+
+@internal
+@pure
 def _leaf(account: address, amount: uint256) -> bytes32:
+    """
+    @dev The Merkle leaf of a cumulative claim: keccak256(keccak256(abi_encode(account, amount))).
+    @param account The account paid.
+    @param amount Its cumulative amount.
+    @return The leaf.
+    """
     return keccak256(keccak256(abi_encode(account, amount)))
 
 
 @internal
 @view
 def _governance_delay() -> uint256:
+    """
+    @dev The wait of a queued oracle-set or claim-delay change: max(claimDelay, 1 day).
+    @return The delay in seconds.
+    """
     return max(self.claimDelay, MIN_GOVERNANCE_DELAY)
 
 
@@ -722,6 +811,7 @@ def _last_matured() -> uint256:
     """
     @dev One past the newest pending report whose time has come (claimableAt grows along
          the queue, so a binary search finds it); equals the head when none has matured.
+    @return The queue index one past the last matured report.
     """
     low: uint256 = self._pendingHead
     high: uint256 = self._pendingTail
@@ -729,7 +819,7 @@ def _last_matured() -> uint256:
         if low >= high:
             break
         mid: uint256 = (low + high) // 2
-        if self._pending[mid % MAX_PENDING].meta >> 160 <= block.timestamp:
+        if self._high_field(self._pending[mid % MAX_PENDING].meta) <= block.timestamp:
             low = mid + 1
         else:
             high = mid
@@ -742,7 +832,7 @@ def _promote():
     @dev Makes every pending report whose delay has passed claimable (the newest of them wins).
     """
     state: uint256 = self._claimState
-    head_at: uint256 = state & TIME_MASK
+    head_at: uint256 = self._low_field(state)
     if head_at == 0 or block.timestamp < head_at:
         return
     last: uint256 = self._last_matured()
@@ -751,14 +841,20 @@ def _promote():
     self._pendingHead = last
     next_at: uint256 = 0
     if last < self._pendingTail:
-        next_at = self._pending[last % MAX_PENDING].meta >> 160
-    self._claimState = (state >> 160 << 160) | (((entry.meta >> 64) & AMOUNT_MASK) << 64) | next_at
-    self._latest = ((entry.meta & EPOCH_MASK) << 160) | (self._latest & (2**160 - 1))
+        next_at = self._high_field(self._pending[last % MAX_PENDING].meta)
+    self._claimState = self._pack(self._high_field(state), self._amount_field(entry.meta), next_at)
+    latest: uint256 = self._latest
+    self._latest = self._pack(self._low_field(entry.meta), self._amount_field(latest), self._low_field(latest))
 
 
 @internal
 @view
 def _check_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+    """
+    @dev Reverts unless the signers are non-zero and distinct and 0 < threshold <= their count.
+    @param signers_ The oracle signers.
+    @param threshold_ How many must sign a report.
+    """
     assert threshold_ > 0 and threshold_ <= len(signers_), "RewardDistributor: bad threshold"
     for i: uint256 in range(MAX_SIGNERS):
         if i >= len(signers_):
@@ -772,6 +868,12 @@ def _check_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256)
 
 @internal
 def _set_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
+    """
+    @dev Replaces the oracle set and bumps the config version and digest, so signatures over the old
+         digest can never be replayed.
+    @param signers_ The new oracle signers.
+    @param threshold_ How many must sign a report.
+    """
     self._check_config(signers_, threshold_)
     for old: address in self.signers:
         self.isSigner[old] = False
@@ -788,6 +890,10 @@ def _set_config(signers_: DynArray[address, MAX_SIGNERS], threshold_: uint256):
 
 @internal
 def _set_claim_delay(claim_delay: uint256):
+    """
+    @dev Sets the claim delay, at most MAX_CLAIM_DELAY.
+    @param claim_delay The delay in seconds.
+    """
     assert claim_delay <= MAX_CLAIM_DELAY, "RewardDistributor: delay too long"
     self.claimDelay = claim_delay
     log ClaimDelaySet(claimDelay=claim_delay)

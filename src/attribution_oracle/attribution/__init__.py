@@ -18,13 +18,19 @@ from typing import TYPE_CHECKING
 
 from attribution_oracle.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from attribution_oracle.attribution.engine import Attributor
-    from attribution_oracle.attribution.estimators import ESTIMATORS
-    from attribution_oracle.attribution.index import AttributionIndex, TopK
-    from attribution_oracle.attribution.projection import Projector
-    from attribution_oracle.attribution.shares import canonical_bytes, contributor_shares, split_by_weight
-    from attribution_oracle.attribution.task import AttributionTask, ClassificationTask, LanguageModelTask, margin
+if TYPE_CHECKING:  # the ``X as X`` form marks a re-export for type checkers and linters
+    from attribution_oracle.attribution.engine import Attributor as Attributor
+    from attribution_oracle.attribution.estimators import ESTIMATORS as ESTIMATORS
+    from attribution_oracle.attribution.index import AttributionIndex as AttributionIndex
+    from attribution_oracle.attribution.index import TopK as TopK
+    from attribution_oracle.attribution.projection import Projector as Projector
+    from attribution_oracle.attribution.shares import canonical_bytes as canonical_bytes
+    from attribution_oracle.attribution.shares import contributor_shares as contributor_shares
+    from attribution_oracle.attribution.shares import split_by_weight as split_by_weight
+    from attribution_oracle.attribution.task import AttributionTask as AttributionTask
+    from attribution_oracle.attribution.task import ClassificationTask as ClassificationTask
+    from attribution_oracle.attribution.task import LanguageModelTask as LanguageModelTask
+    from attribution_oracle.attribution.task import margin as margin
 
 # Imported on first use (PEP 562): ``shares`` is pure Python, so the oracle and settlement code that only splits
 # amounts does not pay for importing torch; ``from attribution_oracle.attribution import X`` works as before.
@@ -47,17 +53,5 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-__all__ = [
-    "ESTIMATORS",
-    "AttributionIndex",
-    "AttributionTask",
-    "Attributor",
-    "ClassificationTask",
-    "LanguageModelTask",
-    "Projector",
-    "TopK",
-    "canonical_bytes",
-    "contributor_shares",
-    "margin",
-    "split_by_weight",
-]
+# Every lazy name is public: the table above is the one list to keep up to date.
+__all__ = sorted(_LAZY)

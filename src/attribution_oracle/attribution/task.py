@@ -44,7 +44,8 @@ class AttributionTask:
 class ClassificationTask(AttributionTask):
     """Cross-entropy classification on ``(inputs, labels)`` batches; the query measures the correct-class margin."""
 
-    def loss(self, model: nn.Module, batch: Batch) -> Tensor:  # noqa: D102
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Per-example cross-entropy ``[batch]``."""
         inputs, labels = batch
         return nn.functional.cross_entropy(model(inputs), labels, reduction="none")
 
@@ -59,7 +60,8 @@ class ClassificationTask(AttributionTask):
         probs = torch.softmax(model(inputs), dim=-1)
         return 1 - probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
 
-    def outputs(self, model: nn.Module, batch: Batch) -> Tensor:  # noqa: D102
+    def outputs(self, model: nn.Module, batch: Batch) -> Tensor:
+        """The logits ``[batch, C]`` (their cross-entropy Hessian is ``output_hessian``)."""
         return model(batch[0])
 
     def output_hessian(self, outputs: Tensor, batch: Batch) -> Tensor:
@@ -84,11 +86,13 @@ class LanguageModelTask(AttributionTask):
         picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return picked * mask, mask
 
-    def loss(self, model: nn.Module, batch: Batch) -> Tensor:  # noqa: D102
+    def loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Mean negative log-likelihood of each example's labelled tokens ``[batch]``."""
         picked, mask = self._token_logprobs(model, batch)
         return -picked.sum(-1) / mask.sum(-1).clamp(min=1)
 
-    def measurement(self, model: nn.Module, batch: Batch) -> Tensor:  # noqa: D102
+    def measurement(self, model: nn.Module, batch: Batch) -> Tensor:
+        """Total log-likelihood of each query's labelled tokens ``[batch]``."""
         picked, _ = self._token_logprobs(model, batch)
         return picked.sum(-1)
 

@@ -54,10 +54,12 @@ class BlockEpochs:
 
     blocks: int
 
-    def index(self, block: int) -> int:  # noqa: D102
+    def index(self, block: int) -> int:
+        """The epoch of ``block``: ``block // blocks``."""
         return block // self.blocks
 
-    def end(self, epoch: int, confirmed: int) -> int | None:  # noqa: D102
+    def end(self, epoch: int, confirmed: int) -> int | None:
+        """The epoch's last block, once a confirmed block lies past it; else None."""
         last = (epoch + 1) * self.blocks - 1
         return last if confirmed > last else None
 
@@ -80,10 +82,12 @@ class TimeEpochs:
             self._stamps[block] = int(self.timestamp(block))
         return self._stamps[block]
 
-    def index(self, block: int) -> int:  # noqa: D102
+    def index(self, block: int) -> int:
+        """The epoch of ``block``: its timestamp ``// seconds``."""
         return self._stamp(block) // self.seconds
 
-    def end(self, epoch: int, confirmed: int) -> int | None:  # noqa: D102
+    def end(self, epoch: int, confirmed: int) -> int | None:
+        """The last block stamped inside ``epoch``, once a confirmed block is stamped past it; else None."""
         limit = (epoch + 1) * self.seconds
         if self._stamp(confirmed) < limit:
             return None

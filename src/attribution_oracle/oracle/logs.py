@@ -14,7 +14,8 @@ LOGGER = logging.getLogger("attribution_oracle.oracle")
 class JsonLines(logging.Formatter):
     """Format a record as ``{"ts", "level", "event", ...fields}``."""
 
-    def format(self, record: logging.LogRecord) -> str:  # noqa: D102
+    def format(self, record: logging.LogRecord) -> str:
+        """One JSON line: time, level, message, the record's ``fields`` and the last line of any exception."""
         data = {"ts": round(record.created, 3), "level": record.levelname.lower(), "event": record.getMessage()}
         data.update(getattr(record, "fields", {}))
         if record.exc_info:

@@ -1,9 +1,9 @@
 """Continuous batching of generation over one base model, each request with its own LoRA adapter.
 
-The batch is a left-padded block: one key/value cache for all running rows (each layer a preallocated buffer
-with room for the rows' remaining tokens: a decode step writes in place instead of concatenating), a 2-D
-attention mask marking real tokens, per-row position ids (the count of real tokens before each one). Every
-``step`` (run under ``torch.inference_mode``):
+The batch is a left-padded block: one key/value cache for all running rows (``kv_cache``: each layer a
+preallocated buffer with room for the rows' remaining tokens: a decode step writes in place instead of
+concatenating), a 2-D attention mask marking real tokens, per-row position ids (the count of real tokens
+before each one). Every ``step`` (run under ``torch.inference_mode``):
 
 1. requests waiting in the queue are admitted (up to ``max_batch`` rows): their prompts are prefilled in
    groups of similar length (one left-padded forward per group, each row with its adapter) and their
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import Cache, DynamicCache
-from transformers.cache_utils import DynamicLayer
 
 from .attention import use_folded_gqa
+from .kv_cache import left_pad_mask, merged_cache, preallocated_cache, selected_rows_cache
 from .lora import LoraPool, LoraWeights
 
 __all__ = ["BatchGenerator", "GenerationRequest", "stop_token_ids_of"]
@@ -211,17 +211,12 @@ class BatchGenerator:
     ) -> None:
         room = max(r.max_tokens - len(r.output_ids) for r in self.rows + requests)
         if self._cache is None:
-            self._cache = _preallocated([(x.keys, x.values) for x in cache.layers], room)
+            self._cache = preallocated_cache([(x.keys, x.values) for x in cache.layers], room)
             self._mask, self._next_pos, self._last = mask, next_pos, last
         else:
             width = max(self._mask.shape[1], mask.shape[1])
-            layers = []
-            for old, new in zip(self._cache.layers, cache.layers, strict=True):
-                keys = torch.cat([_left_pad(old.keys, width), _left_pad(new.keys, width)])
-                values = torch.cat([_left_pad(old.values, width), _left_pad(new.values, width)])
-                layers.append((keys, values))
-            self._cache = _preallocated(layers, room)
-            self._mask = torch.cat([_left_pad_mask(self._mask, width), _left_pad_mask(mask, width)])
+            self._cache = merged_cache(self._cache, cache, width, room)
+            self._mask = torch.cat([left_pad_mask(self._mask, width), left_pad_mask(mask, width)])
             self._next_pos = torch.cat([self._next_pos, next_pos])
             self._last = torch.cat([self._last, last])
         self.rows += requests
@@ -290,12 +285,8 @@ class BatchGenerator:
         mask = self._mask.index_select(0, index)
         used = mask.any(0).nonzero()
         start = int(used[0]) if len(used) else mask.shape[1]
-        layers = [
-            (layer.keys.index_select(0, index)[:, :, start:], layer.values.index_select(0, index)[:, :, start:])
-            for layer in self._cache.layers
-        ]
         room = max(r.max_tokens - len(r.output_ids) for r in self.rows if r.finish_reason is None)
-        self._cache = _preallocated(layers, room)
+        self._cache = selected_rows_cache(self._cache, index, start, room)
         self._mask = mask[:, start:]
         self._next_pos = self._next_pos.index_select(0, index)
         self._last = self._last.index_select(0, index)
@@ -341,53 +332,3 @@ def _length_groups(admitted: list[tuple[GenerationRequest, int]], waste: float, 
         tail = groups.pop()
         groups[-1] += tail
     return groups
-
-
-class _PreallocatedLayer(DynamicLayer):
-    """A layer's keys and values inside a buffer with room to grow along the sequence (doubling when full)."""
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int) -> None:
-        super().__init__()
-        self.dtype, self.device = keys.dtype, keys.device
-        self.length = keys.shape[2]
-        self._keys = _with_room(keys, room)
-        self._values = _with_room(values, room)
-        self.keys, self.values = self._keys[:, :, : self.length], self._values[:, :, : self.length]
-        self.is_initialized = True
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, cache_kwargs=None):
-        """Write the new states after the current ones (in place) and return views of all of them."""
-        end = self.length + key_states.shape[2]
-        if end > self._keys.shape[2]:
-            self._keys = _with_room(self.keys, max(end, 2 * self._keys.shape[2]) - self.length)
-            self._values = _with_room(self.values, self._keys.shape[2] - self.length)
-        self._keys[:, :, self.length : end] = key_states
-        self._values[:, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
-        return self.keys, self.values
-
-
-def _with_room(tensor: torch.Tensor, room: int) -> torch.Tensor:
-    out = tensor.new_empty(tensor.shape[0], tensor.shape[1], tensor.shape[2] + max(room, 1), tensor.shape[3])
-    out[:, :, : tensor.shape[2]] = tensor
-    return out
-
-
-def _preallocated(layers: list[tuple[torch.Tensor, torch.Tensor]], room: int) -> Cache:
-    return Cache(layers=[_PreallocatedLayer(keys, values, room) for keys, values in layers])
-
-
-def _left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:
-    missing = width - tensor.shape[2]
-    if missing == 0:
-        return tensor
-    pad = torch.zeros(*tensor.shape[:2], missing, tensor.shape[3], dtype=tensor.dtype, device=tensor.device)
-    return torch.cat([pad, tensor], dim=2)
-
-
-def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
-    missing = width - mask.shape[1]
-    if missing == 0:
-        return mask
-    return torch.cat([torch.zeros(mask.shape[0], missing, dtype=mask.dtype, device=mask.device), mask], dim=1)

@@ -90,7 +90,8 @@ class _ForegroundServer(uvicorn.Server):
     could mark what it served on-chain; here the caller stops the service and returns normally instead.
     """
 
-    def handle_exit(self, sig, frame) -> None:  # noqa: D102
+    def handle_exit(self, sig, frame) -> None:
+        """Ask the server to stop (a second SIGINT forces it) without re-raising the signal afterwards."""
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True

@@ -6,10 +6,10 @@ import os
 
 import pytest
 import torch
+from random_adapters import random_adapter_blob
 
 from attribution_oracle.models import load_base_model
 from attribution_oracle.serving.adapter_cache import AdapterCache, AdapterError
-from attribution_oracle.serving.synthetic import random_adapter_blob
 from attribution_oracle.store.blobs import BlobStore
 
 

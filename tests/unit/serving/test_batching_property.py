@@ -10,11 +10,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from random_adapters import random_adapter_blob
 
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest
 from attribution_oracle.serving.lora import LoraPool, LoraWeights
-from attribution_oracle.serving.synthetic import random_adapter_blob
 
 TIE = 1e-4
 

@@ -6,7 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attribution_oracle.serving.engine import GenerationRequest, _length_groups, _PreallocatedLayer
+from attribution_oracle.serving.engine import GenerationRequest, _length_groups
+from attribution_oracle.serving.kv_cache import PreallocatedLayer
 
 
 @given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=80), waste=st.sampled_from([0.0, 0.1, 0.5, 1.0]))
@@ -26,7 +27,7 @@ def test_length_groups_partition_the_admitted_requests(lengths, waste):
 def test_preallocated_layer_grows_and_equals_concatenation():
     gen = torch.Generator().manual_seed(0)
     keys, values = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
-    layer = _PreallocatedLayer(keys, values, room=1)
+    layer = PreallocatedLayer(keys, values, room=1)
     want_k, want_v = keys, values
     for step in range(6):  # room for one: the buffer has to grow
         k, v = torch.randn(3, 2, 1, 4, generator=gen), torch.randn(3, 2, 1, 4, generator=gen)

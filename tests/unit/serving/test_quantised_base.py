@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from random_adapters import random_adapter_blob
 from torch import nn
 
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest
 from attribution_oracle.serving.lora import LoraPool, LoraWeights
 from attribution_oracle.serving.quantised import LowPrecisionLinear, quantise_base, resolve_mode
-from attribution_oracle.serving.synthetic import random_adapter_blob
 
 PROMPTS = ["The bees", "Honey is made from nectar by", "Hi", "A hive in winter keeps warm", "x", "Queen"]
 STEPS = 6

@@ -1,11 +1,15 @@
-"""Random LoRA adapters in the blob format, for tests, benchmarks and demos (no training involved)."""
+"""Random LoRA adapters in the blob format, for the serving tests and benchmarks (no training involved).
+
+Test scaffolding, so it lives beside the tests: pytest puts this folder on ``sys.path`` (import it by name), and
+``benchmarks/serving.py`` and ``benchmarks/agents.py`` add it to theirs.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ..models import pack_adapter
+from attribution_oracle.models import pack_adapter
 
 __all__ = ["random_adapter_blob", "random_lora_state_dict"]
 
