@@ -200,7 +200,11 @@ def test_agent_vault_state_machine(vault, agent_id, agent_owner, operator, gover
     run_state_machine_as_test(
         VaultMachine,
         settings=settings(
-            max_examples=15, stateful_step_count=16, deadline=None, suppress_health_check=list(HealthCheck)
+            max_examples=15,
+            stateful_step_count=16,
+            deadline=None,
+            derandomize=True,  # the same examples on every run: the coverage assertion below cannot flake
+            suppress_health_check=list(HealthCheck),
         ),
     )
     assert outcomes["paid"] > 0 and outcomes["refused"] > 0  # both sides of every prediction were exercised
