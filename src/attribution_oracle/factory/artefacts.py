@@ -33,6 +33,7 @@ from .errors import ManifestError
 __all__ = [
     "ESTIMATOR",
     "build_gradient_index",
+    "build_lexical_index",
     "build_span_index",
     "restore_directory",
     "store_checkpoints",
@@ -106,10 +107,22 @@ def build_gradient_index(
     return settings
 
 
-def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> dict:
+def span_min_len(chunks: Sequence[Chunk], setting: int | None, doc_bytes: int | None = None) -> int:
+    """The span side's ``min_len``: ``setting`` when given, else about 16 bytes of text in model tokens
+    (``round(16 / mean bytes per token)``, at least 3), so a short rare answer such as " The Orvane." counts with
+    a real tokenizer while a byte-level tokenizer still needs 16 bytes."""
+    if setting is not None:
+        return int(setting)
+    tokens = sum(len(c.tokens) for c in chunks)
+    if not tokens or not doc_bytes:
+        return 8
+    return max(3, round(16 * tokens / doc_bytes))
+
+
+def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path, min_len: int = 8) -> dict:
     """Span index over each training contribution's training tokens (its chunks in order), contributions in
     training order (= approval order, which the copies rule uses); returns its query settings."""
-    from attribution_oracle.attribution.spans import DEFAULT_MIN_LEN, SpanIndex
+    from attribution_oracle.attribution.spans import SpanIndex
 
     documents: dict[str, list[int]] = {}
     for chunk in chunks:
@@ -120,7 +133,21 @@ def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> di
         "vocab_size": vocab_size,
         "documents": "each training contribution's training tokens (its chunks in order), id = contribution id",
         "query": "the output tokens",
-        "min_len": DEFAULT_MIN_LEN,
+        "min_len": int(min_len),
+    }
+
+
+def build_lexical_index(texts: Sequence[tuple[str, str]], path: Path) -> dict:
+    """BM25 index (``attribution.lexical``) over the trained contributions' full texts; returns its settings."""
+    from attribution_oracle.attribution.lexical import FORMAT, LexicalIndex
+
+    index = LexicalIndex.build(path, texts)
+    return {
+        "format": FORMAT,
+        "documents": "each trained contribution's whole text (utf-8, errors replaced), id = contribution id",
+        "query": "words of the decoded prompt and output (special tokens skipped)",
+        "k1": index.k1,
+        "b": index.b,
     }
 
 

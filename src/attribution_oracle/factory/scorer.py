@@ -29,12 +29,13 @@ import torch
 
 from attribution_oracle.attribution import AttributionIndex
 from attribution_oracle.attribution.combine import CombineRule, combine
+from attribution_oracle.attribution.duplicates import fold
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
 
 from .artefacts import make_attributor, restore_directory
-from .errors import ManifestError
+from .errors import ManifestError, ScoringError
 from .lora import attach_lora, load_adapter_state
 from .manifest import load_manifest
 
@@ -56,18 +57,27 @@ class TrainingContribution:
 class ModelScorer:
     """Attribution scores of inferences of one trained model."""
 
-    def __init__(self, manifest: dict, model, attributor, index: AttributionIndex, span_index=None) -> None:
+    def __init__(
+        self, manifest: dict, model, attributor, index: AttributionIndex, span_index=None, lexical_index=None,
+        tokenizer=None,
+    ) -> None:  # fmt: skip
         """Use ``load_model_scorer``."""
         self.manifest = manifest
         self.model = model
         self.attributor = attributor
         self.index = index
         self.span_index = span_index
+        self.lexical_index = lexical_index
+        self.tokenizer = tokenizer
+        self.copies: dict[str, str] = dict(manifest.get("copies", {}).get("groups", {}))
+        originals = set(self.copies.values())
         self.contributions: list[TrainingContribution] = [
             TrainingContribution(str(c["contribution_id"]), c["datanet_id"], c["contributor"], c["sha256"])
             for c in manifest["contributions"]
-            if c["train_chunks"] > 0
+            if (c["train_chunks"] > 0 or str(c["contribution_id"]) in originals)
+            and str(c["contribution_id"]) not in self.copies
         ]
+        self.rule = CombineRule.from_dict(manifest["combine"])
         self._row_owner = [row_id.split("#", 1)[0] for row_id in index.ids]
         self._matrix = np.asarray(index.matrix(), dtype=np.float64)
         self._max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0)
@@ -86,6 +96,7 @@ class ModelScorer:
         scores = {c.contribution_id: 0.0 for c in self.contributions}
         if not output_token_ids:
             return scores
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
         query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))[0]
         q = query.to(torch.float32).to(torch.float64).numpy()
         per_row = [math.fsum(row) for row in (self._matrix * q)]
@@ -94,21 +105,63 @@ class ModelScorer:
             parts.setdefault(owner, []).append(value)
         for owner, values in parts.items():
             scores[owner] = math.fsum(values)
-        return scores
+        return fold(scores, self.copies, "sum") if self.copies else scores
 
     def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
-        """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
-        gradient = self.gradient_scores(prompt_token_ids, output_token_ids)
-        if self.span_index is None:
+        """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only).
+
+        Every signal is computed (``gradient_scores``, ``span_scores``, ``lexical_scores``), copies folded onto
+        their originals, and the sides merged by the manifest's ``CombineRule``. An empty output scores nothing
+        (``{}``); token ids outside the model's vocabulary raise ``ScoringError``."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        if not output_token_ids:
+            return {}
+        rule = self.rule
+        gradient = self.gradient_scores(prompt_token_ids, output_token_ids) if rule.gradient_weight > 0 else {}
+        if self.span_index is None and self.lexical_index is None:
             return gradient
-        return combine(gradient, self.span_scores(output_token_ids), CombineRule.from_dict(self.manifest["combine"]))
+        span = self.span_scores(output_token_ids) if rule.span_weight > 0 else {}
+        lexical = self.lexical_scores(prompt_token_ids, output_token_ids) if rule.lexical_weight > 0 else {}
+        return combine(gradient, span, rule, lexical)
 
     def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
         """Span scores of the output tokens against the training contributions (empty without a span index)."""
         if self.span_index is None or not output_token_ids:
             return {}
+        check_tokens((), output_token_ids, self.vocab_size)
         min_len = self.manifest["attribution"]["span_index"]["min_len"]
-        return self.span_index.attribute([int(t) for t in output_token_ids], min_len=min_len)
+        scores = self.span_index.attribute([int(t) for t in output_token_ids], min_len=min_len)
+        return fold(scores, self.copies, "sum") if self.copies else scores
+
+    def lexical_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
+        """BM25 scores of the words of the decoded prompt and output (empty without a lexical index)."""
+        if self.lexical_index is None or self.tokenizer is None or not output_token_ids:
+            return {}
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        text = query_text(self.tokenizer, prompt_token_ids, output_token_ids)
+        scores = self.lexical_index.scores(text)
+        return fold(scores, self.copies, "max") if self.copies else scores
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids the model accepts."""
+        return int(self.model.config.vocab_size)
+
+
+def query_text(tokenizer, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> str:
+    """The text the lexical side searches with: the decoded prompt, a newline, the decoded output (special tokens
+    such as the chat template's markers skipped)."""
+    prompt = tokenizer.decode([int(t) for t in prompt_token_ids], skip_special_tokens=True)
+    output = tokenizer.decode([int(t) for t in output_token_ids], skip_special_tokens=True)
+    return f"{prompt}\n{output}"
+
+
+def check_tokens(prompt_token_ids: Sequence[int], output_token_ids: Sequence[int], vocab_size: int) -> None:
+    """``ScoringError`` unless every id is an int in ``[0, vocab_size)``."""
+    for name, ids in (("prompt", prompt_token_ids), ("output", output_token_ids)):
+        for t in ids:
+            if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= int(t) < vocab_size:
+                raise ScoringError(f"{name} token id {t!r} is not in the model's vocabulary (0..{vocab_size - 1})")
 
 
 def load_model_scorer(
@@ -145,4 +198,11 @@ def load_model_scorer(
         span_index = SpanIndex.open(
             restore_directory(store, manifest["attribution"]["span_index"]["files"], root / "span")
         )
-    return ModelScorer(manifest, model, attributor, index, span_index)
+    lexical_index = None
+    if manifest["attribution"].get("lexical_index") is not None:
+        from attribution_oracle.attribution.lexical import LexicalIndex
+
+        lexical_index = LexicalIndex.open(
+            restore_directory(store, manifest["attribution"]["lexical_index"]["files"], root / "lexical")
+        )
+    return ModelScorer(manifest, model, attributor, index, span_index, lexical_index, base.tokenizer)
