@@ -72,7 +72,7 @@ CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
 KEY = "31337:0xRegistry:lm-attribution"
 POOL = 10**18
-ARTEFACTS_VERSION = 3  # bump when what the factory builds changes
+ARTEFACTS_VERSION = 6  # bump when what the factory builds changes
 
 
 def address(i: int) -> str:
@@ -111,13 +111,13 @@ def publish(root: Path, texts: list[str], contributors: list[int]) -> tuple[Blob
     return store, catalog
 
 
-def config_for(base: str, steps: int | None) -> TrainConfig:
-    """Training settings: tiny trains on bytes (longer rows), SmolLM2 on BPE tokens."""
+def config_for(base: str, steps: int | None, **extra: Any) -> TrainConfig:
+    """Training settings: tiny trains on bytes (longer rows), SmolLM2 on BPE tokens; ``extra`` overrides."""
     if base.startswith("tiny"):
         return TrainConfig(steps=steps or 300, batch_size=8, seq_len=384, lr=3e-3, rank=8, eval_fraction=0.0,
-                           proj_dim=256, checkpoint_every=1000)  # fmt: skip
+                           proj_dim=256, checkpoint_every=1000, **extra)  # fmt: skip
     return TrainConfig(steps=steps or 100, batch_size=8, seq_len=256, lr=2e-3, rank=8, eval_fraction=0.0,
-                       proj_dim=512, checkpoint_every=1000)  # fmt: skip
+                       proj_dim=512, checkpoint_every=1000, **extra)  # fmt: skip
 
 
 def trained_model(texts: list[str], contributors: list[int], base: str, config: TrainConfig, tag: str) -> dict:
@@ -340,7 +340,8 @@ def trak(setup: Setup) -> Method:
     from trak.projectors import BasicProjector, ProjectionType
 
     class LMOutput(_LMOutput, AbstractModelOutput):
-        pass
+        def __init__(self) -> None:
+            super().__init__()
 
     model = setup.model32
     lora = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -371,19 +372,17 @@ def trak(setup: Setup) -> Method:
     owners = [c.contribution for c in setup.chunks]
     counter = [0]
 
-    def run(q: Query) -> dict[str, float]:
+    def batch(queries: list[Query]) -> list[dict[str, float]]:
         counter[0] += 1
         name = f"q{counter[0]}"
-        traker.start_scoring_checkpoint(exp_name=name, checkpoint=state, model_id=0, num_targets=1)
-        b = _query_batch(q)
-        traker.score(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=1)
-        scores = np.asarray(traker.finalize_scores(exp_name=name), dtype=np.float64)[:, 0]
-        out: dict[str, float] = {}
-        for owner, value in zip(owners, scores.tolist(), strict=True):
-            out[owner] = out.get(owner, 0.0) + value
-        return out
+        traker.start_scoring_checkpoint(exp_name=name, checkpoint=state, model_id=0, num_targets=len(queries))
+        for q in queries:  # one query per call: queries have different lengths
+            b = _query_batch(q)
+            traker.score(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=1)
+        scores = np.asarray(traker.finalize_scores(exp_name=name), dtype=np.float64)
+        return [_by_owner(owners, scores[:, j].tolist()) for j in range(len(queries))]
 
-    return run
+    return Batched(batch)
 
 
 def ekfac(setup: Setup) -> Method:
@@ -459,37 +458,69 @@ def ekfac(setup: Setup) -> Method:
     owners = [c.contribution for c in setup.chunks]
     counter = [0]
 
-    def run(q: Query) -> dict[str, float]:
+    def batch(queries: list[Query]) -> list[dict[str, float]]:
         counter[0] += 1
-        b = _query_batch(q)
-        query_set = Rows([{k: v[0] for k, v in b.items()}])
-        scores = analyzer.compute_pairwise_scores(
-            scores_name=f"q{counter[0]}", factors_name="ekfac", query_dataset=query_set, train_dataset=train_set,
-            per_device_query_batch_size=1, per_device_train_batch_size=16, overwrite_output_dir=True,
+        qwidth = max(len(q.prompt) + len(q.output) for q in queries)
+        items = []
+        for q in queries:
+            b = _query_batch(q)
+            pad = qwidth - b["input_ids"].shape[1]
+            items.append({k: torch.nn.functional.pad(v[0], (0, pad), value=(-100 if k == "labels" else 0))
+                          for k, v in b.items()})  # fmt: skip
+        analyzer.compute_pairwise_scores(
+            scores_name=f"q{counter[0]}", factors_name="ekfac", query_dataset=Rows(items), train_dataset=train_set,
+            per_device_query_batch_size=len(items), per_device_train_batch_size=8, overwrite_output_dir=True,
             score_args=ScoreArguments())  # fmt: skip
-        row = scores["all_modules"][0].double().tolist()
-        out: dict[str, float] = {}
-        for owner, value in zip(owners, row, strict=True):
-            out[owner] = out.get(owner, 0.0) + value
-        return out
+        matrix = analyzer.load_pairwise_scores(scores_name=f"q{counter[0]}")["all_modules"].double()
+        return [_by_owner(owners, matrix[j].tolist()) for j in range(len(queries))]
 
-    return run
+    return Batched(batch)
 
 
 # ------------------------------------------------------------------ metrics
 
 
-def evaluate(method: Method, queries: list[Query], corpus: Corpus, owners: dict[str, str]) -> dict[str, Any]:
-    """recall@1, MRR, author share (median), copy shares, score time p50 of one method over the queries."""
+class Batched:
+    """A method that scores all queries in one call (its per-query time is the total over the count)."""
+
+    def __init__(self, batch: Callable[[list[Query]], list[dict[str, float]]]) -> None:
+        self.batch = batch
+
+
+def _by_owner(owners: list[str], values: list[float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for owner, value in zip(owners, values, strict=True):
+        out[owner] = out.get(owner, 0.0) + value
+    return out
+
+
+def _run_all(method, queries: list[Query]) -> tuple[list[dict[str, float]], list[float]]:
+    if isinstance(method, Batched):
+        started = time.perf_counter()
+        results = method.batch(queries) if queries else []
+        per = 1000 * (time.perf_counter() - started) / max(1, len(queries))
+        return results, [per] * len(queries)
+    results, times = [], []
+    for q in queries:
+        started = time.perf_counter()
+        results.append(method(q))
+        times.append(1000 * (time.perf_counter() - started))
+    return results, times
+
+
+def evaluate(method: Method, queries: list[Query], corpus: Corpus, owners: dict[str, str],
+             keep: list | None = None) -> dict[str, Any]:  # fmt: skip
+    """recall@1, MRR, author share (median), copy shares, score time p50 of one method over the queries
+    (``keep`` receives the per-query score maps)."""
     group: dict[int, set[str]] = {}
     for copy, (src, _) in corpus.copies.items():
         group.setdefault(src, set()).add(str(copy + 1))
     verbatim = {src: str(copy + 1) for copy, (src, kind) in corpus.copies.items() if kind == "verbatim"}
-    hits, rr, shares, times, orig, copier = [], [], [], [], [], []
-    for q in queries:
-        started = time.perf_counter()
-        scores = method(q)
-        times.append(1000 * (time.perf_counter() - started))
+    hits, rr, shares, orig, copier = [], [], [], [], []
+    results, times = _run_all(method, queries)
+    if keep is not None:
+        keep.extend(results)
+    for q, scores in zip(queries, results, strict=True):
         good = {str(q.doc + 1)} | group.get(q.doc, set())
         ranked = sorted(scores, key=lambda k: (-scores[k], int(k)))
         rank = next((i + 1 for i, k in enumerate(ranked) if k in good and scores[k] > 0), None)
@@ -565,8 +596,7 @@ def lm_lds(args, corpus: Corpus, base: str, methods: dict[str, Callable[[Setup],
         try:
             method = factory(setup)
             preds = np.zeros((args.lds_subsets, len(queries)))
-            for j, q in enumerate(queries):
-                scores = method(q)
+            for j, scores in enumerate(_run_all(method, queries)[0]):
                 vec = np.array([scores.get(i, 0.0) for i in ids])
                 preds[:, j] = masks.astype(float) @ vec
             rho = [spearmanr(preds[:, j], truth[:, j]).statistic for j in range(len(queries))]
@@ -618,6 +648,29 @@ def fmt_table(rows: dict[str, dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, owners: dict[str, str]) -> list:
+    """Every candidate combine rule on the signals' recorded scores (how ``FACTORY_RULE`` was chosen)."""
+    from attribution_oracle.attribution.combine import CombineRule, combine
+
+    names = ("ours:gradient", "ours:span", "ours:lexical")
+    if not all(kept.get(n) for n in names):
+        return []
+    rows = []
+    weights = [(0.5, 0.5, 0.0), (0.25, 0.25, 0.5), (0.2, 0.2, 0.6), (0.15, 0.15, 0.7), (0.1, 0.1, 0.8),
+               (0.34, 0.33, 0.33), (0.3, 0.0, 0.7), (0.0, 0.0, 1.0)]  # fmt: skip
+    for g, s, lex in weights:
+        for power in (1, 2, 4, 8, 16):
+            rule = CombineRule(g, s, lex, power)
+            combined = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
+            it = iter(combined)
+            row = evaluate(lambda q, it=it: next(it), queries, corpus, owners)
+            rows.append({"rule": rule.to_dict(), **{k: row[k] for k in ("recall_at_1", "mrr", "author_share",
+                         "copy_original_share", "copy_copier_share")}})  # fmt: skip
+    for row in sorted(rows, key=lambda r: (-r["author_share"], -r["recall_at_1"]))[:8]:
+        print(f"  sweep {row}", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="tiny:0", help="tiny:0 (fast mode) or smollm2")
@@ -631,6 +684,8 @@ def main() -> None:
     parser.add_argument("--lds-queries", type=int, default=40)
     parser.add_argument("--lds-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plain-gradients", action="store_true",
+                        help="ablation: no AdamW preconditioning and no unit normalisation of the gradient features")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
@@ -638,7 +693,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     corpus = make_corpus(seed=args.seed)
-    config = config_for(args.base, args.steps)
+    plain = {"precondition": False, "normalize_gradients": False} if args.plain_gradients else {}
+    config = config_for(args.base, args.steps, **plain)
     print(f"corpus: {len(corpus.texts)} contributions, {len(set(corpus.contributors))} contributors, "
           f"{len(corpus.facts)} facts, {len(corpus.copies)} copies", flush=True)  # fmt: skip
     info = trained_model(corpus.texts, corpus.contributors, args.base, config, args.base.replace(":", ""))
@@ -659,12 +715,13 @@ def main() -> None:
         "ekfac": ekfac,
     }
     chosen = {m: factories[m] for m in args.methods.split(",")}
-    facts, facts_greedy, errors = {}, {}, {}
+    facts, facts_greedy, errors, kept = {}, {}, {}, {}
     for name, factory in chosen.items():
         started = time.perf_counter()
         try:
             method = factory(setup)
-            facts[name] = evaluate(method, queries, corpus, owners)
+            kept[name] = []
+            facts[name] = evaluate(method, queries, corpus, owners, kept[name])
             if greedy:
                 facts_greedy[name] = evaluate(method, greedy, corpus, owners)
         except Exception as exc:  # a peer that cannot run is reported, not hidden
@@ -672,6 +729,7 @@ def main() -> None:
             facts[name] = {k: None for k in ("recall_at_1", "mrr", "author_share", "copy_original_share",
                                              "copy_copier_share", "score_ms_p50")}  # fmt: skip
         print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
+    sweep = combine_sweep(kept, queries, corpus, owners)
     lds = lm_lds(args, corpus, args.base, chosen) if args.lds else {}
     keys = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
     table = fmt_table(facts, keys)
@@ -686,7 +744,7 @@ def main() -> None:
             "contributions": len(corpus.texts), "contributors": len(set(corpus.contributors)),
             "load_before": load_before, "load_after": os.getloadavg(), "threads": args.threads,
             "machine": f"{platform.machine()} {os.cpu_count()} cpus", "date": dt.datetime.now(dt.UTC).isoformat(),
-            "facts_detail": facts,
+            "facts_detail": facts, "combine_sweep": sweep,
         },
     }  # fmt: skip
     out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"

@@ -124,4 +124,4 @@ def combine(
 
 
 #: The rule the ModelFactory writes into new manifests (chosen by ``benchmarks/lm_attribution.py``).
-FACTORY_RULE = CombineRule(gradient_weight=0.25, span_weight=0.25, lexical_weight=0.5, power=4)
+FACTORY_RULE = CombineRule(gradient_weight=0.2, span_weight=0.2, lexical_weight=0.6, power=8)

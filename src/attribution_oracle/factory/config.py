@@ -29,7 +29,9 @@ class TrainConfig:
     attribution_checkpoints: int = 1  # the final adapter; more (evenly spaced) make a checkpoint ensemble
     proj_dim: int = 512  # its random blocks (params x 512 float32) fit the projector's 1 GB cache for SmolLM2
     index_batch_size: int = 8
-    span_min_len: int | None = None  # default: about 16 bytes of text in model tokens (artefacts.span_min_len)
+    precondition: bool = True  # scale LoRA gradients by AdamW's final second moments (artefacts.adam_preconditioner)
+    normalize_gradients: bool = True  # unit-normalise train and query gradient features (cosine)
+    span_min_len: int | None = None  # default: about 10 bytes of text in model tokens (artefacts.span_min_len)
 
     def __post_init__(self) -> None:
         checks = {

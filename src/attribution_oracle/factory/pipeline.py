@@ -37,7 +37,7 @@ from .fetch import TrainingData, fetch_training_data
 from .lora import adapter_state, attach_lora
 from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
 from .sources import DatanetSource
-from .state import bind_run_dir
+from .state import bind_run_dir, load_state
 from .trainer import Progress, _pad_id, evaluate, train_loop
 
 __all__ = ["TrainedModel", "run_name", "train_model", "tokenizer_description"]
@@ -150,8 +150,10 @@ def train_model(
     started = time.perf_counter()
     checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
+        final_state = load_state(run_dir)
         settings = build_gradient_index(
-            model, outcome.snapshots, train, _pad_id(base.tokenizer), config, Path(tmp) / "gradient", adapter_digest
+            model, outcome.snapshots, train, _pad_id(base.tokenizer), config, Path(tmp) / "gradient", adapter_digest,
+            final_state.optimizer if final_state is not None else None,
         )
         gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
         gradient.update(settings)

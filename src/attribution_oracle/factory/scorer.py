@@ -34,7 +34,7 @@ from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
 
-from .artefacts import make_attributor, restore_directory
+from .artefacts import load_preconditioner, make_attributor, restore_directory
 from .errors import ManifestError, ScoringError
 from .lora import attach_lora, load_adapter_state
 from .manifest import load_manifest
@@ -120,27 +120,48 @@ class ModelScorer:
         gradient = self.gradient_scores(prompt_token_ids, output_token_ids) if rule.gradient_weight > 0 else {}
         if self.span_index is None and self.lexical_index is None:
             return gradient
-        span = self.span_scores(output_token_ids) if rule.span_weight > 0 else {}
-        lexical = self.lexical_scores(prompt_token_ids, output_token_ids) if rule.lexical_weight > 0 else {}
+        lexical_raw = self._lexical_raw(prompt_token_ids, output_token_ids)
+        span = self.span_scores(output_token_ids, prompt_token_ids, lexical_raw) if rule.span_weight > 0 else {}
+        lexical = self._folded(lexical_raw, "max") if rule.lexical_weight > 0 else {}
         return combine(gradient, span, rule, lexical)
 
-    def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
-        """Span scores of the output tokens against the training contributions (empty without a span index)."""
+    def _folded(self, scores: dict[str, float], how: str) -> dict[str, float]:
+        return fold(scores, self.copies, how) if self.copies else scores
+
+    def span_scores(
+        self,
+        output_token_ids: Sequence[int],
+        prompt_token_ids: Sequence[int] | None = None,
+        _lexical: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Span scores of the output tokens against the training contributions (empty without a span index).
+
+        A model whose manifest's span index says ``split: "prompt-bm25"`` gives each span to the contribution holding
+        it that the lexical side ranks highest for the prompt and output (``spans_query.attribute_ranked``); older
+        models use the earliest-holder rule."""
         if self.span_index is None or not output_token_ids:
             return {}
-        check_tokens((), output_token_ids, self.vocab_size)
-        min_len = self.manifest["attribution"]["span_index"]["min_len"]
-        scores = self.span_index.attribute([int(t) for t in output_token_ids], min_len=min_len)
-        return fold(scores, self.copies, "sum") if self.copies else scores
+        check_tokens(prompt_token_ids or (), output_token_ids, self.vocab_size)
+        settings = self.manifest["attribution"]["span_index"]
+        tokens = [int(t) for t in output_token_ids]
+        if settings.get("split") == "prompt-bm25" and self.lexical_index is not None:
+            from attribution_oracle.attribution.spans_query import attribute_ranked
+
+            rank = _lexical if _lexical is not None else self._lexical_raw(prompt_token_ids or [], output_token_ids)
+            scores = attribute_ranked(self.span_index, tokens, rank, min_len=settings["min_len"])
+        else:
+            scores = self.span_index.attribute(tokens, min_len=settings["min_len"])
+        return self._folded(scores, "sum")
 
     def lexical_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """BM25 scores of the words of the decoded prompt and output (empty without a lexical index)."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        return self._folded(self._lexical_raw(prompt_token_ids, output_token_ids), "max")
+
+    def _lexical_raw(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         if self.lexical_index is None or self.tokenizer is None or not output_token_ids:
             return {}
-        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
-        text = query_text(self.tokenizer, prompt_token_ids, output_token_ids)
-        scores = self.lexical_index.scores(text)
-        return fold(scores, self.copies, "max") if self.copies else scores
+        return self.lexical_index.scores(query_text(self.tokenizer, prompt_token_ids, output_token_ids))
 
     @property
     def vocab_size(self) -> int:
@@ -188,7 +209,7 @@ def load_model_scorer(
     root = cache / manifest_digest
     gradient = manifest["attribution"]["gradient_index"]
     index = AttributionIndex(restore_directory(store, gradient["files"], root / "gradient"))
-    attributor = make_attributor(model, checkpoints, gradient)
+    attributor = make_attributor(model, checkpoints, gradient, load_preconditioner(index.path))
     if attributor.projector.out_dim * len(checkpoints) != index.dim:
         raise ManifestError("the gradient index does not match the model's attribution settings")
     span_index = None
