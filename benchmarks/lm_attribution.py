@@ -684,8 +684,11 @@ def main() -> None:
     parser.add_argument("--lds-queries", type=int, default=40)
     parser.add_argument("--lds-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plain-gradients", action="store_true",
-                        help="ablation: no AdamW preconditioning and no unit normalisation of the gradient features")
+    parser.add_argument(
+        "--plain-gradients",
+        action="store_true",
+        help="ablation: no AdamW preconditioning and no unit normalisation of the gradient features",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
@@ -698,7 +701,9 @@ def main() -> None:
     print(f"corpus: {len(corpus.texts)} contributions, {len(set(corpus.contributors))} contributors, "
           f"{len(corpus.facts)} facts, {len(corpus.copies)} copies", flush=True)  # fmt: skip
     info = trained_model(corpus.texts, corpus.contributors, args.base, config, args.base.replace(":", ""))
-    print(f"trained: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, {info['total_seconds']:.0f} s", flush=True)
+    print(
+        f"trained: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, {info['total_seconds']:.0f} s", flush=True
+    )
     setup = make_setup(info, corpus, config.proj_dim)
     owners = {str(i + 1): address(c) for i, c in enumerate(corpus.contributors)}
     queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)

@@ -152,7 +152,13 @@ def train_model(
     with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
         final_state = load_state(run_dir)
         settings = build_gradient_index(
-            model, outcome.snapshots, train, _pad_id(base.tokenizer), config, Path(tmp) / "gradient", adapter_digest,
+            model,
+            outcome.snapshots,
+            train,
+            _pad_id(base.tokenizer),
+            config,
+            Path(tmp) / "gradient",
+            adapter_digest,
             final_state.optimizer if final_state is not None else None,
         )
         gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}

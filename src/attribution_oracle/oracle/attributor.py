@@ -19,6 +19,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from attribution_oracle.errors import UserError
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import warn
 from attribution_oracle.oracle.metrics import Metrics
@@ -108,9 +109,12 @@ class Attributor:
                 scorer = self._scorers.get(model_id)
                 if scorer is None:
                     scorer = self._scorers[model_id] = self.provider(model_id)
-                scores = {
-                    str(k): float(v) for k, v in scorer.scores(record.prompt_token_ids, record.output_token_ids).items()
-                }
+                try:
+                    raw = scorer.scores(record.prompt_token_ids, record.output_token_ids)
+                except UserError as exc:  # an unscorable record (e.g. token ids outside the vocabulary): equal split
+                    warn("served record cannot be scored: equal fallback", request_id=request_id, error=str(exc))
+                    raw = {}
+                scores = {str(k): float(v) for k, v in raw.items()}
             contributions, owners = self.context.training_data(model_id)
             inference = ServedInference(request_id, model_id, int(contributors), int(datanets))
             shares = allocate(inference, scores, contributions, owners)
