@@ -116,14 +116,21 @@ class ModelScorer:
         check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
         if not output_token_ids:
             return {}
+        if self.span_index is None and self.lexical_index is None:
+            return self.gradient_scores(prompt_token_ids, output_token_ids)
+        sides = self.signals(prompt_token_ids, output_token_ids)
+        return combine(sides["gradient"], sides["span"], self.rule, sides["lexical"])
+
+    def signals(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, dict[str, float]]:
+        """The three sides ``{"gradient", "span", "lexical"}`` that ``scores`` combines (a side whose weight in the
+        manifest's rule is 0 is not computed and is empty), copies folded."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
         rule = self.rule
         gradient = self.gradient_scores(prompt_token_ids, output_token_ids) if rule.gradient_weight > 0 else {}
-        if self.span_index is None and self.lexical_index is None:
-            return gradient
         lexical_raw = self._lexical_raw(prompt_token_ids, output_token_ids)
         span = self.span_scores(output_token_ids, prompt_token_ids, lexical_raw) if rule.span_weight > 0 else {}
         lexical = self._folded(lexical_raw, "max") if rule.lexical_weight > 0 else {}
-        return combine(gradient, span, rule, lexical)
+        return {"gradient": gradient, "span": span, "lexical": lexical}
 
     def _folded(self, scores: dict[str, float], how: str) -> dict[str, float]:
         return fold(scores, self.copies, how) if self.copies else scores
