@@ -10,8 +10,9 @@ The rule (one, documented, because independent oracle nodes must agree byte for 
 - *Words*: the text is case-folded (``str.casefold``) and cut into the maximal runs of Unicode word characters
   (``re.findall(r"\\w+")``), so any script works; a query with no word scores nothing.
 - *Score* of document ``d`` for a query with distinct words ``Q``:
-  ``sum_{w in Q} idf(w) * tf(w, d) * (k1 + 1) / (tf(w, d) + k1 * (1 - b + b * len(d) / avgdl))`` with
-  ``idf(w) = ln(1 + (N - df(w) + 0.5) / (df(w) + 0.5))`` (always positive), ``k1 = 1.2``, ``b = 0.75``.
+  ``sum_{w in Q} idf(w) * tf(w, d) / (tf(w, d) + k1 * (1 - b + b * len(d) / avgdl))`` with
+  ``idf(w) = ln(1 + (N - df(w) + 0.5) / (df(w) + 0.5))`` (always positive), ``k1 = 1.2``, ``b = 0.75``: Lucene's
+  BM25 (the constant ``k1 + 1`` of the textbook form dropped), the ``bm25s`` default.
   A word repeated in the query counts once. Each document's terms are summed with ``math.fsum`` in sorted word
   order, so the float is correctly rounded and does not depend on dict order.
 - Only documents with a positive score are returned, keyed by contribution id, sorted.
@@ -119,6 +120,6 @@ class LexicalIndex:
             idf = self.idf(word)
             for doc, tf in posting:
                 norm = self.k1 * (1.0 - self.b + self.b * self.lengths[doc] / self.avgdl)
-                terms.setdefault(doc, []).append(idf * tf * (self.k1 + 1.0) / (tf + norm))
+                terms.setdefault(doc, []).append(idf * tf / (tf + norm))
         out = {self.ids[d]: math.fsum(parts) for d, parts in terms.items()}
         return {k: out[k] for k in sorted(out) if out[k] > 0}

@@ -104,3 +104,14 @@ def test_two_processes_give_byte_identical_signals(copied) -> None:
     assert first == second
     assert all(q["scores"] and q["lexical"] for q in first[:2])
     assert all(not {"9", "10"} & set(q[s]) for q in first for s in q)
+
+
+def test_the_rag_retriever_serves_verified_texts_from_the_training_index(copied) -> None:
+    from attribution_oracle.serving.retrieval import Retriever
+
+    world, result, _, _, root = copied
+    retriever = Retriever.from_manifest(world.store, result.manifest, root / "rag")
+    found = retriever.retrieve("How are varroa mites counted?", k=2)
+    assert found[0].contribution_id == "3" and found[0].text == TEXTS[2]
+    assert "[3] " + TEXTS[2] in Retriever.augment("How are varroa mites counted?", found)
+    assert retriever.retrieve("zzzz qqqq", k=3) == [] and Retriever.augment("hi", []) == "hi"
