@@ -687,6 +687,13 @@ def fmt_table(rows: dict[str, dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def write_partial(args, facts: dict, facts_greedy: dict, errors: dict) -> None:
+    """Results so far (a long run that is stopped still leaves its finished methods on disk)."""
+    out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"
+    partial = out.with_name(out.stem + ".partial.json")
+    partial.write_text(json.dumps({"facts": facts, "facts_greedy": facts_greedy, "errors": errors}, indent=2) + "\n")
+
+
 def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, owners: dict[str, str]) -> list:
     """Every candidate combine rule on the signals' recorded scores (how ``FACTORY_RULE`` was chosen)."""
     from attribution_oracle.attribution.combine import CombineRule, combine
@@ -773,6 +780,7 @@ def main() -> None:
             facts[name] = {k: None for k in ("recall_at_1", "mrr", "author_share", "copy_original_share",
                                              "copy_copier_share", "score_ms_p50")}  # fmt: skip
         print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
+        write_partial(args, facts, facts_greedy, errors)
     sweep = combine_sweep(kept, queries, corpus, owners)
     lds = lm_lds(args, corpus, args.base, chosen) if args.lds else {}
     keys = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
