@@ -725,6 +725,7 @@ def main() -> None:
     parser.add_argument("--methods", default="ours,ours:gradient,ours:span,ours:lexical,bm25,less,trak,ekfac")
     parser.add_argument("--no-greedy", action="store_true", help="skip the model's own greedy answers")
     parser.add_argument("--lds", action="store_true", help="also run LM-LDS (part b)")
+    parser.add_argument("--lds-only", action="store_true", help="skip part a (fact tracing)")
     parser.add_argument("--lds-docs", type=int, default=100)
     parser.add_argument("--lds-subsets", type=int, default=32)
     parser.add_argument("--lds-queries", type=int, default=40)
@@ -753,7 +754,7 @@ def main() -> None:
     setup = make_setup(info, corpus, config.proj_dim)
     owners = {str(i + 1): address(c) for i, c in enumerate(corpus.contributors)}
     queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)
-    greedy = [] if args.no_greedy else greedy_queries(setup.model32, setup.tokenizer, queries)
+    greedy = [] if args.no_greedy or args.lds_only else greedy_queries(setup.model32, setup.tokenizer, queries)
     print(f"queries: {len(queries)} teacher-forced, {len(greedy)} correct greedy answers", flush=True)
     factories: dict[str, Callable[[Setup], Method]] = {
         "ours": lambda s: ours(s, None),
@@ -767,7 +768,7 @@ def main() -> None:
     }
     chosen = {m: factories[m] for m in args.methods.split(",")}
     facts, facts_greedy, errors, kept = {}, {}, {}, {}
-    for name, factory in chosen.items():
+    for name, factory in {} if args.lds_only else chosen.items():
         started = time.perf_counter()
         try:
             method = factory(setup)
