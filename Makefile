@@ -36,6 +36,8 @@ test-python: setup
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev,bench]'
+	# kronfluence (EK-FAC peer of benchmarks/lm_attribution.py) requires torchvision, which would pull another torch
+	$(PY) -m pip install -q --no-deps kronfluence==1.0.1 einconv==0.1.0 'einops>=0.8,<0.9' 'opt_einsum>=3.3,<4'
 	@touch $@
 
 bench: setup $(VENV)/.bench-installed

@@ -1,18 +1,23 @@
-"""One rule that merges the gradient scores and the span scores of an inference into one score map.
+"""One rule that merges the gradient, span and lexical scores of an inference into one score map.
 
 The rule (``CombineRule``, stored per model in its manifest with ``rule.to_dict()``):
 
 1. Each side keeps only its positive, finite scores (the shares function pays nothing else anyway).
-2. Each side is L1-normalised: divided by its largest kept score, then by the sum of the results
-   (``math.fsum`` over the keys in sorted order, so the result does not depend on dict order or platform
-   and huge scores cannot overflow).
-3. The combined score of a contribution is ``gradient_weight * g[c] + span_weight * s[c]`` (a missing key
-   counts 0), in float64; the result has sorted keys and only positive values.
-4. A side with no positive score contributes nothing (it is not renormalised away): with the default weights
-   0.5 / 0.5 and no matching span, the result is half the normalised gradient scores, which gives the same
-   shares as the gradient scores alone because ``contributor_shares`` is scale-invariant.
+2. Each side is divided by its largest kept score and raised to the integer power ``power`` (by repeated
+   multiplication, so every platform rounds alike): ``power > 1`` sharpens a side, so the contribution that
+   clearly explains the output keeps most of that side's mass instead of sharing it with every contribution
+   that matches a little.
+3. Each side is then L1-normalised (``math.fsum`` over the keys in sorted order, so the result does not depend
+   on dict order or platform and huge scores cannot overflow).
+4. The combined score of a contribution is ``gradient_weight * g[c] + span_weight * s[c] + lexical_weight * l[c]``
+   (a missing key counts 0), in float64; the result has sorted keys and only positive values.
+5. A side with no positive score contributes nothing (it is not renormalised away): with weights 0.5 / 0.5 and
+   no matching span, the result is half the normalised gradient scores, which gives the same shares as the
+   gradient scores alone because ``contributor_shares`` is scale-invariant.
 
-Defaults: ``gradient_weight=0.5, span_weight=0.5``. Setting one weight to 0 selects the other signal only.
+Defaults (``CombineRule()``, the rule of models whose manifest predates the lexical side): ``gradient_weight=0.5,
+span_weight=0.5, lexical_weight=0, power=1``. The factory writes ``FACTORY_RULE`` into new manifests (chosen by
+``benchmarks/lm_attribution.py``). Setting weights to 0 selects the other signals only.
 """
 
 from __future__ import annotations
@@ -37,15 +42,19 @@ class CombineRule:
 
     gradient_weight: float = 0.5
     span_weight: float = 0.5
+    lexical_weight: float = 0.0
+    power: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("gradient_weight", "span_weight"):
+        if isinstance(self.power, bool) or not isinstance(self.power, int) or not 1 <= self.power <= 64:
+            raise CombineRuleError(f"power must be an integer in 1..64, got {self.power!r}")
+        for name in ("gradient_weight", "span_weight", "lexical_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise CombineRuleError(f"{name} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, float(value))
-        if self.gradient_weight + self.span_weight <= 0:
-            raise CombineRuleError("at least one of gradient_weight and span_weight must be positive")
+        if self.gradient_weight + self.span_weight + self.lexical_weight <= 0:
+            raise CombineRuleError("at least one of gradient_weight, span_weight and lexical_weight must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, e.g. for a model manifest."""
@@ -60,13 +69,24 @@ class CombineRule:
         fmt = fields.pop("format", FORMAT)
         if fmt != FORMAT:
             raise CombineRuleError(f"unknown combine rule format {fmt!r} (expected {FORMAT})")
-        unknown = sorted(set(fields) - {"gradient_weight", "span_weight"})
+        unknown = sorted(set(fields) - {"gradient_weight", "span_weight", "lexical_weight", "power"})
         if unknown:
             raise CombineRuleError(f"unknown combine rule field(s): {', '.join(unknown)}")
         return cls(**fields)
 
 
-def _normalised(scores: Mapping[str, float]) -> dict[str, float]:
+def _power(value: float, power: int) -> float:
+    out = 1.0
+    base = value
+    while power:
+        if power & 1:
+            out *= base
+        base *= base
+        power >>= 1
+    return out
+
+
+def _normalised(scores: Mapping[str, float], power: int = 1) -> dict[str, float]:
     kept = {}
     for key in sorted(scores):
         value = scores[key]
@@ -75,20 +95,33 @@ def _normalised(scores: Mapping[str, float]) -> dict[str, float]:
     if not kept:
         return {}
     top = max(kept.values())  # scale first so that summing huge scores cannot overflow
-    scaled = {k: v / top for k, v in kept.items()}
+    scaled = {k: _power(v / top, power) for k, v in kept.items()}
+    scaled = {k: v for k, v in scaled.items() if v > 0}
     total = math.fsum(scaled.values())
     return {k: v / total for k, v in scaled.items()}
 
 
 def combine(
-    gradient: Mapping[str, float], span: Mapping[str, float], rule: CombineRule | None = None
+    gradient: Mapping[str, float],
+    span: Mapping[str, float],
+    rule: CombineRule | None = None,
+    lexical: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Combined per-contribution scores (sorted keys, float64, positive only) by ``rule`` (default 0.5/0.5)."""
     rule = rule or CombineRule()
-    g, s = _normalised(gradient), _normalised(span)
+    g, s = _normalised(gradient, rule.power), _normalised(span, rule.power)
+    lex = _normalised(lexical or {}, rule.power)
     out = {}
-    for key in sorted(set(g) | set(s)):
-        value = rule.gradient_weight * g.get(key, 0.0) + rule.span_weight * s.get(key, 0.0)
+    for key in sorted(set(g) | set(s) | set(lex)):
+        value = (
+            rule.gradient_weight * g.get(key, 0.0)
+            + rule.span_weight * s.get(key, 0.0)
+            + rule.lexical_weight * lex.get(key, 0.0)
+        )
         if value > 0:
             out[key] = value
     return out
+
+
+#: The rule the ModelFactory writes into new manifests (chosen by ``benchmarks/lm_attribution.py``).
+FACTORY_RULE = CombineRule(gradient_weight=0.2, span_weight=0.2, lexical_weight=0.6, power=8)

@@ -68,6 +68,11 @@ class Attributor:
     batch_size: int = 64
     device: str | torch.device | None = None
     timings: Timings = field(default_factory=Timings)
+    #: elementwise factors applied to every per-example gradient before projection, e.g. the inverse fourth root of
+    #: AdamW's second moments (so the train-query inner product uses Adam's metric, as in LESS / TrackStar)
+    preconditioner: dict[str, Tensor] | None = None
+    #: unit-normalise each example's projected features per checkpoint, on both sides (cosine, as in LESS)
+    normalize: bool = False
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -107,8 +112,16 @@ class Attributor:
         out = []
         for batch in batches(data, self.batch_size):
             batch = to_device(batch, self.device)
-            out.append(self.projector.project(per_example_grads(self.model, fn, self.names, batch)).cpu())
+            grads = per_example_grads(self.model, fn, self.names, batch)
+            if self.preconditioner is not None:
+                grads = {n: g * self.preconditioner[n].to(device=g.device, dtype=g.dtype) for n, g in grads.items()}
+            out.append(self.projector.project(grads).cpu())
         return torch.cat(out).to(torch.float64)
+
+    def _unit(self, features: Tensor) -> Tensor:
+        if not self.normalize:
+            return features
+        return features / features.norm(dim=-1, keepdim=True).clamp(min=torch.finfo(features.dtype).tiny)
 
     def _ggn(self, data: Any) -> Tensor:
         k = self.projector.out_dim
@@ -143,13 +156,13 @@ class Attributor:
             phi = self._project(self.task.measurement, data)
             q = self._trak_weights(data)
             x, a = finalize("trak", measurement_features=phi, trak_weights=q, weight=weight, **self._damping())
-            return CheckpointFeatures(x, a, weight, phi)
+            return CheckpointFeatures(self._unit(x), a, weight, phi)
         loss_g = self._project(self.task.loss, data)
         curvature = None
         if self.estimator == "influence":
             curvature = self._ggn(data) if self._uses_ggn() else loss_g.T @ loss_g
         x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
-        return CheckpointFeatures(x, a, weight, -loss_g)
+        return CheckpointFeatures(self._unit(x), a, weight, -loss_g)
 
     def _damping(self) -> dict[str, Any]:
         return {"damping": self.damping, "absolute_damping": self.absolute_damping}
@@ -173,10 +186,10 @@ class Attributor:
             self._load(checkpoint)
             if self.estimator == "trak":
                 phi = self._project(self.task.measurement, new_data)
-                parts.append((phi @ fitted.transform) * self._trak_weights(new_data).unsqueeze(-1))
+                parts.append(self._unit((phi @ fitted.transform) * self._trak_weights(new_data).unsqueeze(-1)))
             else:
                 g = self._project(self.task.loss, new_data)
-                parts.append(-fitted.weight * g if fitted.transform is None else g @ fitted.transform)
+                parts.append(self._unit(-fitted.weight * g if fitted.transform is None else g @ fitted.transform))
         return torch.cat(parts, dim=1).to(torch.float32)
 
     def query_features(self, query_data: Any) -> Tensor:
@@ -184,7 +197,7 @@ class Attributor:
         parts = []
         for checkpoint in self._checkpoints:
             self._load(checkpoint)
-            parts.append(self._project(self.task.measurement, query_data))
+            parts.append(self._unit(self._project(self.task.measurement, query_data)))
         return torch.cat(parts, dim=1) / len(self._checkpoints)
 
     def train_matrix(self) -> Tensor:
@@ -235,6 +248,8 @@ class Attributor:
             "curvature": ("ggn" if self._uses_ggn() else "fisher") if self.estimator == "influence" else None,
             "checkpoints": len(self._checkpoints),
             "checkpoint_weights": self._weights,
+            "preconditioned": self.preconditioner is not None,
+            "normalize": self.normalize,
         }
 
     def _require_features(self) -> None:

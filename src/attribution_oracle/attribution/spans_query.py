@@ -24,6 +24,12 @@ insertion point in the suffix array), the maximal spans are exactly ``output[i:i
    equally among all distinct contributions containing the span (for corpora known to be free of copies).
 5. A contribution's score is the sum of the credit it received (only positive scores are returned).
    The scores feed ``attribution.shares.contributor_shares`` unchanged.
+
+**Prompt-aware split** (``attribute_ranked``, OLMoTrace's BM25 rerank of span documents): a short span such as a
+person's name may occur in many contributions, most of them about something else. Given a ranking of the
+contributions for the whole inference (e.g. the lexical BM25 scores of the prompt and output), each kept span's
+whole weight goes to the contribution holding it that ranks highest, ties and unranked holders broken by index
+(approval) order, so with no ranking the earliest holder takes it. Copies are left to the caller's copy groups.
 """
 
 from __future__ import annotations
@@ -182,4 +188,38 @@ def attribute(
             share = weight / len(docs)
             for d in docs.tolist():
                 scores[d] = scores.get(d, 0.0) + share
+    return {index.ids[d]: scores[d] for d in sorted(scores, key=lambda d: index.ids[d]) if scores[d] > 0}
+
+
+def attribute_ranked(
+    index: SpanIndex,
+    tokens: Sequence[int] | np.ndarray | str,
+    rank: dict[str, float],
+    *,
+    min_len: int = DEFAULT_MIN_LEN,
+    max_count: int = DEFAULT_MAX_COUNT,
+    common_p: float = DEFAULT_COMMON_P,
+) -> dict[str, float]:
+    """Per-contribution span scores with the prompt-aware split (see the module docstring); sorted keys."""
+    _check_len(min_len)
+    index._load()
+    pattern, raw = _raw_spans(index, tokens, min_len)
+    if not raw or index.n_tokens == 0:
+        return {}
+    step = index.dtype.itemsize
+    output = np.frombuffer(pattern, dtype=index.dtype).astype(np.int64)
+    probs = index.unigrams[output] / float(index.n_tokens)
+    with np.errstate(divide="ignore"):
+        info = -np.log(probs)
+    common = probs >= common_p
+    scores: dict[int, float] = {}
+    for start, end in raw:
+        if bool(common[start:end].all()):
+            continue
+        lo, hi = index.range(pattern[start * step : end * step])
+        if hi - lo > max_count:
+            continue
+        docs = _occurring_documents(index, lo, hi).tolist()
+        best = min(docs, key=lambda d: (-float(rank.get(index.ids[d], 0.0)), d))
+        scores[best] = scores.get(best, 0.0) + math.fsum(info[start:end].tolist())
     return {index.ids[d]: scores[d] for d in sorted(scores, key=lambda d: index.ids[d]) if scores[d] > 0}

@@ -33,6 +33,7 @@ from .errors import ManifestError
 __all__ = [
     "ESTIMATOR",
     "build_gradient_index",
+    "build_lexical_index",
     "build_span_index",
     "restore_directory",
     "store_checkpoints",
@@ -65,8 +66,45 @@ def store_checkpoints(
     return out
 
 
-def make_attributor(model: nn.Module, checkpoints: Sequence[dict[str, torch.Tensor]], config: dict) -> Attributor:
+PRECONDITIONER_FILE = "preconditioner.safetensors"
+
+
+def adam_preconditioner(model: nn.Module, optimizer_state: dict) -> dict[str, torch.Tensor]:
+    """``(sqrt(v) + eps) ** -1/2`` per trainable parameter from AdamW's final second moments ``v`` (its state is
+    keyed by the position of each trainable parameter, in model order), divided by its mean over all parameters.
+
+    Applied to both the training and the query gradients, the inner product of the two becomes AdamW's own metric
+    (``g_q . g_i / (sqrt(v) + eps)``), the optimizer-aware similarity of LESS / TrackStar."""
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    moments = optimizer_state["state"]
+    out = {}
+    for i, name in enumerate(names):
+        v = moments[i]["exp_avg_sq"].detach().to(torch.float64) if i in moments else None
+        out[name] = (v.sqrt() + 1e-8).rsqrt() if v is not None else torch.ones(())
+    total = sum(float(t.sum()) for t in out.values())
+    count = sum(t.numel() for t in out.values())
+    return {n: (t / (total / count)).to(torch.float32).contiguous() for n, t in out.items()}
+
+
+def load_preconditioner(path: Path) -> dict[str, torch.Tensor] | None:
+    """The preconditioner stored in a gradient index directory, if any."""
+    file = Path(path) / PRECONDITIONER_FILE
+    if not file.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(file))
+
+
+def make_attributor(
+    model: nn.Module,
+    checkpoints: Sequence[dict[str, torch.Tensor]],
+    config: dict,
+    preconditioner: dict[str, torch.Tensor] | None = None,
+) -> Attributor:
     """The ``Attributor`` a model's gradient index is built and queried with (same settings both sides)."""
+    if config.get("preconditioner") and preconditioner is None:
+        raise ManifestError("the gradient index is preconditioned but its preconditioner file is missing")
     return Attributor(
         model,
         LanguageModelTask(),
@@ -76,6 +114,8 @@ def make_attributor(model: nn.Module, checkpoints: Sequence[dict[str, torch.Tens
         seed=config["seed"],
         damping=config["damping"],
         batch_size=config.get("batch_size", 8),
+        preconditioner=preconditioner if config.get("preconditioner") else None,
+        normalize=bool(config.get("normalize", False)),
     )
 
 
@@ -87,8 +127,16 @@ def build_gradient_index(
     train: TrainConfig,
     path: Path,
     model_hash: str,
+    optimizer_state: dict | None = None,
 ) -> dict:
-    """Featurize every training chunk at every snapshot and write the index at ``path``; returns its settings."""
+    """Featurize every training chunk at every snapshot and write the index at ``path``; returns its settings.
+
+    With ``train.precondition`` and the run's final optimizer state, the gradients of both sides are scaled by
+    ``adam_preconditioner`` (stored next to the index); with ``train.normalize_gradients`` each chunk's and each
+    query's features are unit-normalised per checkpoint."""
+    preconditioner = None
+    if train.precondition and optimizer_state is not None:
+        preconditioner = adam_preconditioner(model, optimizer_state)
     settings = {
         "estimator": ESTIMATOR,
         "task": "LanguageModelTask (query: log-likelihood of the output tokens given the prompt)",
@@ -98,18 +146,37 @@ def build_gradient_index(
         "batch_size": train.index_batch_size,
         "checkpoint_steps": sorted(snapshots),
         "rows": "one per training chunk, id '<contribution id>#<chunk index>'",
+        "preconditioner": None if preconditioner is None else "(sqrt(AdamW v) + 1e-8)^-1/2 / mean, both sides",
+        "normalize": bool(train.normalize_gradients),
     }
     with eager_attention(model):
-        attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings)
+        attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings, preconditioner)
         attributor.featurize(example_batch(chunks, pad_id))
         attributor.build_index(path, [c.key for c in chunks], model_hash=model_hash)
+    if preconditioner is not None:
+        from safetensors.torch import save_file
+
+        save_file(preconditioner, str(Path(path) / PRECONDITIONER_FILE))
     return settings
 
 
-def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> dict:
+def span_min_len(chunks: Sequence[Chunk], setting: int | None, doc_bytes: int | None = None) -> int:
+    """The span side's ``min_len``: ``setting`` when given, else about 10 bytes of text in model tokens
+    (``round(10 / mean bytes per token)``, at least 3), so a short rare answer such as " The Orvane." counts with
+    a real tokenizer (3 tokens) while a byte-level tokenizer still needs 10 bytes; short spans weigh little anyway
+    (a span's weight is the self-information of its tokens)."""
+    if setting is not None:
+        return int(setting)
+    tokens = sum(len(c.tokens) for c in chunks)
+    if not tokens or not doc_bytes:
+        return 8
+    return max(3, round(10 * tokens / doc_bytes))
+
+
+def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path, min_len: int = 8) -> dict:
     """Span index over each training contribution's training tokens (its chunks in order), contributions in
     training order (= approval order, which the copies rule uses); returns its query settings."""
-    from attribution_oracle.attribution.spans import DEFAULT_MIN_LEN, SpanIndex
+    from attribution_oracle.attribution.spans import SpanIndex
 
     documents: dict[str, list[int]] = {}
     for chunk in chunks:
@@ -119,8 +186,24 @@ def build_span_index(chunks: Sequence[Chunk], vocab_size: int, path: Path) -> di
         "format": "attribution-oracle/span-index@1",
         "vocab_size": vocab_size,
         "documents": "each training contribution's training tokens (its chunks in order), id = contribution id",
-        "query": "the output tokens",
-        "min_len": DEFAULT_MIN_LEN,
+        "query": "the output tokens; each span goes to its holder ranked highest by the lexical side (prompt and "
+        "output), ties to the earliest (attribution.spans_query.attribute_ranked)",
+        "split": "prompt-bm25",
+        "min_len": int(min_len),
+    }
+
+
+def build_lexical_index(texts: Sequence[tuple[str, str]], path: Path) -> dict:
+    """BM25 index (``attribution.lexical``) over the trained contributions' full texts; returns its settings."""
+    from attribution_oracle.attribution.lexical import FORMAT, LexicalIndex
+
+    index = LexicalIndex.build(path, texts)
+    return {
+        "format": FORMAT,
+        "documents": "each trained contribution's whole text (utf-8, errors replaced), id = contribution id",
+        "query": "words of the decoded prompt and output (special tokens skipped)",
+        "k1": index.k1,
+        "b": index.b,
     }
 
 

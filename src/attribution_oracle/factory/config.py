@@ -29,6 +29,9 @@ class TrainConfig:
     attribution_checkpoints: int = 1  # the final adapter; more (evenly spaced) make a checkpoint ensemble
     proj_dim: int = 512  # its random blocks (params x 512 float32) fit the projector's 1 GB cache for SmolLM2
     index_batch_size: int = 8
+    precondition: bool = True  # scale LoRA gradients by AdamW's final second moments (artefacts.adam_preconditioner)
+    normalize_gradients: bool = True  # unit-normalise train and query gradient features (cosine)
+    span_min_len: int | None = None  # default: about 10 bytes of text in model tokens (artefacts.span_min_len)
 
     def __post_init__(self) -> None:
         checks = {
@@ -41,6 +44,7 @@ class TrainConfig:
             "--attribution-checkpoints": self.steps < 1 or 1 <= self.attribution_checkpoints <= self.steps,
             "--eval-fraction": 0 <= self.eval_fraction < 1,
             "--proj-dim": self.proj_dim >= 1,
+            "--span-min-len": self.span_min_len is None or self.span_min_len >= 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

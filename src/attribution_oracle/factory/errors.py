@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attribution_oracle.errors import UserError
 
-__all__ = ["DataVerificationError", "FactoryError", "ManifestError", "RunMismatchError"]
+__all__ = ["DataVerificationError", "FactoryError", "ManifestError", "RunMismatchError", "ScoringError"]
 
 
 class FactoryError(UserError):
@@ -21,3 +21,7 @@ class ManifestError(FactoryError):
 
 class RunMismatchError(FactoryError):
     """A run directory holds a checkpoint of a different training configuration."""
+
+
+class ScoringError(FactoryError):
+    """An inference the scorer cannot score as given (e.g. token ids outside the model's vocabulary)."""

@@ -16,11 +16,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from attribution_oracle.attribution.combine import CombineRule
+from attribution_oracle.attribution.combine import FACTORY_RULE
+from attribution_oracle.attribution.duplicates import RULE as COPIES_RULE
+from attribution_oracle.attribution.duplicates import copy_groups
 from attribution_oracle.models import ADAPTER_FORMAT, BaseModel, load_base_model, pack_adapter
 from attribution_oracle.store.blobs import BlobStore
 
-from .artefacts import build_gradient_index, build_span_index, store_checkpoints, store_directory
+from .artefacts import (
+    build_gradient_index,
+    build_lexical_index,
+    build_span_index,
+    span_min_len,
+    store_checkpoints,
+    store_directory,
+)
 from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
 from .config import TrainConfig
 from .errors import FactoryError
@@ -28,7 +37,7 @@ from .fetch import TrainingData, fetch_training_data
 from .lora import adapter_state, attach_lora
 from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
 from .sources import DatanetSource
-from .state import bind_run_dir
+from .state import bind_run_dir, load_state
 from .trainer import Progress, _pad_id, evaluate, train_loop
 
 __all__ = ["TrainedModel", "run_name", "train_model", "tokenizer_description"]
@@ -141,13 +150,27 @@ def train_model(
     started = time.perf_counter()
     checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
+        final_state = load_state(run_dir)
         settings = build_gradient_index(
-            model, outcome.snapshots, train, _pad_id(base.tokenizer), config, Path(tmp) / "gradient", adapter_digest
+            model,
+            outcome.snapshots,
+            train,
+            _pad_id(base.tokenizer),
+            config,
+            Path(tmp) / "gradient",
+            adapter_digest,
+            final_state.optimizer if final_state is not None else None,
         )
         gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
         gradient.update(settings)
-        span = build_span_index(train, len(base.tokenizer), Path(tmp) / "span")
+        min_len = span_min_len(chunks, config.span_min_len, sum(len(doc.data) for doc in data.documents))
+        span = build_span_index(train, len(base.tokenizer), Path(tmp) / "span", min_len)
         span["files"] = store_directory(store, Path(tmp) / "span")
+        texts = [(doc.key, doc.data.decode("utf-8", errors="replace")) for doc in data.documents]
+        trained_keys = {c.contribution for c in train}
+        lexical = build_lexical_index([t for t in texts if t[0] in trained_keys], Path(tmp) / "lexical")
+        lexical["files"] = store_directory(store, Path(tmp) / "lexical")
+        copies = copy_groups(texts)
     index_seconds = time.perf_counter() - started
 
     manifest = {
@@ -191,8 +214,9 @@ def train_model(
             "eval": metrics_eval,
         },
         "adapter": {"sha256": adapter_digest, "format": ADAPTER_FORMAT},
-        "attribution": {"gradient_index": gradient, "span_index": span},
-        "combine": CombineRule().to_dict(),
+        "attribution": {"gradient_index": gradient, "span_index": span, "lexical_index": lexical},
+        "copies": {"rule": COPIES_RULE, "groups": copies},
+        "combine": FACTORY_RULE.to_dict(),
     }
     digest = store_manifest(store, manifest)
     return TrainedModel(

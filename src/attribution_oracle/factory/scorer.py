@@ -10,9 +10,11 @@ is rounded to float32 and scored against the index rows with the exact integer k
 accumulated in integers, so the result does not depend on summation order, thread count or machine); a
 contribution's score is the correctly rounded (``math.fsum``) sum of its chunks' exact row scores. Two processes
 given the same store and query therefore produce identical floats. Span side: the span scores of the output tokens
-against the training contributions (``SpanIndex.attribute``), combined with the gradient scores by the
-manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only, each side L1-normalised,
-weighted sum, sorted keys).
+against the training contributions (``SpanIndex.attribute``, or ``attribute_ranked`` for prompt-aware models);
+lexical side: BM25 over the decoded prompt and output. Copies are folded onto their originals on every side, and
+the sides are merged by the manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only,
+each side L1-normalised, weighted sum, sorted keys). ``scores_many`` scores a batch of inferences at once (what an
+oracle step calls); ``scores`` is ``scores_many`` of one.
 
 Everything is rebuilt from the content store: the base model is loaded from the manifest's spec and its
 hash checked, the adapter and checkpoints come from their blobs, the index files are restored into
@@ -25,17 +27,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from attribution_oracle.attribution import AttributionIndex
 from attribution_oracle.attribution.combine import CombineRule, combine
+from attribution_oracle.attribution.duplicates import fold
 from attribution_oracle.attribution.fixed_point import grouped_sums, quantise, scores_float
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
 
-from .artefacts import make_attributor, restore_directory
-from .errors import ManifestError
+from .artefacts import load_preconditioner, make_attributor, restore_directory
+from .errors import ManifestError, ScoringError
 from .lora import attach_lora, load_adapter_state
 from .manifest import load_manifest
 
@@ -57,18 +61,27 @@ class TrainingContribution:
 class ModelScorer:
     """Attribution scores of inferences of one trained model."""
 
-    def __init__(self, manifest: dict, model, attributor, index: AttributionIndex, span_index=None) -> None:
+    def __init__(
+        self, manifest: dict, model, attributor, index: AttributionIndex, span_index=None, lexical_index=None,
+        tokenizer=None,
+    ) -> None:  # fmt: skip
         """Use ``load_model_scorer``."""
         self.manifest = manifest
         self.model = model
         self.attributor = attributor
         self.index = index
         self.span_index = span_index
+        self.lexical_index = lexical_index
+        self.tokenizer = tokenizer
+        self.copies: dict[str, str] = dict(manifest.get("copies", {}).get("groups", {}))
+        originals = set(self.copies.values())
         self.contributions: list[TrainingContribution] = [
             TrainingContribution(str(c["contribution_id"]), c["datanet_id"], c["contributor"], c["sha256"])
             for c in manifest["contributions"]
-            if c["train_chunks"] > 0
+            if (c["train_chunks"] > 0 or str(c["contribution_id"]) in originals)
+            and str(c["contribution_id"]) not in self.copies
         ]
+        self.rule = CombineRule.from_dict(manifest["combine"])
         groups: dict[str, list[int]] = {}
         for row, row_id in enumerate(index.ids):
             groups.setdefault(row_id.split("#", 1)[0], []).append(row)
@@ -98,25 +111,27 @@ class ModelScorer:
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
     def gradient_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
-        """Gradient influence of the query on each training contribution (sum over its chunks)."""
-        scores = {c.contribution_id: 0.0 for c in self.contributions}
+        """Gradient influence of the query on each training contribution (sum over its chunks), copies folded."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
         if not output_token_ids:
-            return scores
+            return {c.contribution_id: 0.0 for c in self.contributions}
         query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))
         return self._aggregate(query)[0]
 
     def _aggregate(self, queries: torch.Tensor) -> list[dict[str, float]]:
-        """Per-contribution exact sums of the rows' exact scores, one dict per query row."""
+        """Per-contribution exact sums of the rows' exact scores, one dict per query row, copies folded."""
         exact = scores_float(quantise(queries.to(torch.float32)), self._fixed)
         out = []
         for sums in grouped_sums(exact, self._groups):
             scores = {c.contribution_id: 0.0 for c in self.contributions}
             scores.update(zip(self._owners, sums, strict=True))
-            out.append(scores)
+            out.append(self._folded(scores, "sum"))
         return out
 
     def gradient_scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
         """``gradient_scores`` of many ``(prompt, output)`` pairs, their gradients computed in batches."""
+        for prompt, output in items:
+            check_tokens(prompt, output, self.vocab_size)
         out = [{c.contribution_id: 0.0 for c in self.contributions} for _ in items]
         # similar lengths batched together: less padding (the results do not depend on the order)
         todo = sorted(
@@ -131,7 +146,11 @@ class ModelScorer:
         return out
 
     def scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
-        """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only)."""
+        """Contribution id -> combined score of the inference ``output given prompt`` (positive scores only).
+
+        Every signal is computed (``gradient_scores``, ``span_scores``, ``lexical_scores``), copies folded onto
+        their originals, and the sides merged by the manifest's ``CombineRule``. An empty output scores nothing
+        (``{}``); token ids outside the model's vocabulary raise ``ScoringError``."""
         return self.scores_many([(prompt_token_ids, output_token_ids)])[0]
 
     def scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
@@ -139,19 +158,97 @@ class ModelScorer:
 
         The query gradients of a batch are computed together (right-padded, masked); they equal one-at-a-time
         gradients up to float rounding in the last bits, below what the 14-bit quantisation of the query keeps.
-        """
-        gradients = self.gradient_scores_many(items)
-        if self.span_index is None:
-            return gradients
-        rule = CombineRule.from_dict(self.manifest["combine"])
-        return [combine(g, self.span_scores(output), rule) for g, (_, output) in zip(gradients, items, strict=True)]
+        ``ScoringError`` if any item has a token id outside the vocabulary."""
+        for prompt, output in items:
+            check_tokens(prompt, output, self.vocab_size)
+        only_gradient = self.span_index is None and self.lexical_index is None
+        wanted = only_gradient or self.rule.gradient_weight > 0
+        gradients = self.gradient_scores_many(items) if wanted else [{} for _ in items]
+        out = []
+        for (prompt, output), gradient in zip(items, gradients, strict=True):
+            if not output:
+                out.append({})
+            elif only_gradient:
+                out.append(gradient)
+            else:
+                sides = self._sides(prompt, output, gradient)
+                out.append(combine(sides["gradient"], sides["span"], self.rule, sides["lexical"]))
+        return out
 
-    def span_scores(self, output_token_ids: Sequence[int]) -> dict[str, float]:
-        """Span scores of the output tokens against the training contributions (empty without a span index)."""
+    def signals(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, dict[str, float]]:
+        """The three sides ``{"gradient", "span", "lexical"}`` that ``scores`` combines (a side whose weight in the
+        manifest's rule is 0 is not computed and is empty), copies folded."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        gradient = self.gradient_scores(prompt_token_ids, output_token_ids) if self.rule.gradient_weight > 0 else {}
+        return self._sides(prompt_token_ids, output_token_ids, gradient)
+
+    def _sides(
+        self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int], gradient: dict[str, float]
+    ) -> dict[str, dict[str, float]]:
+        rule = self.rule
+        lexical_raw = self._lexical_raw(prompt_token_ids, output_token_ids)
+        span = self.span_scores(output_token_ids, prompt_token_ids, lexical_raw) if rule.span_weight > 0 else {}
+        lexical = self._folded(lexical_raw, "max") if rule.lexical_weight > 0 else {}
+        return {"gradient": gradient if rule.gradient_weight > 0 else {}, "span": span, "lexical": lexical}
+
+    def _folded(self, scores: dict[str, float], how: str) -> dict[str, float]:
+        return fold(scores, self.copies, how) if self.copies else scores
+
+    def span_scores(
+        self,
+        output_token_ids: Sequence[int],
+        prompt_token_ids: Sequence[int] | None = None,
+        _lexical: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Span scores of the output tokens against the training contributions (empty without a span index).
+
+        A model whose manifest's span index says ``split: "prompt-bm25"`` gives each span to the contribution holding
+        it that the lexical side ranks highest for the prompt and output (``spans_query.attribute_ranked``); older
+        models use the earliest-holder rule."""
         if self.span_index is None or not output_token_ids:
             return {}
-        min_len = self.manifest["attribution"]["span_index"]["min_len"]
-        return self.span_index.attribute([int(t) for t in output_token_ids], min_len=min_len)
+        check_tokens(prompt_token_ids or (), output_token_ids, self.vocab_size)
+        settings = self.manifest["attribution"]["span_index"]
+        tokens = [int(t) for t in output_token_ids]
+        if settings.get("split") == "prompt-bm25" and self.lexical_index is not None:
+            from attribution_oracle.attribution.spans_query import attribute_ranked
+
+            rank = _lexical if _lexical is not None else self._lexical_raw(prompt_token_ids or [], output_token_ids)
+            scores = attribute_ranked(self.span_index, tokens, rank, min_len=settings["min_len"])
+        else:
+            scores = self.span_index.attribute(tokens, min_len=settings["min_len"])
+        return self._folded(scores, "sum")
+
+    def lexical_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
+        """BM25 scores of the words of the decoded prompt and output (empty without a lexical index)."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        return self._folded(self._lexical_raw(prompt_token_ids, output_token_ids), "max")
+
+    def _lexical_raw(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
+        if self.lexical_index is None or self.tokenizer is None or not output_token_ids:
+            return {}
+        return self.lexical_index.scores(query_text(self.tokenizer, prompt_token_ids, output_token_ids))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids the model accepts."""
+        return int(self.model.config.vocab_size)
+
+
+def query_text(tokenizer, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> str:
+    """The text the lexical side searches with: the decoded prompt, a newline, the decoded output (special tokens
+    such as the chat template's markers skipped)."""
+    prompt = tokenizer.decode([int(t) for t in prompt_token_ids], skip_special_tokens=True)
+    output = tokenizer.decode([int(t) for t in output_token_ids], skip_special_tokens=True)
+    return f"{prompt}\n{output}"
+
+
+def check_tokens(prompt_token_ids: Sequence[int], output_token_ids: Sequence[int], vocab_size: int) -> None:
+    """``ScoringError`` unless every id is an int in ``[0, vocab_size)``."""
+    for name, ids in (("prompt", prompt_token_ids), ("output", output_token_ids)):
+        for t in ids:
+            if isinstance(t, bool) or not isinstance(t, int | np.integer) or not 0 <= int(t) < vocab_size:
+                raise ScoringError(f"{name} token id {t!r} is not in the model's vocabulary (0..{vocab_size - 1})")
 
 
 def load_model_scorer(
@@ -178,7 +275,7 @@ def load_model_scorer(
     root = cache / manifest_digest
     gradient = manifest["attribution"]["gradient_index"]
     index = AttributionIndex(restore_directory(store, gradient["files"], root / "gradient"))
-    attributor = make_attributor(model, checkpoints, gradient)
+    attributor = make_attributor(model, checkpoints, gradient, load_preconditioner(index.path))
     if attributor.projector.out_dim * len(checkpoints) != index.dim:
         raise ManifestError("the gradient index does not match the model's attribution settings")
     span_index = None
@@ -188,6 +285,11 @@ def load_model_scorer(
         span_index = SpanIndex.open(
             restore_directory(store, manifest["attribution"]["span_index"]["files"], root / "span")
         )
-    scorer = ModelScorer(manifest, model, attributor, index, span_index)
-    scorer.tokenizer = base.tokenizer  # the oracle checks served records' tokenization with it
-    return scorer
+    lexical_index = None
+    if manifest["attribution"].get("lexical_index") is not None:
+        from attribution_oracle.attribution.lexical import LexicalIndex
+
+        lexical_index = LexicalIndex.open(
+            restore_directory(store, manifest["attribution"]["lexical_index"]["files"], root / "lexical")
+        )
+    return ModelScorer(manifest, model, attributor, index, span_index, lexical_index, base.tokenizer)

@@ -26,6 +26,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from attribution_oracle.errors import UserError
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import warn
 from attribution_oracle.oracle.metrics import Metrics
@@ -182,7 +183,8 @@ class Attributor:
         """Scores of every pending request whose record is here and passed its checks: one batched pass per model.
 
         A scorer with ``scores_many`` (the factory's) computes a model's pending inferences together; any other
-        scorer is called once per inference. Returns the scores and each request's share of the scoring time.
+        scorer is called once per inference. A record that cannot be scored gets its reason added to ``skip`` (it
+        then takes the equal split). Returns the scores and each request's share of the scoring time.
         """
         by_model: dict[int, list[int]] = {}
         for request_id, model_id, *_ in rows:
@@ -195,12 +197,26 @@ class Attributor:
             scorer = self._scorer(model_id)
             items = [(records[r].prompt_token_ids, records[r].output_token_ids) for r in request_ids]
             many = getattr(scorer, "scores_many", None)
-            results = many(items) if many is not None else [scorer.scores(p, o) for p, o in items]
+            try:
+                results = many(items) if many is not None else [scorer.scores(p, o) for p, o in items]
+            except UserError:  # one unscorable record fails the batch: score them one by one to find it
+                results = [_score_or_reason(scorer, p, o) for p, o in items]
             share = (time.perf_counter() - started) / len(request_ids)
             for request_id, result in zip(request_ids, results, strict=True):
+                if isinstance(result, str):  # e.g. token ids outside the vocabulary: the equal split, said why
+                    skip[request_id] = f"the record cannot be scored: {result}"
+                    result = {}
                 scored[request_id] = {str(k): float(v) for k, v in result.items()}
                 seconds[request_id] = share
         return scored, seconds
+
+
+def _score_or_reason(scorer, prompt, output) -> dict | str:
+    """The record's scores, or why it cannot be scored (a ``UserError`` such as ``ScoringError``)."""
+    try:
+        return scorer.scores(prompt, output)
+    except UserError as exc:
+        return str(exc)
 
 
 def _dumps(value: dict) -> str:

@@ -68,7 +68,11 @@ def test_the_manifest_is_complete(trained) -> None:
     assert len(metrics["train_losses"]) == 12 and metrics["eval"]["tokens"] > 0
     assert metrics["eval"]["perplexity"] == pytest.approx(2.718281828459045 ** metrics["eval"]["loss"])
     grad = manifest["attribution"]["gradient_index"]
-    assert set(grad["files"]) == {"manifest.json", "features-00000.safetensors", "transforms.safetensors"}
+    assert set(grad["files"]) == {"manifest.json", "features-00000.safetensors", "transforms.safetensors",
+                                  "preconditioner.safetensors"}  # fmt: skip
+    assert grad["normalize"] is True and grad["preconditioner"].startswith("(sqrt(AdamW v)")
+    assert set(manifest["attribution"]["lexical_index"]["files"]) == {"lexical.json"}
+    assert manifest["copies"]["groups"] == {}
     assert grad["checkpoint_steps"] == [6, 12] and grad["estimator"] == "influence"
 
 
@@ -166,18 +170,21 @@ def test_the_scorer_sums_chunk_influences_per_contribution(trained, tmp_path: Pa
 
 
 def test_the_span_index_attributes_copied_text_and_is_combined_by_the_manifest_rule(trained, tmp_path: Path) -> None:
-    from attribution_oracle.attribution.combine import CombineRule, combine
+    from attribution_oracle.attribution.combine import FACTORY_RULE, CombineRule, combine
     from attribution_oracle.factory.scorer import load_model_scorer
 
     world, result, _ = trained
     span = result.manifest["attribution"]["span_index"]
     assert {"manifest.json", "tokens.bin", "sa.bin", "ids.txt"} <= set(span["files"])
-    assert result.manifest["combine"] == CombineRule().to_dict()
+    assert result.manifest["combine"] == FACTORY_RULE.to_dict() and FACTORY_RULE.lexical_weight > 0
     scorer = load_model_scorer(world.store, result.manifest_digest, tmp_path / "cache")
     assert "3#0" not in result.manifest["chunking"]["eval_chunks"]
     copied = list(TEXTS[2].encode()[:40])  # contribution 3's text, verbatim
     spans = scorer.span_scores(copied)
     assert list(spans) == ["3"]
     combined = scorer.scores(list(b"Q: "), copied)
-    assert combined == combine(scorer.gradient_scores(list(b"Q: "), copied), spans, CombineRule())
+    lexical = scorer.lexical_scores(list(b"Q: "), copied)
+    assert next(iter(sorted(lexical, key=lambda k: -lexical[k]))) == "3"
+    assert combined == combine(scorer.gradient_scores(list(b"Q: "), copied), spans, FACTORY_RULE, lexical)
+    assert CombineRule.from_dict(result.manifest["combine"]) == FACTORY_RULE
     assert combined and all(v > 0 for v in combined.values())

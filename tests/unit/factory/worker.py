@@ -2,6 +2,7 @@
 
 python worker.py train ROOT RUN_DIR STEPS      prints "step N" lines, then "done <manifest digest>"
 python worker.py score ROOT MANIFEST CACHE     prints the scores as JSON (floats as repr)
+python worker.py signals ROOT MANIFEST CACHE   prints every signal of a few queries (other scripts too) as JSON
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 from attribution_oracle.store.catalog import Catalog  # noqa: E402
 
 KEY = "31337:0xRegistry:factory-tests"
+SIGNAL_QUERIES = [
+    ("How do I count varroa mites? ", "Varroa mites are counted with an alcohol wash of three hundred bees"),
+    ("Как пчёлы зимуют? 蜜蜂怎么过冬？ ", "Winter clusters keep the queen warm"),
+    ("Q: ", "Propolis seals small gaps"),
+]
 
 
 def config(steps: int) -> TrainConfig:
@@ -38,6 +44,15 @@ def main() -> None:
                 progress=lambda step, total, loss: print(f"step {step}", flush=True),
             )  # fmt: skip
         print(f"done {result.manifest_digest} {result.adapter_digest} {result.resumed_from}", flush=True)
+    elif mode == "signals":
+        scorer = load_model_scorer(store, sys.argv[3], Path(sys.argv[4]))
+        out = []
+        for prompt, output in SIGNAL_QUERIES:
+            p, o = list(prompt.encode()), list(output.encode())
+            out.append({name: {k: repr(v) for k, v in fn(p, o).items()} for name, fn in (
+                ("scores", scorer.scores), ("gradient", scorer.gradient_scores),
+                ("span", lambda p, o: scorer.span_scores(o, p)), ("lexical", scorer.lexical_scores))})  # fmt: skip
+        print(json.dumps(out, sort_keys=True))
     else:
         scorer = load_model_scorer(store, sys.argv[3], Path(sys.argv[4]))
         scores = scorer.scores([72, 111, 119], list(b"Inspect the hive every nine days"))

@@ -45,8 +45,12 @@ def _ev(event: str, block: int, log: int = 0, /, **args: Any) -> dict[str, Any]:
     return {"event": event, "args": args, "blockNumber": block, "logIndex": log, "transactionHash": tx}
 
 
-def make_world(root: Path, texts: list[str] = TEXTS, publish: bool = True) -> World:
-    """One Datanet with every text contributed and approved; version 1 published unless ``publish`` is False."""
+def make_world(
+    root: Path, texts: list[str] = TEXTS, publish: bool = True, contributors: list[str] | None = None
+) -> World:
+    """One Datanet with every text contributed and approved; version 1 published unless ``publish`` is False.
+    ``contributors`` names the contributor of each text (default: the three ``CONTRIBUTORS`` in turn)."""
+    contributors = contributors or [CONTRIBUTORS[i % len(CONTRIBUTORS)] for i in range(len(texts))]
     store = BlobStore(root / "blobs")
     catalog = Catalog(root / "catalog.sqlite", KEY)
     hashes = [store.put_bytes(t.encode()) for t in texts]
@@ -55,7 +59,7 @@ def make_world(root: Path, texts: list[str] = TEXTS, publish: bool = True) -> Wo
     for i, digest in enumerate(hashes):
         events.append(
             _ev("ContributionSubmitted", block, contributionId=i + 1, datanetId=1,
-                contributor=CONTRIBUTORS[i % len(CONTRIBUTORS)], contentHash=bytes.fromhex(digest),
+                contributor=contributors[i], contentHash=bytes.fromhex(digest),
                 uri=f"sha256://{digest}", size=len(texts[i]), stake=0)
         )  # fmt: skip
         events.append(

@@ -1,0 +1,825 @@
+"""Proof of Attribution on our own LoRA language models: fact tracing (and LM-LDS) against BM25, LESS, TRAK, EK-FAC.
+
+Part a, fact tracing. ``lm_corpus.make_corpus`` writes a Datanet of paragraphs with several invented facts each
+(entities shared across paragraphs as distractors; verbatim and near copies approved later by other contributors).
+The Datanet goes through the product's path: blobs in a ``BlobStore``, events in a ``Catalog``, a published
+version, ``factory.train_model`` (the code ``model train`` runs: verification, LoRA training, the gradient, span
+and lexical indices, copy groups, the manifest), then ``factory.scorer.load_model_scorer`` (what the oracle calls).
+Queries are paraphrased questions rendered with the chat template (what ``serve`` does); the output is the true
+answer, teacher-forced, and also the model's own greedy answer when it contains the true one.
+
+Methods, on the same trained adapter: ``ours`` (``ModelScorer.scores``, the manifest's combine rule) and each of
+its signals alone (``ours:gradient``, ``ours:span``, ``ours:lexical``); ``bm25`` (``bm25s``, question + answer
+against the contribution texts); ``less`` (LESS/TrackStar style: per-chunk LoRA gradients of the final adapter,
+divided by the root of the AdamW second moments the run ended with, randomly projected, unit-normalised, cosine
+with the query's gradient); ``trak`` (``traker`` on the LoRA parameters, one checkpoint); ``ekfac`` (``kronfluence``
+EK-FAC on the LoRA modules).
+
+Metrics per method: recall@1 and MRR of the fact's document (its copies count as hits too, so peers are not
+punished for ranking a verbatim copy first), ``author_share``: the median share of a 1 OPEN contributor pool that
+``contributor_shares`` pays to the fact's author, ``copy_original_share`` / ``copy_copier_share``: mean share of
+the original's author and of the copier over the facts of verbatim-copied documents, ``score_ms_p50``: median
+wall-clock per query of the method's query-time work.
+
+Part b, LM-LDS (``--lds``): ``--lds-subsets`` random half-subsets of the first ``--lds-docs`` originals, each
+trained by ``train_model`` with the same seed and steps; ground truth is the log-likelihood of held-out query
+answers (teacher-forced) under each subset's adapter; cached under ``benchmarks/.cache/lm_lds`` by a key of its
+configuration. Each method's scores on the full model predict it by subset sums; LDS = mean Spearman over queries.
+
+    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py                   # tiny:0 (fast mode)
+    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2    # the real model
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lm_corpus import Corpus, make_corpus  # noqa: E402
+
+from attribution_oracle.attribution import contributor_shares  # noqa: E402
+from attribution_oracle.factory import CatalogSource, TrainConfig, train_model  # noqa: E402
+from attribution_oracle.factory.scorer import ModelScorer, load_model_scorer  # noqa: E402
+from attribution_oracle.serving.chat import render_chat  # noqa: E402
+from attribution_oracle.store.blobs import BlobStore  # noqa: E402
+from attribution_oracle.store.catalog import Catalog  # noqa: E402
+from attribution_oracle.store.merkle import MerkleTree  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "benchmarks" / ".cache"
+RESULTS = ROOT / "benchmarks" / "results"
+KEY = "31337:0xRegistry:lm-attribution"
+POOL = 10**18
+ARTEFACTS_VERSION = 6  # bump when what the factory builds changes
+
+
+def address(i: int) -> str:
+    """The address of contributor ``i``."""
+    return "0x" + f"{i + 1:040x}"
+
+
+# ------------------------------------------------------------------ the Datanet, through the product's path
+
+
+def _event(event: str, block: int, **args: Any) -> dict[str, Any]:
+    tx = "0x" + hashlib.sha256(f"tx {event} {block}".encode()).hexdigest()
+    return {"event": event, "args": args, "blockNumber": block, "logIndex": 0, "transactionHash": tx}
+
+
+def publish(root: Path, texts: list[str], contributors: list[int]) -> tuple[BlobStore, Catalog]:
+    """Blobs + a catalog holding one Datanet whose version 1 holds ``texts`` in order (the chain's events)."""
+    store = BlobStore(root / "blobs")
+    catalog = Catalog(root / "catalog.sqlite", KEY)
+    hashes = [store.put_bytes(t.encode()) for t in texts]
+    owner = address(10_000)
+    events = [_event("DatanetCreated", 1, datanetId=1, owner=owner, name="facts", metadataURI="", minStake=0,
+                     feePaid=0)]  # fmt: skip
+    block = 2
+    for i, digest in enumerate(hashes):
+        events.append(_event("ContributionSubmitted", block, contributionId=i + 1, datanetId=1,
+                             contributor=address(contributors[i]), contentHash=bytes.fromhex(digest),
+                             uri=f"sha256://{digest}", size=len(texts[i]), stake=0))  # fmt: skip
+        events.append(_event("ContributionApproved", block + 1, contributionId=i + 1, datanetId=1, curator=owner,
+                             approvalIndex=i, stakeReturned=0))  # fmt: skip
+        block += 2
+    root_hash = MerkleTree([bytes.fromhex(h) for h in hashes]).root
+    events.append(_event("VersionPublished", block, datanetId=1, version=1, merkleRoot=root_hash, count=len(hashes),
+                         manifestURI="sha256://" + "0" * 64))  # fmt: skip
+    catalog.apply(events, block, "0x" + hashlib.sha256(f"block {block}".encode()).hexdigest())
+    return store, catalog
+
+
+def config_for(base: str, steps: int | None, **extra: Any) -> TrainConfig:
+    """Training settings: tiny trains on bytes (longer rows), SmolLM2 on BPE tokens; ``extra`` overrides."""
+    if base.startswith("tiny"):
+        return TrainConfig(steps=steps or 300, batch_size=8, seq_len=384, lr=3e-3, rank=8, eval_fraction=0.0,
+                           proj_dim=256, checkpoint_every=1000, **extra)  # fmt: skip
+    return TrainConfig(steps=steps or 100, batch_size=8, seq_len=256, lr=2e-3, rank=8, eval_fraction=0.0,
+                       proj_dim=512, checkpoint_every=1000, **extra)  # fmt: skip
+
+
+def trained_model(texts: list[str], contributors: list[int], base: str, config: TrainConfig, tag: str) -> dict:
+    """Train (or reuse the cached run of) the Datanet; returns paths and the manifest digest."""
+    key = hashlib.sha256(json.dumps({"texts": texts, "contributors": contributors, "base": base,
+                                     "config": config.to_dict(), "artefacts": ARTEFACTS_VERSION},
+                                    sort_keys=True).encode()).hexdigest()[:16]  # fmt: skip
+    root = CACHE / "lm_attribution" / f"{tag}-{key}"
+    done = root / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    root.mkdir(parents=True, exist_ok=True)
+    store, catalog = publish(root, texts, contributors)
+    started = time.perf_counter()
+    with catalog:
+        say = lambda what: print(f"  [{tag}] {what}", flush=True)  # noqa: E731
+        result = train_model(CatalogSource(catalog), store, ["1@1"], base_spec=base, config=config,
+                             run_dir=root / "run", phase=say)  # fmt: skip
+    info = {"root": str(root), "manifest": result.manifest_digest, "train_seconds": result.train_seconds,
+            "index_seconds": result.index_seconds, "total_seconds": time.perf_counter() - started,
+            "loss_first": result.manifest["metrics"]["train_loss_first"],
+            "loss_last": result.manifest["metrics"]["train_loss_last"]}  # fmt: skip
+    done.write_text(json.dumps(info))
+    return info
+
+
+# ------------------------------------------------------------------ queries
+
+
+@dataclass
+class Query:
+    """One scored inference: the prompt and output token ids, the fact's document and its group."""
+
+    prompt: list[int]
+    output: list[int]
+    question: str
+    answer: str
+    doc: int
+    kind: str  # "teacher" or "greedy"
+
+
+def make_queries(corpus: Corpus, tokenizer, limit: int, seed: int) -> list[Query]:
+    """Teacher-forced queries: every fact of a copied document, then a seeded sample of the others."""
+    copied = {src for src, _ in corpus.copies.values()}
+    first = [f for f in corpus.facts if f.doc in copied]
+    rest = [f for f in corpus.facts if f.doc not in copied]
+    rng = np.random.default_rng(seed)
+    picked = first + [rest[i] for i in sorted(rng.permutation(len(rest))[: max(0, limit - len(first))])]
+    out = []
+    for fact in picked:
+        prompt = render_chat(tokenizer, [{"role": "user", "content": fact.question}])
+        p = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        o = list(tokenizer(f"{fact.answer}.", add_special_tokens=False)["input_ids"])
+        out.append(Query(p, o, fact.question, fact.answer, fact.doc, "teacher"))
+    return out
+
+
+@torch.no_grad()
+def greedy_queries(model, tokenizer, queries: list[Query], max_new: int = 16) -> list[Query]:
+    """The model's own greedy answers that contain the true answer."""
+    out = []
+    for q in queries:
+        ids = torch.tensor([q.prompt])
+        gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                             do_sample=False, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+        gen = gen[0, len(q.prompt) :].tolist()
+        if tokenizer.eos_token_id in gen:
+            gen = gen[: gen.index(tokenizer.eos_token_id)]
+        text = tokenizer.decode(gen, skip_special_tokens=True)
+        if gen and q.answer.casefold() in text.casefold():
+            out.append(Query(q.prompt, gen, q.question, q.answer, q.doc, "greedy"))
+    return out
+
+
+# ------------------------------------------------------------------ methods
+
+
+Method = Callable[[Query], dict[str, float]]
+
+
+@dataclass
+class Setup:
+    """What every method shares."""
+
+    corpus: Corpus
+    scorer: ModelScorer
+    tokenizer: Any
+    model32: Any  # float32 copy of the trained LoRA model, for the peers
+    chunks: list  # training chunks (factory.chunking.Chunk)
+    pad_id: int
+    run_dir: Path
+    proj_dim: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def ours(setup: Setup, signal: str | None) -> Method:
+    """``ModelScorer`` as the oracle calls it, or one of its signals alone.
+
+    ``ours`` runs ``scorer.signals`` + the manifest's combine rule, which is exactly ``scorer.scores`` (checked on
+    the first query), and keeps each query's sides so the signal-alone rows reuse them (on SmolLM2 the gradient
+    side is the expensive one); a signal's time is then measured by calling it alone on ``SIGNAL_TIMING`` queries."""
+    from attribution_oracle.attribution.combine import combine
+
+    scorer = setup.scorer
+    memo = setup.timings.setdefault("_sides", {})
+    if signal is None:
+
+        def run(q: Query) -> dict[str, float]:
+            sides = scorer.signals(q.prompt, q.output)
+            memo[id(q)] = sides
+            out = combine(sides["gradient"], sides["span"], scorer.rule, sides["lexical"])
+            if not setup.timings.get("_checked"):
+                setup.timings["_checked"] = 1.0
+                assert out == scorer.scores(q.prompt, q.output), "signals + combine must equal scorer.scores"
+            return out
+
+        return run
+    alone = {
+        "gradient": lambda q: scorer.gradient_scores(q.prompt, q.output),
+        "span": lambda q: scorer.span_scores(q.output, q.prompt),
+        "lexical": lambda q: scorer.lexical_scores(q.prompt, q.output),
+    }[signal]
+    timed = [0]
+
+    def run_signal(q: Query) -> dict[str, float]:
+        if id(q) in memo and timed[0] >= SIGNAL_TIMING:
+            return Memo(memo[id(q)][signal])
+        timed[0] += 1
+        return alone(q)
+
+    return run_signal
+
+
+SIGNAL_TIMING = 12
+
+
+class Memo(dict):
+    """A result reused from ``ours`` (its time is not a measurement of the signal)."""
+
+
+def bm25(setup: Setup) -> Method:
+    """``bm25s`` (Lucene BM25, English stop words) over the contribution texts; query = question + answer."""
+    import bm25s
+
+    started = time.perf_counter()
+    ids = [str(i + 1) for i in range(len(setup.corpus.texts))]
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(setup.corpus.texts, stopwords="en", show_progress=False), show_progress=False)
+    setup.timings["bm25_index_s"] = time.perf_counter() - started
+
+    def run(q: Query) -> dict[str, float]:
+        text = f"{q.question} {setup.tokenizer.decode(q.output, skip_special_tokens=True)}"
+        tokens = bm25s.tokenize([text], stopwords="en", show_progress=False)
+        known = [t for t in _query_tokens(tokens) if t in retriever.vocab_dict]
+        scores = retriever.get_scores(known) if known else np.zeros(len(ids))
+        return {ids[i]: float(s) for i, s in enumerate(scores) if s > 0}
+
+    return run
+
+
+def _query_tokens(tokens) -> list[str]:
+    inverse = {v: k for k, v in tokens.vocab.items()}
+    return [inverse[t] for t in tokens.ids[0]]
+
+
+def _lm_batch(chunks, pad_id: int) -> dict[str, torch.Tensor]:
+    from attribution_oracle.factory.chunking import example_batch
+
+    return example_batch(chunks, pad_id)
+
+
+def _query_batch(q: Query) -> dict[str, torch.Tensor]:
+    ids = torch.tensor([q.prompt + q.output])
+    labels = ids.clone()
+    labels[0, : len(q.prompt)] = -100
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+
+def less(setup: Setup) -> Method:
+    """LESS / TrackStar: Adam-preconditioned, projected, unit-normalised LoRA gradients; cosine similarity."""
+    from attribution_oracle.attribution import LanguageModelTask, Projector
+    from attribution_oracle.attribution.gradients import per_example_grads
+    from attribution_oracle.factory.state import load_state
+
+    model = setup.model32
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    state = load_state(setup.run_dir)
+    moments = state.optimizer["state"]
+    # AdamW's state is keyed by the position of the parameter in the optimizer's list (the trainable ones in order)
+    precond = {n: 1.0 / (moments[i]["exp_avg_sq"].sqrt() + 1e-8) for i, n in enumerate(names)}
+    precond = {n: v / v.mean() for n, v in precond.items()}
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
+    projector = Projector(shapes, dim=setup.proj_dim, seed=0)
+    task = LanguageModelTask()
+
+    def features(batch: dict, fn, precondition: bool) -> torch.Tensor:
+        grads = per_example_grads(model, fn, names, batch)
+        if precondition:
+            grads = {n: g * precond[n] for n, g in grads.items()}
+        x = projector.project(grads).double()
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-30)
+
+    started = time.perf_counter()
+    rows = []
+    for lo in range(0, len(setup.chunks), 8):
+        rows.append(features(_lm_batch(setup.chunks[lo : lo + 8], setup.pad_id), task.loss, True))
+    train = torch.cat(rows)
+    owners = [c.contribution for c in setup.chunks]
+    setup.timings["less_featurize_s"] = time.perf_counter() - started
+
+    def run(q: Query) -> dict[str, float]:
+        query = features(_query_batch(q), task.measurement, False)[0]
+        sims = (train @ query).tolist()
+        out: dict[str, float] = {}
+        for owner, value in zip(owners, sims, strict=True):
+            out[owner] = max(out.get(owner, -2.0), value)
+        return out
+
+    return run
+
+
+class _LMOutput:
+    """traker model output for a causal LM: the sum of per-token margins of the labelled tokens."""
+
+    @staticmethod
+    def _logits(model, weights, buffers, input_ids, attention_mask):
+        from attribution_oracle.attribution.task import causal_padding_mask
+
+        mask = causal_padding_mask(attention_mask, torch.float32)
+        return torch.func.functional_call(model, (weights, buffers), args=(),
+                                          kwargs={"input_ids": input_ids, "attention_mask": mask}).logits  # fmt: skip
+
+    def get_output(self, model, weights, buffers, input_ids, attention_mask, labels):
+        logits = self._logits(model, weights, buffers, input_ids.unsqueeze(0), attention_mask.unsqueeze(0))[0, :-1]
+        target = labels[1:]
+        keep = (target != -100).to(logits.dtype)
+        safe = target.clamp(min=0)
+        correct = logits.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        others = logits.scatter(-1, safe.unsqueeze(-1), float("-inf")).logsumexp(-1)
+        return ((correct - others) * keep).sum()
+
+    def get_out_to_loss_grad(self, model, weights, buffers, batch):
+        input_ids, attention_mask, labels = batch
+        logits = self._logits(model, weights, buffers, input_ids, attention_mask)[:, :-1]
+        target = labels[:, 1:]
+        keep = (target != -100).to(logits.dtype)
+        p = torch.softmax(logits, -1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return (((1 - p) * keep).sum(-1) / keep.sum(-1).clamp(min=1)).detach().unsqueeze(-1)
+
+
+def trak(setup: Setup) -> Method:
+    """TRAK from ``traker`` on the LoRA parameters (gradients taken through the LoRA weights only)."""
+    from trak import TRAKer
+    from trak.modelout_functions import AbstractModelOutput
+    from trak.projectors import BasicProjector, ProjectionType
+
+    class LMOutput(_LMOutput, AbstractModelOutput):
+        def __init__(self) -> None:
+            super().__init__()
+
+    model = setup.model32
+    lora = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    grad_dim = sum(p.numel() for p in lora.values())
+    started = time.perf_counter()
+    save_dir = tempfile.mkdtemp(prefix="traker-")
+    projector = BasicProjector(grad_dim=grad_dim, proj_dim=setup.proj_dim, seed=0, proj_type=ProjectionType.rademacher,
+                               device="cpu", block_size=setup.proj_dim, dtype=torch.float32)  # fmt: skip
+    traker = TRAKer(model=model, task=LMOutput(), train_set_size=len(setup.chunks), save_dir=save_dir, device="cpu",
+                    projector=projector, use_half_precision=False, logging_level=logging.ERROR,
+                    grad_wrt=list(lora))  # fmt: skip
+    computer = traker.gradient_computer
+
+    def lora_only(m) -> None:  # differentiate through the LoRA weights only (the base stays a constant)
+        computer.func_weights = {n: p for n, p in m.named_parameters() if p.requires_grad}
+        computer.func_buffers = dict(m.named_buffers())
+
+    computer.load_model_params = lora_only
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    traker.load_checkpoint(state, model_id=0)
+    for lo in range(0, len(setup.chunks), 8):
+        b = _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id)
+        traker.featurize(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=len(b["input_ids"]))
+    traker.finalize_features()
+    if not getattr(projector, "proj_matrix_available", True):
+        projector.model_id = -1
+    setup.timings["trak_featurize_s"] = time.perf_counter() - started
+    owners = [c.contribution for c in setup.chunks]
+    counter = [0]
+
+    def batch(queries: list[Query]) -> list[dict[str, float]]:
+        counter[0] += 1
+        name = f"q{counter[0]}"
+        traker.start_scoring_checkpoint(exp_name=name, checkpoint=state, model_id=0, num_targets=len(queries))
+        for q in queries:  # one query per call: queries have different lengths
+            b = _query_batch(q)
+            traker.score(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=1)
+        scores = np.asarray(traker.finalize_scores(exp_name=name), dtype=np.float64)
+        return [_by_owner(owners, scores[:, j].tolist()) for j in range(len(queries))]
+
+    return Batched(batch)
+
+
+def ekfac(setup: Setup) -> Method:
+    """Kronfluence EK-FAC influence on the LoRA modules (lora_A / lora_B linear layers)."""
+    from kronfluence.analyzer import Analyzer, prepare_model
+    from kronfluence.arguments import FactorArguments, ScoreArguments
+    from kronfluence.task import Task
+
+    from attribution_oracle.attribution.task import causal_padding_mask
+
+    model = setup.model32
+    modules = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and ".lora_" in n]
+
+    def token_logprobs(batch, mdl) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = causal_padding_mask(batch["attention_mask"], torch.float32)
+        logits = mdl(input_ids=batch["input_ids"], attention_mask=mask).logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        keep = (labels != -100).float()
+        picked = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return picked * keep, logits
+
+    class LMTask(Task):
+        def compute_train_loss(self, batch, model, sample: bool = False) -> torch.Tensor:
+            if not sample:
+                picked, _ = token_logprobs(batch, model)
+                return -picked.sum()
+            _, logits = token_logprobs(batch, model)
+            with torch.no_grad():
+                sampled = torch.distributions.Categorical(logits=logits).sample()
+            keep = (batch["labels"][:, 1:] != -100).float()
+            lp = torch.log_softmax(logits, -1).gather(-1, sampled.unsqueeze(-1)).squeeze(-1)
+            return -(lp * keep).sum()
+
+        def compute_measurement(self, batch, model) -> torch.Tensor:
+            picked, _ = token_logprobs(batch, model)
+            return picked.sum()
+
+        def get_influence_tracked_modules(self):
+            return modules
+
+        def get_attention_mask(self, batch):
+            return None
+
+    class Rows(torch.utils.data.Dataset):
+        def __init__(self, items: list[dict]) -> None:
+            self.items = items
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i: int) -> dict:
+            return self.items[i]
+
+    width = max(len(c.tokens) for c in setup.chunks)
+    train_items = []
+    for c in setup.chunks:
+        b = _lm_batch([c], setup.pad_id)
+        pad = width - b["input_ids"].shape[1]
+        item = {k: torch.nn.functional.pad(v[0], (0, pad), value=(-100 if k == "labels" else
+                                                                  (setup.pad_id if k == "input_ids" else 0)))
+                for k, v in b.items()}  # fmt: skip
+        train_items.append(item)
+    train_set = Rows(train_items)
+    task = LMTask()
+    model = prepare_model(model, task)
+    out_dir = tempfile.mkdtemp(prefix="kronfluence-")
+    analyzer = Analyzer(analysis_name="lm", model=model, task=task, output_dir=out_dir, disable_tqdm=True,
+                        disable_model_save=True, cpu=True)  # fmt: skip
+    started = time.perf_counter()
+    analyzer.fit_all_factors(factors_name="ekfac", dataset=train_set, per_device_batch_size=8,
+                             factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)  # fmt: skip
+    setup.timings["ekfac_factors_s"] = time.perf_counter() - started
+    owners = [c.contribution for c in setup.chunks]
+    counter = [0]
+
+    def batch(queries: list[Query]) -> list[dict[str, float]]:
+        counter[0] += 1
+        qwidth = max(len(q.prompt) + len(q.output) for q in queries)
+        items = []
+        for q in queries:
+            b = _query_batch(q)
+            pad = qwidth - b["input_ids"].shape[1]
+            items.append({k: torch.nn.functional.pad(v[0], (0, pad), value=(-100 if k == "labels" else 0))
+                          for k, v in b.items()})  # fmt: skip
+        analyzer.compute_pairwise_scores(
+            scores_name=f"q{counter[0]}", factors_name="ekfac", query_dataset=Rows(items), train_dataset=train_set,
+            per_device_query_batch_size=len(items), per_device_train_batch_size=8, overwrite_output_dir=True,
+            score_args=ScoreArguments())  # fmt: skip
+        matrix = analyzer.load_pairwise_scores(scores_name=f"q{counter[0]}")["all_modules"].double()
+        return [_by_owner(owners, matrix[j].tolist()) for j in range(len(queries))]
+
+    return Batched(batch)
+
+
+# ------------------------------------------------------------------ metrics
+
+
+class Batched:
+    """A method that scores all queries in one call (its per-query time is the total over the count)."""
+
+    def __init__(self, batch: Callable[[list[Query]], list[dict[str, float]]]) -> None:
+        self.batch = batch
+
+
+def _by_owner(owners: list[str], values: list[float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for owner, value in zip(owners, values, strict=True):
+        out[owner] = out.get(owner, 0.0) + value
+    return out
+
+
+def _run_all(method, queries: list[Query]) -> tuple[list[dict[str, float]], list[float]]:
+    if isinstance(method, Batched):
+        started = time.perf_counter()
+        results = method.batch(queries) if queries else []
+        per = 1000 * (time.perf_counter() - started) / max(1, len(queries))
+        return results, [per] * len(queries)
+    results, times = [], []
+    for q in queries:
+        started = time.perf_counter()
+        result = method(q)
+        elapsed = 1000 * (time.perf_counter() - started)
+        results.append(dict(result))
+        if not isinstance(result, Memo):
+            times.append(elapsed)
+    return results, times
+
+
+def evaluate(method: Method, queries: list[Query], corpus: Corpus, owners: dict[str, str],
+             keep: list | None = None) -> dict[str, Any]:  # fmt: skip
+    """recall@1, MRR, author share (median), copy shares, score time p50 of one method over the queries
+    (``keep`` receives the per-query score maps)."""
+    group: dict[int, set[str]] = {}
+    for copy, (src, _) in corpus.copies.items():
+        group.setdefault(src, set()).add(str(copy + 1))
+    verbatim = {src: str(copy + 1) for copy, (src, kind) in corpus.copies.items() if kind == "verbatim"}
+    hits, rr, shares, orig, copier = [], [], [], [], []
+    results, times = _run_all(method, queries)
+    if keep is not None:
+        keep.extend(results)
+    for q, scores in zip(queries, results, strict=True):
+        good = {str(q.doc + 1)} | group.get(q.doc, set())
+        ranked = sorted(scores, key=lambda k: (-scores[k], int(k)))
+        rank = next((i + 1 for i, k in enumerate(ranked) if k in good and scores[k] > 0), None)
+        hits.append(1.0 if rank == 1 else 0.0)
+        rr.append(1.0 / rank if rank else 0.0)
+        paid = contributor_shares(POOL, {k: v for k, v in scores.items() if k in owners}, owners, fallback="none")
+        author = owners[str(q.doc + 1)]
+        shares.append(paid.get(author, 0) / POOL)
+        if q.doc in verbatim:
+            orig.append(paid.get(author, 0) / POOL)
+            copier.append(paid.get(owners[verbatim[q.doc]], 0) / POOL)
+    return {
+        "recall_at_1": statistics.fmean(hits) if hits else None,
+        "mrr": statistics.fmean(rr) if rr else None,
+        "author_share": statistics.median(shares) if shares else None,
+        "author_share_mean": statistics.fmean(shares) if shares else None,
+        "copy_original_share": statistics.fmean(orig) if orig else None,
+        "copy_copier_share": statistics.fmean(copier) if copier else None,
+        "score_ms_p50": statistics.median(times) if times else None,
+        "timed_queries": len(times),
+        "queries": len(queries),
+    }
+
+
+# ------------------------------------------------------------------ LM-LDS
+
+
+def lm_lds(args, corpus: Corpus, base: str, methods: dict[str, Callable[[Setup], Method]]) -> dict[str, Any]:
+    """LM-LDS on the first ``--lds-docs`` originals (see the module docstring)."""
+    from scipy.stats import spearmanr
+
+    n = args.lds_docs
+    texts, contributors = corpus.texts[:n], corpus.contributors[:n]
+    facts = [f for f in corpus.facts if f.doc < n]
+    config = config_for(base, args.lds_steps)
+    full = trained_model(texts, contributors, base, config, f"lds-full-{base.replace(':', '')}")
+    scorer = load_model_scorer(BlobStore(Path(full["root"]) / "blobs"), full["manifest"],
+                               Path(full["root"]) / "scorers")  # fmt: skip
+    tokenizer = scorer.tokenizer
+    sub = Corpus(texts, contributors, facts, {})
+    queries = make_queries(sub, tokenizer, args.lds_queries, seed=1)
+    rng = np.random.default_rng(args.seed)
+    masks = np.zeros((args.lds_subsets, n), dtype=bool)
+    for s in range(args.lds_subsets):
+        masks[s, rng.permutation(n)[: n // 2]] = True
+    gt_key = hashlib.sha256(json.dumps({"texts": texts, "config": config.to_dict(), "base": base,
+                                        "masks": masks.tolist(), "queries": [q.output for q in queries],
+                                        "v": ARTEFACTS_VERSION}).encode()).hexdigest()[:16]  # fmt: skip
+    gt_file = CACHE / "lm_lds" / f"{gt_key}.npy"
+    if gt_file.is_file():
+        truth = np.load(gt_file)
+    else:
+        truth = np.zeros((args.lds_subsets, len(queries)))
+        for s in range(args.lds_subsets):
+            keep = [i for i in range(n) if masks[s, i]]
+            info = trained_model([texts[i] for i in keep], [contributors[i] for i in keep], base, config,
+                                 f"lds-sub-{base.replace(':', '')}")  # fmt: skip
+            sub_scorer = load_model_scorer(BlobStore(Path(info["root"]) / "blobs"), info["manifest"],
+                                           Path(info["root"]) / "scorers")  # fmt: skip
+            with torch.no_grad():
+                for j, q in enumerate(queries):
+                    b = _query_batch(q)
+                    from attribution_oracle.attribution import LanguageModelTask
+
+                    truth[s, j] = float(LanguageModelTask().measurement(sub_scorer.model, b)[0])
+            print(f"  lds subset {s + 1}/{args.lds_subsets}", flush=True)
+        gt_file.parent.mkdir(parents=True, exist_ok=True)
+        np.save(gt_file, truth)
+    setup = make_setup(full, corpus=sub, proj_dim=config.proj_dim)
+    ids = [str(i + 1) for i in range(n)]
+    out = {}
+    for name, factory in methods.items():
+        started = time.perf_counter()
+        try:
+            method = factory(setup)
+            preds = np.zeros((args.lds_subsets, len(queries)))
+            for j, scores in enumerate(_run_all(method, queries)[0]):
+                vec = np.array([scores.get(i, 0.0) for i in ids])
+                preds[:, j] = masks.astype(float) @ vec
+            rho = [spearmanr(preds[:, j], truth[:, j]).statistic for j in range(len(queries))]
+            rho = [r for r in rho if np.isfinite(r)]
+            out[name] = {"lds": float(np.mean(rho)) if rho else 0.0, "seconds": time.perf_counter() - started}
+        except Exception as exc:  # a peer that cannot run is reported, not hidden
+            out[name] = {"lds": None, "seconds": time.perf_counter() - started, "error": f"{type(exc).__name__}: {exc}"}
+        print(f"  lds {name}: {out[name]}", flush=True)
+    return out
+
+
+# ------------------------------------------------------------------ driver
+
+
+def make_setup(info: dict, corpus: Corpus, proj_dim: int) -> Setup:
+    """Load the trained model's scorer (as the oracle does) and a float32 copy of the model for the peers."""
+    from attribution_oracle.factory.chunking import tokenize_documents
+    from attribution_oracle.factory.fetch import Document
+    from attribution_oracle.factory.lora import attach_lora, load_adapter_state
+    from attribution_oracle.factory.sources import ApprovedContribution
+    from attribution_oracle.models import load_base_model, unpack_adapter
+
+    root = Path(info["root"])
+    store = BlobStore(root / "blobs")
+    scorer = load_model_scorer(store, info["manifest"], root / "scorers")
+    manifest = scorer.manifest
+    base = load_base_model(manifest["base_model"]["spec"])
+    adapter = unpack_adapter(store.get(manifest["adapter"]["sha256"]))
+    model32 = attach_lora(base.model, adapter.lora_config, manifest["seeds"]["lora_init"])
+    load_adapter_state(model32, adapter.state_dict)
+    model32.eval()
+    if hasattr(model32, "set_attn_implementation"):
+        model32.set_attn_implementation("eager")
+    docs = [Document(ApprovedContribution(1, i + 1, "", ""), t.encode()) for i, t in enumerate(corpus.texts)]
+    chunks = tokenize_documents(docs, base.tokenizer, manifest["chunking"]["seq_len"])
+    pad = base.tokenizer.pad_token_id if base.tokenizer.pad_token_id is not None else base.tokenizer.eos_token_id
+    return Setup(corpus, scorer, base.tokenizer, model32, chunks, int(pad), root / "run", proj_dim)
+
+
+def fmt_table(rows: dict[str, dict[str, Any]], keys: list[str]) -> str:
+    """A markdown table of the methods' metrics."""
+
+    def cell(v: Any) -> str:
+        return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | " + " | ".join(cell(row.get(k)) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def write_partial(args, facts: dict, facts_greedy: dict, errors: dict) -> None:
+    """Results so far (a long run that is stopped still leaves its finished methods on disk)."""
+    out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"
+    partial = out.with_name(out.stem + ".partial.json")
+    partial.write_text(json.dumps({"facts": facts, "facts_greedy": facts_greedy, "errors": errors}, indent=2) + "\n")
+
+
+def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, owners: dict[str, str]) -> list:
+    """Every candidate combine rule on the signals' recorded scores (how ``FACTORY_RULE`` was chosen)."""
+    from attribution_oracle.attribution.combine import CombineRule, combine
+
+    names = ("ours:gradient", "ours:span", "ours:lexical")
+    if not all(kept.get(n) for n in names):
+        return []
+    rows = []
+    weights = [(0.5, 0.5, 0.0), (0.25, 0.25, 0.5), (0.2, 0.2, 0.6), (0.15, 0.15, 0.7), (0.1, 0.1, 0.8),
+               (0.34, 0.33, 0.33), (0.3, 0.0, 0.7), (0.0, 0.0, 1.0)]  # fmt: skip
+    for g, s, lex in weights:
+        for power in (1, 2, 4, 8, 16):
+            rule = CombineRule(g, s, lex, power)
+            combined = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
+            it = iter(combined)
+            row = evaluate(lambda q, it=it: next(it), queries, corpus, owners)
+            rows.append({"rule": rule.to_dict(), **{k: row[k] for k in ("recall_at_1", "mrr", "author_share",
+                         "copy_original_share", "copy_copier_share")}})  # fmt: skip
+    for row in sorted(rows, key=lambda r: (-r["author_share"], -r["recall_at_1"]))[:8]:
+        print(f"  sweep {row}", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="tiny:0", help="tiny:0 (fast mode) or smollm2")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default by base)")
+    parser.add_argument("--queries", type=int, default=120, help="teacher-forced fact queries")
+    parser.add_argument("--methods", default="ours,ours:gradient,ours:span,ours:lexical,bm25,less,trak,ekfac")
+    parser.add_argument("--no-greedy", action="store_true", help="skip the model's own greedy answers")
+    parser.add_argument("--lds", action="store_true", help="also run LM-LDS (part b)")
+    parser.add_argument("--lds-only", action="store_true", help="skip part a (fact tracing)")
+    parser.add_argument("--lds-docs", type=int, default=100)
+    parser.add_argument("--lds-subsets", type=int, default=32)
+    parser.add_argument("--lds-queries", type=int, default=40)
+    parser.add_argument("--lds-steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--plain-gradients",
+        action="store_true",
+        help="ablation: no AdamW preconditioning and no unit normalisation of the gradient features",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
+    parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
+    corpus = make_corpus(seed=args.seed)
+    plain = {"precondition": False, "normalize_gradients": False} if args.plain_gradients else {}
+    config = config_for(args.base, args.steps, **plain)
+    print(f"corpus: {len(corpus.texts)} contributions, {len(set(corpus.contributors))} contributors, "
+          f"{len(corpus.facts)} facts, {len(corpus.copies)} copies", flush=True)  # fmt: skip
+    info = trained_model(corpus.texts, corpus.contributors, args.base, config, args.base.replace(":", ""))
+    print(
+        f"trained: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, {info['total_seconds']:.0f} s", flush=True
+    )
+    setup = make_setup(info, corpus, config.proj_dim)
+    owners = {str(i + 1): address(c) for i, c in enumerate(corpus.contributors)}
+    queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)
+    greedy = [] if args.no_greedy or args.lds_only else greedy_queries(setup.model32, setup.tokenizer, queries)
+    print(f"queries: {len(queries)} teacher-forced, {len(greedy)} correct greedy answers", flush=True)
+    factories: dict[str, Callable[[Setup], Method]] = {
+        "ours": lambda s: ours(s, None),
+        "ours:gradient": lambda s: ours(s, "gradient"),
+        "ours:span": lambda s: ours(s, "span"),
+        "ours:lexical": lambda s: ours(s, "lexical"),
+        "bm25": bm25,
+        "less": less,
+        "trak": trak,
+        "ekfac": ekfac,
+    }
+    chosen = {m: factories[m] for m in args.methods.split(",")}
+    facts, facts_greedy, errors, kept = {}, {}, {}, {}
+    for name, factory in {} if args.lds_only else chosen.items():
+        started = time.perf_counter()
+        try:
+            method = factory(setup)
+            kept[name] = []
+            facts[name] = evaluate(method, queries, corpus, owners, kept[name])
+            if greedy:
+                facts_greedy[name] = evaluate(method, greedy, corpus, owners)
+        except Exception as exc:  # a peer that cannot run is reported, not hidden
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            facts[name] = {k: None for k in ("recall_at_1", "mrr", "author_share", "copy_original_share",
+                                             "copy_copier_share", "score_ms_p50")}  # fmt: skip
+        print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
+        write_partial(args, facts, facts_greedy, errors)
+    sweep = combine_sweep(kept, queries, corpus, owners)
+    lds = lm_lds(args, corpus, args.base, chosen) if args.lds else {}
+    keys = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
+    table = fmt_table(facts, keys)
+    print(table)
+    result = {
+        "facts": {m: {k: r.get(k) for k in keys} for m, r in facts.items()},
+        "lds": lds,
+        "facts_greedy": facts_greedy,
+        "meta": {
+            "base": args.base, "config": config.to_dict(), "train": info, "queries": len(queries),
+            "greedy_correct": len(greedy), "errors": errors,
+            "timings": {k: v for k, v in setup.timings.items() if not k.startswith("_")},
+            "contributions": len(corpus.texts), "contributors": len(set(corpus.contributors)),
+            "signal_timing_queries": SIGNAL_TIMING,
+            "load_before": load_before, "load_after": os.getloadavg(), "threads": args.threads,
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus", "date": dt.datetime.now(dt.UTC).isoformat(),
+            "facts_detail": facts, "combine_sweep": sweep,
+        },
+    }  # fmt: skip
+    out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if not args.no_markdown:
+        command = "nice -n 10 .venv/bin/python benchmarks/lm_attribution.py " + shlex.join(sys.argv[1:])
+        parts = [f"\n## LM attribution: fact tracing on {args.base} ({dt.date.today().isoformat()})\n",
+                 f"`{command.strip()}` (load {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; "
+                 f"{args.threads} threads)\n", table + "\n"]  # fmt: skip
+        if facts_greedy:
+            parts.append(f"\nThe model's own correct greedy answers ({len(greedy)}):\n\n"
+                         + fmt_table(facts_greedy, keys) + "\n")  # fmt: skip
+        if lds:
+            parts.append("\nLM-LDS:\n\n" + fmt_table(lds, ["lds", "seconds"]) + "\n")
+        if errors:
+            parts.append("\n" + "\n".join(f"- {k} could not run: {v}" for k, v in errors.items()) + "\n")
+        with open(ROOT / "BENCHMARKS.md", "a") as handle:
+            handle.write("".join(parts))
+
+
+if __name__ == "__main__":
+    main()
