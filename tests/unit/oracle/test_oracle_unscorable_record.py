@@ -20,6 +20,9 @@ class Training(ScorerContext):
     def training_data(self, model_id: int):
         return [Contribution("1", ALICE, 1), Contribution("2", BOB, 1)], {1: OWNER}
 
+    def adapter_hash(self, model_id: int) -> str:
+        return "22" * 32  # what the records name, so they pass the oracle's record checks
+
 
 class VocabularyCheckingScorer:
     """Refuses ids past 255 the way ``ModelScorer`` does."""
@@ -49,3 +52,5 @@ def test_an_unscorable_record_falls_back_to_the_equal_split(tmp_path, deployment
                                                                            "FROM attributions")}  # fmt: skip
     assert rows[1] == ({}, {ALICE: 500, BOB: 500})
     assert rows[2][0] == {"1": 1.0} and rows[2][1] == {ALICE: 1000}
+    fallbacks = dict(db.query("SELECT request_id, reason FROM attribution_fallbacks"))
+    assert list(fallbacks) == [1] and "cannot be scored" in fallbacks[1]  # the report says why
