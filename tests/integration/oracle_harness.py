@@ -78,50 +78,54 @@ class Market:
 def make_market(
     root: Path, threshold: int = 2, epoch_blocks: int = 10, served_log: Path | None = None, claim_delay_s: int = 0
 ) -> Market:
-    """Start Anvil (0.2 s blocks) and set up the market; the caller stops ``market.anvil``.
+    """Start Anvil (0.2 s blocks) and set up the market; the caller stops ``market.anvil`` (a failed setup stops it).
 
     ``served_log`` is where the emulated server writes its records (default ``root/served.sqlite``);
     ``claim_delay_s`` is the distributor's veto window."""
     anvil = LocalNode(root / "anvil", port=free_port())
     anvil.start(fresh=True, block_time=BLOCK_TIME_S)
-    client = ChainClient(anvil.rpc_url)
-    accounts = root / "accounts"
-    wallets = Wallets(accounts)
-    names = []
-    for i, key in enumerate(ORACLE_KEYS, start=1):
-        wallets.import_key(f"oracle{i}", dev_account(key).key.hex(), PASSWORD)
-        names.append(f"oracle{i}")
-    deployment = deploy_all(
-        client,
-        dev_account(0),
-        oracle_signers=[dev_account(k).address for k in ORACLE_KEYS],
-        oracle_threshold=threshold,
-        epoch_blocks=epoch_blocks,
-        operators=[dev_account(OPERATOR).address],
-        claim_delay_s=claim_delay_s,
-    )
-    home = root / "setup"
-    deployment.save(home / "deployments")
-    ao = make_cli(home, anvil.rpc_url)
-    for who in ("dev:1", "dev:2", "dev:3", "dev:4"):
-        ao("token", "mint", who, "100", "--from", "dev:0")
-    ao("token", "mint", f"dev:{PAYER}", "1000000", "--from", "dev:0")
-    ao("datanet", "create", "Bees", "--from", "dev:1")
-    ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "alice").iterdir())[:3]), "--from", "dev:2")
-    ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "dev:3")
-    ao("datanet", "approve", "1", "2", "3", "4", "5", "6", "--from", "dev:1")
-    ao("datanet", "publish", "1", "--from", "dev:1")
-    with warnings.catch_warnings():  # the in-process CLI runner mixes stderr (torch warnings) into stdout
-        warnings.simplefilter("ignore")
-        trained = ao.json("model", "train", "--datanet", "1", *TRAIN, "--register", "--price", "1",
-                          "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
-    market = client.contract(deployment, "InferenceMarket")
-    token = client.contract(deployment, "OpenToken")
-    client.send(token.functions.approve(market.address, 2**255), dev_account(PAYER), "approve market")
-    served_log = served_log or root / "served.sqlite"
-    ServedRecordStore(served_log)
-    return Market(root, anvil, client, deployment, served_log, names, threshold, trained["adapterHash"],
-                  trained["manifest"])  # fmt: skip
+    try:
+        client = ChainClient(anvil.rpc_url)
+        accounts = root / "accounts"
+        wallets = Wallets(accounts)
+        names = []
+        for i, key in enumerate(ORACLE_KEYS, start=1):
+            wallets.import_key(f"oracle{i}", dev_account(key).key.hex(), PASSWORD)
+            names.append(f"oracle{i}")
+        deployment = deploy_all(
+            client,
+            dev_account(0),
+            oracle_signers=[dev_account(k).address for k in ORACLE_KEYS],
+            oracle_threshold=threshold,
+            epoch_blocks=epoch_blocks,
+            operators=[dev_account(OPERATOR).address],
+            claim_delay_s=claim_delay_s,
+        )
+        home = root / "setup"
+        deployment.save(home / "deployments")
+        ao = make_cli(home, anvil.rpc_url)
+        for who in ("dev:1", "dev:2", "dev:3", "dev:4"):
+            ao("token", "mint", who, "100", "--from", "dev:0")
+        ao("token", "mint", f"dev:{PAYER}", "1000000", "--from", "dev:0")
+        ao("datanet", "create", "Bees", "--from", "dev:1")
+        ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "alice").iterdir())[:3]), "--from", "dev:2")
+        ao("datanet", "contribute", "1", *map(str, sorted((CORPUS / "bob").iterdir())[:3]), "--from", "dev:3")
+        ao("datanet", "approve", "1", "2", "3", "4", "5", "6", "--from", "dev:1")
+        ao("datanet", "publish", "1", "--from", "dev:1")
+        with warnings.catch_warnings():  # the in-process CLI runner mixes stderr (torch warnings) into stdout
+            warnings.simplefilter("ignore")
+            trained = ao.json("model", "train", "--datanet", "1", *TRAIN, "--register", "--price", "1",
+                              "--split", "5000/4000/1000", "--from", "dev:4")  # fmt: skip
+        market = client.contract(deployment, "InferenceMarket")
+        token = client.contract(deployment, "OpenToken")
+        client.send(token.functions.approve(market.address, 2**255), dev_account(PAYER), "approve market")
+        served_log = served_log or root / "served.sqlite"
+        ServedRecordStore(served_log)
+        return Market(root, anvil, client, deployment, served_log, names, threshold, trained["adapterHash"],
+                      trained["manifest"])  # fmt: skip
+    except BaseException:  # a failed setup must not leave its chain running
+        anvil.stop()
+        raise
 
 
 @dataclass
