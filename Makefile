@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 setup: $(VENV)/.installed node_modules/.installed /usr/bin/chromium
 
 /usr/bin/chromium:  # the explorer's browser tests drive Debian's Chromium through Playwright
-	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
