@@ -21,6 +21,7 @@ import httpx
 import pytest
 from cli_harness import free_port
 from explorer_harness import ROOT, build_world, serve
+from playwright import sync_api as playwright_api
 
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
          "--disable-component-update", "--disable-sync"]  # fmt: skip
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the dev extra installs playwright")
 
 
 def _start_explorer(world, port: int) -> subprocess.Popen:
