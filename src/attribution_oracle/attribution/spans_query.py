@@ -145,6 +145,22 @@ def maximal_spans(
     return spans
 
 
+def _weighted_spans(
+    index: SpanIndex, tokens: Sequence[int] | np.ndarray | str, min_len: int, common_p: float
+) -> tuple[bytes, list[tuple[int, int]], np.ndarray, np.ndarray] | None:
+    """The output's pattern bytes, its raw maximal spans, each token's self-information and whether it is common
+    (unigram probability >= ``common_p``); None when nothing spans or the corpus is empty."""
+    index._load()
+    pattern, raw = _raw_spans(index, tokens, min_len)
+    if not raw or index.n_tokens == 0:
+        return None
+    output = np.frombuffer(pattern, dtype=index.dtype).astype(np.int64)
+    probs = index.unigrams[output] / float(index.n_tokens)
+    with np.errstate(divide="ignore"):
+        info = -np.log(probs)  # tokens absent from the corpus (inf) are never inside a span
+    return pattern, raw, info, probs >= common_p
+
+
 def attribute(
     index: SpanIndex,
     tokens: Sequence[int] | np.ndarray | str,
@@ -162,16 +178,11 @@ def attribute(
         raise SpanIndexError(f"max_count must be a positive integer, got {max_count!r}")
     if not (isinstance(common_p, int | float) and 0 < common_p <= 1):
         raise SpanIndexError(f"common_p must lie in (0, 1], got {common_p!r}")
-    index._load()
-    pattern, raw = _raw_spans(index, tokens, min_len)
-    if not raw or index.n_tokens == 0:
+    found = _weighted_spans(index, tokens, min_len, common_p)
+    if found is None:
         return {}
+    pattern, raw, info, common = found
     step = index.dtype.itemsize
-    output = np.frombuffer(pattern, dtype=index.dtype).astype(np.int64)
-    probs = index.unigrams[output] / float(index.n_tokens)
-    with np.errstate(divide="ignore"):
-        info = -np.log(probs)  # tokens absent from the corpus (inf) are never inside a span
-    common = probs >= common_p
     scores: dict[int, float] = {}
     for start, end in raw:
         if bool(common[start:end].all()):
@@ -202,16 +213,11 @@ def attribute_ranked(
 ) -> dict[str, float]:
     """Per-contribution span scores with the prompt-aware split (see the module docstring); sorted keys."""
     _check_len(min_len)
-    index._load()
-    pattern, raw = _raw_spans(index, tokens, min_len)
-    if not raw or index.n_tokens == 0:
+    found = _weighted_spans(index, tokens, min_len, common_p)
+    if found is None:
         return {}
+    pattern, raw, info, common = found
     step = index.dtype.itemsize
-    output = np.frombuffer(pattern, dtype=index.dtype).astype(np.int64)
-    probs = index.unigrams[output] / float(index.n_tokens)
-    with np.errstate(divide="ignore"):
-        info = -np.log(probs)
-    common = probs >= common_p
     scores: dict[int, float] = {}
     for start, end in raw:
         if bool(common[start:end].all()):
