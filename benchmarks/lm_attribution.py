@@ -59,9 +59,10 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_corpus import Corpus, make_corpus  # noqa: E402
 
-from attribution_oracle.attribution import contributor_shares  # noqa: E402
+from attribution_oracle.attribution import LanguageModelTask, contributor_shares  # noqa: E402
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model  # noqa: E402
 from attribution_oracle.factory.scorer import ModelScorer, load_model_scorer  # noqa: E402
+from attribution_oracle.files import atomic_write  # noqa: E402
 from attribution_oracle.serving.chat import render_chat  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 from attribution_oracle.store.catalog import Catalog  # noqa: E402
@@ -211,6 +212,7 @@ class Setup:
     run_dir: Path
     proj_dim: int
     timings: dict[str, float] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)  # work that a peer's variants share (e.g. its gradients)
 
 
 def ours(setup: Setup, signal: str | None) -> Method:
@@ -296,45 +298,54 @@ def _query_batch(q: Query) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
-def less(setup: Setup) -> Method:
-    """LESS / TrackStar: Adam-preconditioned, projected, unit-normalised LoRA gradients; cosine similarity."""
-    from attribution_oracle.attribution import LanguageModelTask, Projector
+def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Method:
+    """LESS / TrackStar: Adam-preconditioned, projected, unit-normalised LoRA gradients; cosine similarity.
+
+    The knobs swept (``--sweep``): AdamW preconditioning of the training gradients and unit normalisation. The
+    per-example gradients do not depend on them, so they are computed once per setup and shared by the variants
+    (every variant reports the query-time cost of the first, which computed its query gradients)."""
+    from attribution_oracle.attribution import Projector
     from attribution_oracle.attribution.gradients import per_example_grads
     from attribution_oracle.factory.state import load_state
 
     model = setup.model32
     names = [n for n, p in model.named_parameters() if p.requires_grad]
-    state = load_state(setup.run_dir)
-    moments = state.optimizer["state"]
-    # AdamW's state is keyed by the position of the parameter in the optimizer's list (the trainable ones in order)
-    precond = {n: 1.0 / (moments[i]["exp_avg_sq"].sqrt() + 1e-8) for i, n in enumerate(names)}
-    precond = {n: v / v.mean() for n, v in precond.items()}
-    shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
-    projector = Projector(shapes, dim=setup.proj_dim, seed=0)
-    task = LanguageModelTask()
+    memo = setup.memo.setdefault("less", {})
+    if "train" not in memo:
+        state = load_state(setup.run_dir)
+        moments = state.optimizer["state"]
+        # AdamW's state is keyed by the position of the parameter in its list (the trainable ones in order)
+        precond = {n: 1.0 / (moments[i]["exp_avg_sq"].sqrt() + 1e-8) for i, n in enumerate(names)}
+        memo["precond"] = {n: v / v.mean() for n, v in precond.items()}
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
+        memo["projector"] = Projector(shapes, dim=setup.proj_dim, seed=0)
+        started = time.perf_counter()
+        task = LanguageModelTask()
+        memo["train"] = [per_example_grads(model, task.loss, names, _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id))
+                         for lo in range(0, len(setup.chunks), 8)]  # fmt: skip
+        setup.timings["less_featurize_s"] = time.perf_counter() - started
+        memo["queries"] = {}
+    projector, scale = memo["projector"], memo["precond"]
 
-    def features(batch: dict, fn, precondition: bool) -> torch.Tensor:
-        grads = per_example_grads(model, fn, names, batch)
-        if precondition:
-            grads = {n: g * precond[n] for n, g in grads.items()}
+    def features(grads: dict, scaled: bool) -> torch.Tensor:
+        if scaled:
+            grads = {n: g * scale[n] for n, g in grads.items()}
         x = projector.project(grads).double()
-        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-30)
+        return x / x.norm(dim=1, keepdim=True).clamp(min=1e-30) if normalise else x
 
-    started = time.perf_counter()
-    rows = []
-    for lo in range(0, len(setup.chunks), 8):
-        rows.append(features(_lm_batch(setup.chunks[lo : lo + 8], setup.pad_id), task.loss, True))
-    train = torch.cat(rows)
+    train = torch.cat([features(g, precondition) for g in memo["train"]])
     owners = [c.contribution for c in setup.chunks]
-    setup.timings["less_featurize_s"] = time.perf_counter() - started
 
     def run(q: Query) -> dict[str, float]:
-        query = features(_query_batch(q), task.measurement, False)[0]
-        sims = (train @ query).tolist()
+        key = (tuple(q.prompt), tuple(q.output))
+        cached = key in memo["queries"]
+        if not cached:
+            memo["queries"][key] = per_example_grads(model, LanguageModelTask().measurement, names, _query_batch(q))
+        sims = (train @ features(memo["queries"][key], False)[0]).tolist()
         out: dict[str, float] = {}
         for owner, value in zip(owners, sims, strict=True):
-            out[owner] = max(out.get(owner, -2.0), value)
-        return out
+            out[owner] = max(out.get(owner, -float("inf")), value)
+        return Memo(out) if cached else out
 
     return run
 
@@ -368,8 +379,12 @@ class _LMOutput:
         return (((1 - p) * keep).sum(-1) / keep.sum(-1).clamp(min=1)).detach().unsqueeze(-1)
 
 
-def trak(setup: Setup) -> Method:
-    """TRAK from ``traker`` on the LoRA parameters (gradients taken through the LoRA weights only)."""
+def trak(setup: Setup, proj_dim: int | None = None) -> Method:
+    """TRAK from ``traker`` on the LoRA parameters (gradients taken through the LoRA weights only).
+
+    The knob swept (``--sweep``) is the projection dimension. traker computes the same per-example gradients
+    for every dimension, so they are kept per setup (keyed by the batch) and only traker's projection,
+    ``finalize_features`` and scoring run again per variant."""
     from trak import TRAKer
     from trak.modelout_functions import AbstractModelOutput
     from trak.projectors import BasicProjector, ProjectionType
@@ -383,8 +398,9 @@ def trak(setup: Setup) -> Method:
     grad_dim = sum(p.numel() for p in lora.values())
     started = time.perf_counter()
     save_dir = tempfile.mkdtemp(prefix="traker-")
-    projector = BasicProjector(grad_dim=grad_dim, proj_dim=setup.proj_dim, seed=0, proj_type=ProjectionType.rademacher,
-                               device="cpu", block_size=setup.proj_dim, dtype=torch.float32)  # fmt: skip
+    proj_dim = proj_dim or setup.proj_dim
+    projector = BasicProjector(grad_dim=grad_dim, proj_dim=proj_dim, seed=0, proj_type=ProjectionType.rademacher,
+                               device="cpu", block_size=min(proj_dim, 512), dtype=torch.float32)  # fmt: skip
     traker = TRAKer(model=model, task=LMOutput(), train_set_size=len(setup.chunks), save_dir=save_dir, device="cpu",
                     projector=projector, use_half_precision=False, logging_level=logging.ERROR,
                     grad_wrt=list(lora))  # fmt: skip
@@ -395,6 +411,27 @@ def trak(setup: Setup) -> Method:
         computer.func_buffers = dict(m.named_buffers())
 
     computer.load_model_params = lora_only
+    grads_memo = setup.memo.setdefault("trak", {})
+    per_sample, loss_grad = computer.compute_per_sample_grad, computer.compute_loss_grad
+
+    def batch_key(what: str, batch) -> str:
+        return what + hashlib.sha256(b"".join(t.numpy().tobytes() for t in batch)).hexdigest()
+
+    def cached_per_sample(batch):
+        key = batch_key("g", batch)
+        if key not in grads_memo:
+            grads_memo[key] = per_sample(batch=batch)
+        return grads_memo[key]
+
+    def cached_loss_grad(batch):
+        key = batch_key("l", batch)
+        if key not in grads_memo:
+            grads_memo[key] = loss_grad(batch)
+        return grads_memo[key]
+
+    computer.compute_per_sample_grad = cached_per_sample
+    computer.compute_loss_grad = cached_loss_grad
+    first = "trak_featurize_s" not in setup.timings
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     traker.load_checkpoint(state, model_id=0)
     for lo in range(0, len(setup.chunks), 8):
@@ -403,7 +440,8 @@ def trak(setup: Setup) -> Method:
     traker.finalize_features()
     if not getattr(projector, "proj_matrix_available", True):
         projector.model_id = -1
-    setup.timings["trak_featurize_s"] = time.perf_counter() - started
+    if first:
+        setup.timings["trak_featurize_s"] = time.perf_counter() - started
     owners = [c.contribution for c in setup.chunks]
     counter = [0]
 
@@ -417,11 +455,14 @@ def trak(setup: Setup) -> Method:
         scores = np.asarray(traker.finalize_scores(exp_name=name), dtype=np.float64)
         return [_by_owner(owners, scores[:, j].tolist()) for j in range(len(queries))]
 
-    return Batched(batch)
+    return Batched(batch, shared="trak")
 
 
-def ekfac(setup: Setup) -> Method:
-    """Kronfluence EK-FAC influence on the LoRA modules (lora_A / lora_B linear layers)."""
+def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
+    """Kronfluence EK-FAC influence on the LoRA modules (lora_A / lora_B linear layers).
+
+    The knob swept (``--sweep``) is the damping of the inverse (kronfluence's default ``1e-8``, ``None`` = its
+    heuristic of 0.1 x the mean eigenvalue, and values between); the factors are fitted once per setup."""
     from kronfluence.analyzer import Analyzer, prepare_model
     from kronfluence.arguments import FactorArguments, ScoreArguments
     from kronfluence.task import Task
@@ -471,30 +512,32 @@ def ekfac(setup: Setup) -> Method:
         def __getitem__(self, i: int) -> dict:
             return self.items[i]
 
-    width = max(len(c.tokens) for c in setup.chunks)
-    train_items = []
-    for c in setup.chunks:
-        b = _lm_batch([c], setup.pad_id)
-        pad = width - b["input_ids"].shape[1]
-        item = {k: torch.nn.functional.pad(v[0], (0, pad), value=(-100 if k == "labels" else
-                                                                  (setup.pad_id if k == "input_ids" else 0)))
-                for k, v in b.items()}  # fmt: skip
-        train_items.append(item)
-    train_set = Rows(train_items)
-    task = LMTask()
-    model = prepare_model(model, task)
-    out_dir = tempfile.mkdtemp(prefix="kronfluence-")
-    analyzer = Analyzer(analysis_name="lm", model=model, task=task, output_dir=out_dir, disable_tqdm=True,
-                        disable_model_save=True, cpu=True)  # fmt: skip
-    started = time.perf_counter()
-    analyzer.fit_all_factors(factors_name="ekfac", dataset=train_set, per_device_batch_size=8,
-                             factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)  # fmt: skip
-    setup.timings["ekfac_factors_s"] = time.perf_counter() - started
+    memo = setup.memo.setdefault("ekfac", {})
+    if "analyzer" not in memo:
+        width = max(len(c.tokens) for c in setup.chunks)
+        train_items = []
+        for c in setup.chunks:
+            b = _lm_batch([c], setup.pad_id)
+            pad = width - b["input_ids"].shape[1]
+            item = {k: torch.nn.functional.pad(v[0], (0, pad), value=(-100 if k == "labels" else
+                                                                      (setup.pad_id if k == "input_ids" else 0)))
+                    for k, v in b.items()}  # fmt: skip
+            train_items.append(item)
+        task = LMTask()
+        prepared = prepare_model(model, task)  # wraps the tracked modules in place: run the EK-FAC rows last
+        analyzer = Analyzer(analysis_name="lm", model=prepared, task=task, output_dir=tempfile.mkdtemp(
+            prefix="kronfluence-"), disable_tqdm=True, disable_model_save=True, cpu=True)  # fmt: skip
+        started = time.perf_counter()
+        analyzer.fit_all_factors(factors_name="ekfac", dataset=Rows(train_items), per_device_batch_size=8,
+                                 factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)  # fmt: skip
+        setup.timings["ekfac_factors_s"] = time.perf_counter() - started
+        memo.update(analyzer=analyzer, train_set=Rows(train_items), counter=0)
+    analyzer, train_set = memo["analyzer"], memo["train_set"]
     owners = [c.contribution for c in setup.chunks]
-    counter = [0]
 
     def batch(queries: list[Query]) -> list[dict[str, float]]:
-        counter[0] += 1
+        memo["counter"] += 1
+        name = f"q{memo['counter']}"
         qwidth = max(len(q.prompt) + len(q.output) for q in queries)
         items = []
         for q in queries:
@@ -503,10 +546,10 @@ def ekfac(setup: Setup) -> Method:
             items.append({k: torch.nn.functional.pad(v[0], (0, pad), value=(-100 if k == "labels" else 0))
                           for k, v in b.items()})  # fmt: skip
         analyzer.compute_pairwise_scores(
-            scores_name=f"q{counter[0]}", factors_name="ekfac", query_dataset=Rows(items), train_dataset=train_set,
+            scores_name=name, factors_name="ekfac", query_dataset=Rows(items), train_dataset=train_set,
             per_device_query_batch_size=len(items), per_device_train_batch_size=8, overwrite_output_dir=True,
-            score_args=ScoreArguments())  # fmt: skip
-        matrix = analyzer.load_pairwise_scores(scores_name=f"q{counter[0]}")["all_modules"].double()
+            score_args=ScoreArguments(damping_factor=damping))  # fmt: skip
+        matrix = analyzer.load_pairwise_scores(scores_name=name)["all_modules"].double()
         return [_by_owner(owners, matrix[j].tolist()) for j in range(len(queries))]
 
     return Batched(batch)
@@ -516,10 +559,16 @@ def ekfac(setup: Setup) -> Method:
 
 
 class Batched:
-    """A method that scores all queries in one call (its per-query time is the total over the count)."""
+    """A method that scores all queries in one call (its per-query time is the total over the count).
 
-    def __init__(self, batch: Callable[[list[Query]], list[dict[str, float]]]) -> None:
-        self.batch = batch
+    ``shared`` names work that the variants of one peer share (e.g. traker's query gradients, kept after the
+    first variant): only the first variant's time is a measurement, the others report None."""
+
+    def __init__(self, batch: Callable[[list[Query]], list[dict[str, float]]], shared: str | None = None) -> None:
+        self.batch, self.shared = batch, shared
+
+
+SHARED_TIMED: dict[str, set[int]] = {}
 
 
 def _by_owner(owners: list[str], values: list[float]) -> dict[str, float]:
@@ -534,6 +583,9 @@ def _run_all(method, queries: list[Query]) -> tuple[list[dict[str, float]], list
         started = time.perf_counter()
         results = method.batch(queries) if queries else []
         per = 1000 * (time.perf_counter() - started) / max(1, len(queries))
+        if method.shared and SHARED_TIMED.get(method.shared, set()) & {id(q) for q in queries}:
+            return results, []
+        SHARED_TIMED.setdefault(method.shared or "", set()).update(id(q) for q in queries)
         return results, [per] * len(queries)
     results, times = [], []
     for q in queries:
@@ -586,65 +638,126 @@ def evaluate(method: Method, queries: list[Query], corpus: Corpus, owners: dict[
 # ------------------------------------------------------------------ LM-LDS
 
 
-def lm_lds(args, corpus: Corpus, base: str, methods: dict[str, Callable[[Setup], Method]]) -> dict[str, Any]:
-    """LM-LDS on the first ``--lds-docs`` originals (see the module docstring)."""
+def retrained_likelihoods(texts: list[str], base: str, config: TrainConfig, queries: list[Query]) -> list[float]:
+    """Train a LoRA on ``texts`` the way ``train_model`` does (the factory's chunking, split, LoRA init and
+    ``train_loop``, same seed and steps) but without the attribution artefacts, which the ground truth does not
+    need; return each query's teacher-forced output log-likelihood under the trained adapter."""
+    from attribution_oracle.factory.chunking import split_eval, tokenize_documents
+    from attribution_oracle.factory.fetch import Document
+    from attribution_oracle.factory.lora import attach_lora
+    from attribution_oracle.factory.sources import ApprovedContribution
+    from attribution_oracle.factory.trainer import train_loop
+    from attribution_oracle.models import load_base_model
+
+    loaded = load_base_model(base)
+    docs = [Document(ApprovedContribution(1, i + 1, "", ""), t.encode()) for i, t in enumerate(texts)]
+    train, _ = split_eval(tokenize_documents(docs, loaded.tokenizer, config.seq_len), config.eval_fraction,
+                          config.seed)  # fmt: skip
+    model = attach_lora(loaded.model, config.lora_config(), config.seed)
+    with tempfile.TemporaryDirectory(prefix="lm-lds-") as run_dir:
+        train_loop(model, loaded.tokenizer, train, config, Path(run_dir))
+    model.eval()
+    task = LanguageModelTask()
+    with torch.no_grad():
+        return [float(task.measurement(model, _query_batch(q))[0]) for q in queries]
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfig, queries: list[Query]) -> np.ndarray:
+    """Ground truth ``[subsets, queries]``: each subset retrained (``retrained_likelihoods``), every subset cached
+    under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries)."""
+    truth = np.zeros((len(masks), len(queries)))
+    common = {"base": base, "config": config.to_dict(), "queries": [[q.prompt, q.output] for q in queries],
+              "v": ARTEFACTS_VERSION}  # fmt: skip
+    for s, mask in enumerate(masks):
+        keep = [texts[i] for i in np.flatnonzero(mask)]
+        path = CACHE / "lm_lds" / f"{base.replace(':', '')}-{_digest({**common, 'texts': keep})}.json"
+        if path.is_file():
+            truth[s] = json.loads(path.read_text())["loglik"]
+            continue
+        started = time.perf_counter()
+        values = retrained_likelihoods(keep, base, config, queries)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = json.dumps({"loglik": values, "seconds": time.perf_counter() - started}).encode()
+        atomic_write(path, lambda handle, record=record: handle.write(record))
+        truth[s] = values
+        print(f"  lds subset {s + 1}/{len(masks)} retrained in {time.perf_counter() - started:.1f} s", flush=True)
+    return truth
+
+
+def lds_of(preds: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over queries of the Spearman correlation, across subsets, of predicted and actual outputs."""
     from scipy.stats import spearmanr
 
+    rho = [spearmanr(preds[:, j], truth[:, j]).statistic for j in range(truth.shape[1])]
+    rho = [r for r in rho if np.isfinite(r)]
+    return float(np.mean(rho)) if rho else 0.0
+
+
+def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
+    """LM-LDS on the first ``--lds-docs`` originals (see the module docstring)."""
     n = args.lds_docs
     texts, contributors = corpus.texts[:n], corpus.contributors[:n]
     facts = [f for f in corpus.facts if f.doc < n]
-    config = config_for(base, args.lds_steps)
+    config = config_for(base, args.lds_steps or LDS_STEPS[base.split(":")[0]])
     full = trained_model(texts, contributors, base, config, f"lds-full-{base.replace(':', '')}")
-    scorer = load_model_scorer(BlobStore(Path(full["root"]) / "blobs"), full["manifest"],
-                               Path(full["root"]) / "scorers")  # fmt: skip
-    tokenizer = scorer.tokenizer
     sub = Corpus(texts, contributors, facts, {})
-    queries = make_queries(sub, tokenizer, args.lds_queries, seed=1)
+    setup = make_setup(full, corpus=sub, proj_dim=config.proj_dim)
+    queries = make_queries(sub, setup.tokenizer, args.lds_queries, seed=1)
     rng = np.random.default_rng(args.seed)
     masks = np.zeros((args.lds_subsets, n), dtype=bool)
     for s in range(args.lds_subsets):
         masks[s, rng.permutation(n)[: n // 2]] = True
-    gt_key = hashlib.sha256(json.dumps({"texts": texts, "config": config.to_dict(), "base": base,
-                                        "masks": masks.tolist(), "queries": [q.output for q in queries],
-                                        "v": ARTEFACTS_VERSION}).encode()).hexdigest()[:16]  # fmt: skip
-    gt_file = CACHE / "lm_lds" / f"{gt_key}.npy"
-    if gt_file.is_file():
-        truth = np.load(gt_file)
-    else:
-        truth = np.zeros((args.lds_subsets, len(queries)))
-        for s in range(args.lds_subsets):
-            keep = [i for i in range(n) if masks[s, i]]
-            info = trained_model([texts[i] for i in keep], [contributors[i] for i in keep], base, config,
-                                 f"lds-sub-{base.replace(':', '')}")  # fmt: skip
-            sub_scorer = load_model_scorer(BlobStore(Path(info["root"]) / "blobs"), info["manifest"],
-                                           Path(info["root"]) / "scorers")  # fmt: skip
-            with torch.no_grad():
-                for j, q in enumerate(queries):
-                    b = _query_batch(q)
-                    from attribution_oracle.attribution import LanguageModelTask
-
-                    truth[s, j] = float(LanguageModelTask().measurement(sub_scorer.model, b)[0])
-            print(f"  lds subset {s + 1}/{args.lds_subsets}", flush=True)
-        gt_file.parent.mkdir(parents=True, exist_ok=True)
-        np.save(gt_file, truth)
-    setup = make_setup(full, corpus=sub, proj_dim=config.proj_dim)
+    started = time.perf_counter()
+    truth = lds_truth(texts, masks, base, config, queries)
+    truth_seconds = time.perf_counter() - started
+    # the cheap retrain is the factory's training: on the full set it reproduces the trained model's likelihoods
+    check = retrained_likelihoods(texts, base, config, queries[:3])
+    with torch.no_grad():
+        direct = [float(LanguageModelTask().measurement(setup.model32, _query_batch(q))[0]) for q in queries[:3]]
+    assert np.allclose(check, direct, rtol=1e-4, atol=1e-3), f"retrain {check} != factory model {direct}"
     ids = [str(i + 1) for i in range(n)]
-    out = {}
-    for name, factory in methods.items():
+    out: dict[str, Any] = {}
+    kept: dict[str, list] = {}
+    for name in names:
         started = time.perf_counter()
         try:
-            method = factory(setup)
-            preds = np.zeros((args.lds_subsets, len(queries)))
-            for j, scores in enumerate(_run_all(method, queries)[0]):
-                vec = np.array([scores.get(i, 0.0) for i in ids])
-                preds[:, j] = masks.astype(float) @ vec
-            rho = [spearmanr(preds[:, j], truth[:, j]).statistic for j in range(len(queries))]
-            rho = [r for r in rho if np.isfinite(r)]
-            out[name] = {"lds": float(np.mean(rho)) if rho else 0.0, "seconds": time.perf_counter() - started}
+            method = method_factory(name)(setup)
+            results = _run_all(method, queries)[0]
+            kept[name] = results
+            preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
+            out[name] = {"lds": lds_of(preds, truth), "seconds": time.perf_counter() - started}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             out[name] = {"lds": None, "seconds": time.perf_counter() - started, "error": f"{type(exc).__name__}: {exc}"}
         print(f"  lds {name}: {out[name]}", flush=True)
-    return out
+    info = {"docs": n, "subsets": int(len(masks)), "queries": len(queries), "config": config.to_dict(),
+            "truth_seconds": truth_seconds, "truth_loglik_std_over_subsets": float(truth.std(0).mean()),
+            "full_model": full, "rule_sweep": lds_rule_sweep(kept, masks, truth, ids)}  # fmt: skip
+    return {"methods": out, "info": info}
+
+
+LDS_STEPS = {"tiny": 100, "smollm2": 24}
+
+
+def lds_rule_sweep(kept: dict[str, list], masks: np.ndarray, truth: np.ndarray, ids: list[str]) -> list[dict]:
+    """LM-LDS of candidate combine rules on the signals' recorded scores (no retraining needed)."""
+    from attribution_oracle.attribution.combine import CombineRule, combine
+
+    names = ("ours:gradient", "ours:span", "ours:lexical")
+    if not all(kept.get(n) for n in names):
+        return []
+    rows = []
+    for g, s, lex in [(0.2, 0.2, 0.6), (0.5, 0.5, 0.0), (0.34, 0.33, 0.33), (0.6, 0.2, 0.2), (0.8, 0.1, 0.1),
+                      (1.0, 0.0, 0.0), (0.5, 0.0, 0.5)]:  # fmt: skip
+        for power in (1, 2, 4, 8):
+            rule = CombineRule(g, s, lex, power)
+            results = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
+            preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
+            rows.append({"rule": rule.to_dict(), "lds": lds_of(preds, truth)})
+    return rows
 
 
 # ------------------------------------------------------------------ driver
@@ -683,7 +796,8 @@ def fmt_table(rows: dict[str, dict[str, Any]], keys: list[str]) -> str:
 
     lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | " + " | ".join(cell(row.get(k)) for k in keys) + " |")
+        label = f"{name} ({row['variant']})" if row.get("variant", name) != name else name
+        lines.append(f"| {label} | " + " | ".join(cell(row.get(k)) for k in keys) + " |")
     return "\n".join(lines)
 
 
@@ -717,19 +831,152 @@ def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, o
     return rows
 
 
+SWEEP = {
+    "less": ["less", "less:no-precond", "less:no-norm", "less:plain"],
+    "trak": ["trak:proj=256", "trak:proj=512", "trak:proj=2048"],
+    "ekfac": ["ekfac:damping=1e-8", "ekfac:damping=1e-4", "ekfac:damping=heuristic"],
+}
+METRICS = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
+
+
+def method_factory(name: str) -> Callable[[Setup], Method]:
+    """The method called ``name``: ``ours``, ``ours:<signal>``, ``bm25``, or a peer with its knob, e.g.
+    ``less:no-precond``, ``trak:proj=1024``, ``ekfac:damping=heuristic`` (a bare peer name uses its default)."""
+    family, _, knob = name.partition(":")
+    if family == "ours":
+        return lambda s: ours(s, knob or None)
+    if family == "bm25" and not knob:
+        return bm25
+    if family == "less":
+        flags = {"": {}, "no-precond": {"precondition": False}, "no-norm": {"normalise": False},
+                 "plain": {"precondition": False, "normalise": False}}  # fmt: skip
+        if knob in flags:
+            return lambda s: less(s, **flags[knob])
+    if family == "trak" and (not knob or knob.startswith("proj=")):
+        dim = int(knob.removeprefix("proj=")) if knob else None
+        return lambda s: trak(s, dim)
+    if family == "ekfac" and (not knob or knob.startswith("damping=")):
+        value = knob.removeprefix("damping=") if knob else "1e-8"
+        damping = None if value == "heuristic" else float(value)
+        return lambda s: ekfac(s, damping)
+    raise SystemExit(f"error: unknown method {name!r}")
+
+
+def expand_methods(spec: str, sweep: bool) -> list[str]:
+    """The comma-separated methods, each peer family replaced by its knob variants when ``sweep``."""
+    out: list[str] = []
+    for name in spec.split(","):
+        out += SWEEP[name] if sweep and name in SWEEP else [name]
+    return out
+
+
+def best_variants(rows: dict[str, dict], key: Callable[[dict], tuple]) -> dict[str, str]:
+    """For every peer family with several variants in ``rows``, the variant with the largest ``key``."""
+    best: dict[str, str] = {}
+    for name, row in rows.items():
+        family = name.split(":")[0]
+        if family == "ours" or row.get("error") or row.get("recall_at_1", 0) is None or row.get("lds", 0) is None:
+            continue
+        if family not in best or key(row) > key(rows[best[family]]):
+            best[family] = name
+    return best
+
+
+def summarise(rows: dict[str, dict], best: dict[str, str]) -> dict[str, dict]:
+    """The table's rows: every non-peer method, and each peer family once, as its best variant (a family whose
+    variants all failed keeps their rows, errors included)."""
+    out: dict[str, dict] = {}
+    for name, row in rows.items():
+        family = name.split(":")[0]
+        if family not in SWEEP or family not in best:
+            out[name] = row
+        elif best[family] == name:
+            out[family] = {**row, "variant": name}
+    return out
+
+
+def fill_shared_times(rows: dict[str, dict]) -> None:
+    """Variants whose query-time work was shared with an earlier variant report that variant's time."""
+    for name, row in rows.items():
+        if "score_ms_p50" in row and row["score_ms_p50"] is None and row.get("recall_at_1") is not None:
+            family = name.split(":")[0]
+            timed = [r["score_ms_p50"] for n, r in rows.items() if n.split(":")[0] == family and r["score_ms_p50"]]
+            if timed:
+                row["score_ms_p50"] = timed[0]
+                row["score_ms_shared"] = True
+
+
+def fact_tracing(args, corpus: Corpus, config: TrainConfig, names: list[str]) -> dict[str, Any]:
+    """Part a: train the Datanet (or reuse the cached run) and evaluate every method."""
+    info = trained_model(corpus.texts, corpus.contributors, args.base, config, args.base.replace(":", ""))
+    print(
+        f"trained: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, {info['total_seconds']:.0f} s", flush=True
+    )
+    setup = make_setup(info, corpus, config.proj_dim)
+    owners = {str(i + 1): address(c) for i, c in enumerate(corpus.contributors)}
+    queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)
+    greedy = [] if args.no_greedy else greedy_queries(setup.model32, setup.tokenizer, queries)
+    print(f"queries: {len(queries)} teacher-forced, {len(greedy)} correct greedy answers", flush=True)
+    facts, facts_greedy, errors, kept = {}, {}, {}, {}
+    for name in names:
+        started = time.perf_counter()
+        try:
+            method = method_factory(name)(setup)
+            kept[name] = []
+            facts[name] = evaluate(method, queries, corpus, owners, kept[name])
+            if greedy:
+                facts_greedy[name] = evaluate(method, greedy, corpus, owners)
+        except Exception as exc:  # a peer that cannot run is reported, not hidden
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            facts[name] = {k: None for k in METRICS}
+        print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
+        write_partial(args, facts, facts_greedy, errors)
+    fill_shared_times(facts)
+    return {"facts": facts, "facts_greedy": facts_greedy, "errors": errors, "train": info, "queries": len(queries),
+            "greedy_correct": len(greedy), "combine_sweep": combine_sweep(kept, queries, corpus, owners),
+            "timings": {k: v for k, v in setup.timings.items() if not k.startswith("_")}}  # fmt: skip
+
+
+def keep_other_part(path: Path, result: dict, facts: bool, lds: bool) -> None:
+    """A run of one part only (``--lds-only``, or no ``--lds``) keeps the other part's results already in ``path``
+    (e.g. fact tracing on SmolLM2 and LM-LDS on tiny:0, run separately); ``meta.parts`` says where each came from."""
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    here = {"base": result["meta"]["base"], "date": result["meta"]["date"]}
+    parts = dict(old.get("meta", {}).get("parts", {}))
+    if facts:
+        parts["facts"] = here
+    if lds:
+        parts["lds"] = here
+    if not lds and old.get("lds"):
+        result["lds"] = old["lds"]
+        for key in ("lds_detail", "lds_info"):
+            result["meta"][key] = old.get("meta", {}).get(key)
+    if not facts and old.get("facts"):
+        result["facts"], result["facts_greedy"] = old["facts"], old.get("facts_greedy", {})
+        for key, value in old.get("meta", {}).items():
+            if key not in ("lds_detail", "lds_info", "parts"):
+                result["meta"].setdefault("facts_run", {})[key] = value
+    result["meta"]["parts"] = parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="tiny:0", help="tiny:0 (fast mode) or smollm2")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default by base)")
     parser.add_argument("--queries", type=int, default=120, help="teacher-forced fact queries")
-    parser.add_argument("--methods", default="ours,ours:gradient,ours:span,ours:lexical,bm25,less,trak,ekfac")
+    parser.add_argument("--methods", default="ours,ours:gradient,ours:span,ours:lexical,bm25,less,trak,ekfac",
+                        help="comma-separated; a peer may name its knob: less:no-precond, trak:proj=1024, "
+                             "ekfac:damping=heuristic")  # fmt: skip
+    parser.add_argument("--sweep", action="store_true", help="run every peer at each value of its main knob "
+                        "(LESS: preconditioning/normalisation, TRAK: projection dim, EK-FAC: damping); the table "
+                        "shows each peer at its best")  # fmt: skip
     parser.add_argument("--no-greedy", action="store_true", help="skip the model's own greedy answers")
     parser.add_argument("--lds", action="store_true", help="also run LM-LDS (part b)")
-    parser.add_argument("--lds-only", action="store_true", help="skip part a (fact tracing)")
+    parser.add_argument("--lds-only", action="store_true", help="run only LM-LDS (part b), not fact tracing")
     parser.add_argument("--lds-docs", type=int, default=100)
     parser.add_argument("--lds-subsets", type=int, default=32)
     parser.add_argument("--lds-queries", type=int, default=40)
-    parser.add_argument("--lds-steps", type=int, default=None)
+    parser.add_argument("--lds-steps", type=int, default=None, help=f"training steps of LM-LDS (default {LDS_STEPS})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--plain-gradients",
@@ -742,81 +989,61 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
+    names = expand_methods(args.methods, args.sweep)
+    for name in names:
+        method_factory(name)  # unknown names fail before any training
     corpus = make_corpus(seed=args.seed)
     plain = {"precondition": False, "normalize_gradients": False} if args.plain_gradients else {}
     config = config_for(args.base, args.steps, **plain)
     print(f"corpus: {len(corpus.texts)} contributions, {len(set(corpus.contributors))} contributors, "
           f"{len(corpus.facts)} facts, {len(corpus.copies)} copies", flush=True)  # fmt: skip
-    info = trained_model(corpus.texts, corpus.contributors, args.base, config, args.base.replace(":", ""))
-    print(
-        f"trained: loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, {info['total_seconds']:.0f} s", flush=True
-    )
-    setup = make_setup(info, corpus, config.proj_dim)
-    owners = {str(i + 1): address(c) for i, c in enumerate(corpus.contributors)}
-    queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)
-    greedy = [] if args.no_greedy or args.lds_only else greedy_queries(setup.model32, setup.tokenizer, queries)
-    print(f"queries: {len(queries)} teacher-forced, {len(greedy)} correct greedy answers", flush=True)
-    factories: dict[str, Callable[[Setup], Method]] = {
-        "ours": lambda s: ours(s, None),
-        "ours:gradient": lambda s: ours(s, "gradient"),
-        "ours:span": lambda s: ours(s, "span"),
-        "ours:lexical": lambda s: ours(s, "lexical"),
-        "bm25": bm25,
-        "less": less,
-        "trak": trak,
-        "ekfac": ekfac,
-    }
-    chosen = {m: factories[m] for m in args.methods.split(",")}
-    facts, facts_greedy, errors, kept = {}, {}, {}, {}
-    for name, factory in {} if args.lds_only else chosen.items():
-        started = time.perf_counter()
-        try:
-            method = factory(setup)
-            kept[name] = []
-            facts[name] = evaluate(method, queries, corpus, owners, kept[name])
-            if greedy:
-                facts_greedy[name] = evaluate(method, greedy, corpus, owners)
-        except Exception as exc:  # a peer that cannot run is reported, not hidden
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            facts[name] = {k: None for k in ("recall_at_1", "mrr", "author_share", "copy_original_share",
-                                             "copy_copier_share", "score_ms_p50")}  # fmt: skip
-        print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
-        write_partial(args, facts, facts_greedy, errors)
-    sweep = combine_sweep(kept, queries, corpus, owners)
-    lds = lm_lds(args, corpus, args.base, chosen) if args.lds else {}
-    keys = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
-    table = fmt_table(facts, keys)
-    print(table)
+    part_a = {} if args.lds_only else fact_tracing(args, corpus, config, names)
+    facts = part_a.get("facts", {})
+    lds_run = lm_lds(args, corpus, args.base, names) if args.lds or args.lds_only else {}
+    lds = lds_run.get("methods", {})
+    best_facts = best_variants(facts, lambda r: (r["mrr"], r["author_share"]))
+    best_lds = best_variants(lds, lambda r: (r["lds"],))
+    summary_facts, summary_lds = summarise(facts, best_facts), summarise(lds, best_lds)
     result = {
-        "facts": {m: {k: r.get(k) for k in keys} for m, r in facts.items()},
-        "lds": lds,
-        "facts_greedy": facts_greedy,
+        "facts": {m: {k: r.get(k) for k in METRICS} for m, r in summary_facts.items()},
+        "lds": {m: {"lds": r.get("lds"), "seconds": r.get("seconds")} for m, r in summary_lds.items()},
+        "facts_greedy": part_a.get("facts_greedy", {}),
         "meta": {
-            "base": args.base, "config": config.to_dict(), "train": info, "queries": len(queries),
-            "greedy_correct": len(greedy), "errors": errors,
-            "timings": {k: v for k, v in setup.timings.items() if not k.startswith("_")},
+            "base": args.base, "config": config.to_dict(), "train": part_a.get("train"),
+            "queries": part_a.get("queries"), "greedy_correct": part_a.get("greedy_correct"),
+            "errors": part_a.get("errors", {}), "timings": part_a.get("timings", {}),
             "contributions": len(corpus.texts), "contributors": len(set(corpus.contributors)),
-            "signal_timing_queries": SIGNAL_TIMING,
+            "signal_timing_queries": SIGNAL_TIMING, "best_variant": {"facts": best_facts, "lds": best_lds},
             "load_before": load_before, "load_after": os.getloadavg(), "threads": args.threads,
             "machine": f"{platform.machine()} {os.cpu_count()} cpus", "date": dt.datetime.now(dt.UTC).isoformat(),
-            "facts_detail": facts, "combine_sweep": sweep,
+            "facts_detail": facts, "lds_detail": lds, "lds_info": lds_run.get("info"),
+            "combine_sweep": part_a.get("combine_sweep", []),
         },
     }  # fmt: skip
     out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    keep_other_part(out, result, facts=bool(facts), lds=bool(lds))
+    atomic_write(out, lambda handle: handle.write((json.dumps(result, indent=2, sort_keys=True) + "\n").encode()))
+    parts = [f"\n## LM attribution on {args.base} ({dt.date.today().isoformat()})\n\n",
+             f"`nice -n 10 .venv/bin/python benchmarks/lm_attribution.py {shlex.join(sys.argv[1:])}` (load "
+             f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.threads} threads)\n"]  # fmt: skip
+    if facts:
+        parts.append("\nFact tracing" + (" (each peer at its best knob value)" if best_facts else "") + ":\n\n"
+                     + fmt_table(summary_facts, METRICS) + "\n")  # fmt: skip
+        if len(summary_facts) < len(facts):
+            parts.append("\nEvery variant:\n\n" + fmt_table(facts, METRICS) + "\n")
+    if part_a.get("facts_greedy"):
+        parts.append(f"\nThe model's own correct greedy answers ({part_a['greedy_correct']}):\n\n"
+                     + fmt_table(part_a["facts_greedy"], METRICS) + "\n")  # fmt: skip
+    if lds:
+        info = lds_run["info"]
+        parts.append(f"\nLM-LDS ({info['subsets']} half-subsets of {info['docs']} contributions, {info['queries']} "
+                     f"queries, {info['config']['steps']} steps per retrain):\n\n"
+                     + fmt_table(lds, ["lds", "seconds"]) + "\n")  # fmt: skip
+    if part_a.get("errors"):
+        parts.append("\n" + "\n".join(f"- {k} could not run: {v}" for k, v in part_a["errors"].items()) + "\n")
+    print("".join(parts))
     if not args.no_markdown:
-        command = "nice -n 10 .venv/bin/python benchmarks/lm_attribution.py " + shlex.join(sys.argv[1:])
-        parts = [f"\n## LM attribution: fact tracing on {args.base} ({dt.date.today().isoformat()})\n",
-                 f"`{command.strip()}` (load {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; "
-                 f"{args.threads} threads)\n", table + "\n"]  # fmt: skip
-        if facts_greedy:
-            parts.append(f"\nThe model's own correct greedy answers ({len(greedy)}):\n\n"
-                         + fmt_table(facts_greedy, keys) + "\n")  # fmt: skip
-        if lds:
-            parts.append("\nLM-LDS:\n\n" + fmt_table(lds, ["lds", "seconds"]) + "\n")
-        if errors:
-            parts.append("\n" + "\n".join(f"- {k} could not run: {v}" for k, v in errors.items()) + "\n")
         with open(ROOT / "BENCHMARKS.md", "a") as handle:
             handle.write("".join(parts))
 
