@@ -1,0 +1,75 @@
+"""The bookkeeping of ``benchmarks/lm_attribution.py``: method names, LM-LDS, tables and the results file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def lm():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("lm_attribution_under_test", BENCHMARKS / "lm_attribution.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("lm_attribution_under_test", None)
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_sweep_expands_each_peer_into_its_knob_values(lm):
+    names = lm.expand_methods("ours,bm25,less,trak,ekfac", sweep=True)
+    assert names[:2] == ["ours", "bm25"]
+    assert [n for n in names if n.startswith("trak")] == ["trak:proj=256", "trak:proj=512", "trak:proj=2048"]
+    assert "ekfac:damping=heuristic" in names and "less:plain" in names
+    assert lm.expand_methods("ours,less", sweep=False) == ["ours", "less"]
+
+
+def test_unknown_method_is_refused_with_an_error_line(lm):
+    with pytest.raises(SystemExit, match="error: unknown method 'trak:dim=3'"):
+        lm.method_factory("trak:dim=3")
+    for name in ["ours", "ours:span", "bm25", "less:no-norm", "trak:proj=64", "ekfac:damping=1e-3"]:
+        assert callable(lm.method_factory(name))
+
+
+def test_lds_is_one_for_a_perfect_ranking_and_minus_one_for_a_reversed_one(lm):
+    truth = np.array([[1.0, 5.0], [2.0, 4.0], [3.0, 3.0], [4.0, 2.0]])
+    assert lm.lds_of(truth.copy(), truth) == pytest.approx(1.0)
+    assert lm.lds_of(-truth, truth) == pytest.approx(-1.0)
+    mixed = np.stack([truth[:, 0], truth[:, 0]], 1)  # right on query 0, reversed on query 1
+    assert lm.lds_of(mixed, truth) == pytest.approx(0.0)
+
+
+def test_table_shows_each_peer_once_at_its_best_variant(lm):
+    rows = {
+        "ours": {"recall_at_1": 1.0, "mrr": 1.0, "author_share": 0.7},
+        "trak:proj=256": {"recall_at_1": 0.1, "mrr": 0.2, "author_share": 0.01},
+        "trak:proj=2048": {"recall_at_1": 0.3, "mrr": 0.4, "author_share": 0.02},
+        "ekfac:damping=1e-8": {"recall_at_1": None, "mrr": None, "author_share": None},
+    }
+    best = lm.best_variants(rows, lambda r: (r["mrr"], r["author_share"]))
+    assert best == {"trak": "trak:proj=2048"}
+    table = lm.summarise(rows, best)
+    assert list(table) == ["ours", "trak", "ekfac:damping=1e-8"]  # a failed peer keeps its row
+    assert table["trak"]["variant"] == "trak:proj=2048"
+    assert "| trak (trak:proj=2048) |" in lm.fmt_table(table, ["mrr"])
+
+
+def test_a_run_of_one_part_keeps_the_other_parts_results(lm, tmp_path):
+    path = tmp_path / "lm_attribution.json"
+    path.write_text(json.dumps({"facts": {"ours": {"mrr": 1.0}}, "lds": {}, "meta": {"base": "smollm2"}}))
+    result = {"facts": {}, "lds": {"ours": {"lds": 0.3, "seconds": 1.0}}, "meta": {"base": "tiny:0", "date": "d"}}
+    lm.keep_other_part(path, result, facts=False, lds=True)
+    assert result["facts"] == {"ours": {"mrr": 1.0}}
+    assert result["meta"]["facts_run"]["base"] == "smollm2"
+    assert result["meta"]["parts"] == {"lds": {"base": "tiny:0", "date": "d"}}
