@@ -354,7 +354,9 @@ def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Met
         key = (tuple(q.prompt), tuple(q.output))
         cached = key in memo["queries"]
         if not cached:
-            memo["queries"][key] = per_example_grads(model, LanguageModelTask().measurement, names, _query_batch(q))
+            # the query's *loss* gradient, as LESS takes the validation loss's: a training chunk whose loss gradient
+            # points the same way is one whose gradient step lowers the query's loss (a positive, helpful score)
+            memo["queries"][key] = per_example_grads(model, LanguageModelTask().loss, names, _query_batch(q))
         sims = (train @ features(memo["queries"][key], False)[0]).tolist()
         out: dict[str, float] = {}
         for owner, value in zip(owners, sims, strict=True):
@@ -507,8 +509,10 @@ def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
             return -(lp * keep).sum()
 
         def compute_measurement(self, batch, model) -> torch.Tensor:
+            # the query's loss (negative log-likelihood): kronfluence scores grad f(query) . H^-1 grad L(train),
+            # so with f a loss a positive score is a helpful training example (the convention of its examples)
             picked, _ = token_logprobs(batch, model)
-            return picked.sum()
+            return -picked.sum()
 
         def get_influence_tracked_modules(self):
             return modules
@@ -702,11 +706,23 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
     return truth
 
 
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 0, ties sharing their average rank (as Spearman's correlation takes them)."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2)[inverse]
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (NaN when either side is constant)."""
+    ra, rb = _ranks(a) - (len(a) - 1) / 2, _ranks(b) - (len(b) - 1) / 2
+    denominator = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / denominator) if denominator > 0 else float("nan")
+
+
 def lds_of(preds: np.ndarray, truth: np.ndarray) -> float:
     """Mean over queries of the Spearman correlation, across subsets, of predicted and actual outputs."""
-    from scipy.stats import spearmanr
-
-    rho = [spearmanr(preds[:, j], truth[:, j]).statistic for j in range(truth.shape[1])]
+    rho = [_spearman(preds[:, j], truth[:, j]) for j in range(truth.shape[1])]
     rho = [r for r in rho if np.isfinite(r)]
     return float(np.mean(rho)) if rho else 0.0
 
@@ -1045,7 +1061,8 @@ def main() -> None:
              f"`nice -n 10 .venv/bin/python benchmarks/lm_attribution.py {shlex.join(sys.argv[1:])}` (load "
              f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.threads} threads)\n"]  # fmt: skip
     if facts:
-        parts.append("\nFact tracing" + (" (each peer at its best knob value)" if best_facts else "") + ":\n\n"
+        parts.append("\nFact tracing" + (" (each peer at its best knob value)" if best_facts else "")
+                     + f", {part_a['queries']} teacher-forced queries:\n\n"
                      + fmt_table(summary_facts, METRICS) + "\n")  # fmt: skip
         if len(summary_facts) < len(facts):
             parts.append("\nEvery variant:\n\n" + fmt_table(facts, METRICS) + "\n")
@@ -1055,8 +1072,18 @@ def main() -> None:
     if lds:
         info = lds_run["info"]
         parts.append(f"\nLM-LDS ({info['subsets']} half-subsets of {info['docs']} contributions, {info['queries']} "
-                     f"queries, {info['config']['steps']} steps per retrain):\n\n"
-                     + fmt_table(lds, ["lds", "seconds"]) + "\n")  # fmt: skip
+                     f"queries, {info['config']['steps']} steps per retrain; seconds = the method's own work)"
+                     + (", each peer at its best knob value" if best_lds else "") + ":\n\n"
+                     + fmt_table(summary_lds, ["lds", "seconds"]) + "\n")  # fmt: skip
+        if len(summary_lds) < len(lds):
+            parts.append("\nEvery variant (a peer's later variants reuse its first one's gradients):\n\n"
+                         + fmt_table(lds, ["lds", "seconds"]) + "\n")  # fmt: skip
+        sweep = sorted(info["rule_sweep"], key=lambda r: -r["lds"])[:5]
+        if sweep:
+            parts.append("\nLM-LDS of other combine rules on the same signals (best 5 of "
+                         f"{len(info['rule_sweep'])}): " + "; ".join(
+                             f"{r['rule']['gradient_weight']}/{r['rule']['span_weight']}/{r['rule']['lexical_weight']}"
+                             f" power {r['rule']['power']}: {r['lds']:.3f}" for r in sweep) + "\n")  # fmt: skip
     if part_a.get("errors"):
         parts.append("\n" + "\n".join(f"- {k} could not run: {v}" for k, v in part_a["errors"].items()) + "\n")
     print("".join(parts))

@@ -73,3 +73,34 @@ def test_a_run_of_one_part_keeps_the_other_parts_results(lm, tmp_path):
     assert result["facts"] == {"ours": {"mrr": 1.0}}
     assert result["meta"]["facts_run"]["base"] == "smollm2"
     assert result["meta"]["parts"] == {"lds": {"base": "tiny:0", "date": "d"}}
+
+
+def test_less_peer_scores_the_query_own_text_as_the_most_helpful_chunk(lm, tmp_path):
+    """A regression test: the LESS peer once took the query's log-likelihood gradient (minus its loss gradient)
+    against the training chunks' loss gradients, which made every score's sign wrong (recall@1 0 on tiny:0)."""
+    from attribution_oracle.factory import TrainConfig
+    from attribution_oracle.factory.chunking import tokenize_documents
+    from attribution_oracle.factory.fetch import Document
+    from attribution_oracle.factory.lora import attach_lora
+    from attribution_oracle.factory.sources import ApprovedContribution
+    from attribution_oracle.factory.trainer import train_loop
+    from attribution_oracle.models import load_base_model
+
+    base = load_base_model("tiny:0")
+    texts = ["The Orvane Company makes copper kettles.", "Kelmar is a quiet town on the Duri river.",
+             "The ship Sathi sailed to Lenmo with river rice."]  # fmt: skip
+    docs = [Document(ApprovedContribution(1, i + 1, "", ""), t.encode()) for i, t in enumerate(texts)]
+    config = TrainConfig(steps=3, batch_size=2, seq_len=64, lr=1e-2, eval_fraction=0.0, checkpoint_every=100)
+    chunks = tokenize_documents(docs, base.tokenizer, config.seq_len)
+    model = attach_lora(base.model, config.lora_config(), config.seed)
+    (tmp_path / "run").mkdir()
+    train_loop(model, base.tokenizer, chunks, config, tmp_path / "run")
+    setup = lm.Setup(corpus=None, scorer=None, tokenizer=base.tokenizer, model32=model, chunks=chunks,
+                     pad_id=int(base.tokenizer.eos_token_id), run_dir=tmp_path / "run", proj_dim=64)  # fmt: skip
+    plain, preconditioned = lm.less(setup, precondition=False), lm.less(setup)
+    for chunk in chunks:
+        query = lm.Query(prompt=[], output=list(chunk.tokens), question="", answer="", doc=0, kind="teacher")
+        same = dict(plain(query))
+        assert same[chunk.contribution] == pytest.approx(1.0, abs=1e-6)  # its own gradient: cosine 1
+        scaled = dict(preconditioned(query))
+        assert max(scaled, key=scaled.get) == chunk.contribution and scaled[chunk.contribution] > 0
