@@ -908,7 +908,7 @@ def best_variants(rows: dict[str, dict], key: Callable[[dict], tuple]) -> dict[s
     best: dict[str, str] = {}
     for name, row in rows.items():
         family = name.split(":")[0]
-        if family == "ours" or row.get("error") or row.get("recall_at_1", 0) is None or row.get("lds", 0) is None:
+        if family not in SWEEP or row.get("error") or row.get("recall_at_1", 0) is None or row.get("lds", 0) is None:
             continue
         if family not in best or key(row) > key(rows[best[family]]):
             best[family] = name
@@ -984,10 +984,12 @@ def keep_other_part(path: Path, result: dict, facts: bool, lds: bool) -> None:
         result["lds"] = old["lds"]
         for key in ("lds_detail", "lds_info"):
             result["meta"][key] = old.get("meta", {}).get(key)
+        result["meta"]["best_variant"]["lds"] = old.get("meta", {}).get("best_variant", {}).get("lds", {})
     if not facts and old.get("facts"):
         result["facts"], result["facts_greedy"] = old["facts"], old.get("facts_greedy", {})
+        result["meta"]["best_variant"]["facts"] = old.get("meta", {}).get("best_variant", {}).get("facts", {})
         for key, value in old.get("meta", {}).items():
-            if key not in ("lds_detail", "lds_info", "parts"):
+            if key not in ("lds_detail", "lds_info", "parts", "best_variant"):
                 result["meta"].setdefault("facts_run", {})[key] = value
     result["meta"]["parts"] = parts
 

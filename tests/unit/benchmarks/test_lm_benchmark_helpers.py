@@ -53,26 +53,40 @@ def test_lds_is_one_for_a_perfect_ranking_and_minus_one_for_a_reversed_one(lm):
 def test_table_shows_each_peer_once_at_its_best_variant(lm):
     rows = {
         "ours": {"recall_at_1": 1.0, "mrr": 1.0, "author_share": 0.7},
+        "bm25": {"recall_at_1": 1.0, "mrr": 1.0, "author_share": 0.07},
         "trak:proj=256": {"recall_at_1": 0.1, "mrr": 0.2, "author_share": 0.01},
         "trak:proj=2048": {"recall_at_1": 0.3, "mrr": 0.4, "author_share": 0.02},
         "ekfac:damping=1e-8": {"recall_at_1": None, "mrr": None, "author_share": None},
     }
     best = lm.best_variants(rows, lambda r: (r["mrr"], r["author_share"]))
-    assert best == {"trak": "trak:proj=2048"}
+    assert best == {"trak": "trak:proj=2048"}  # only peers with knobs have variants (not ours, not bm25)
     table = lm.summarise(rows, best)
-    assert list(table) == ["ours", "trak", "ekfac:damping=1e-8"]  # a failed peer keeps its row
+    assert list(table) == ["ours", "bm25", "trak", "ekfac:damping=1e-8"]  # a failed peer keeps its row
     assert table["trak"]["variant"] == "trak:proj=2048"
     assert "| trak (trak:proj=2048) |" in lm.fmt_table(table, ["mrr"])
 
 
 def test_a_run_of_one_part_keeps_the_other_parts_results(lm, tmp_path):
     path = tmp_path / "lm_attribution.json"
-    path.write_text(json.dumps({"facts": {"ours": {"mrr": 1.0}}, "lds": {}, "meta": {"base": "smollm2"}}))
-    result = {"facts": {}, "lds": {"ours": {"lds": 0.3, "seconds": 1.0}}, "meta": {"base": "tiny:0", "date": "d"}}
+    path.write_text(
+        json.dumps(
+            {
+                "facts": {"ours": {"mrr": 1.0}},
+                "lds": {},
+                "meta": {"base": "smollm2", "best_variant": {"facts": {"trak": "trak:proj=256"}}},
+            }
+        )
+    )
+    result = {
+        "facts": {},
+        "lds": {"ours": {"lds": 0.3, "seconds": 1.0}},
+        "meta": {"base": "tiny:0", "date": "d", "best_variant": {"facts": {}, "lds": {"less": "less:plain"}}},
+    }
     lm.keep_other_part(path, result, facts=False, lds=True)
     assert result["facts"] == {"ours": {"mrr": 1.0}}
     assert result["meta"]["facts_run"]["base"] == "smollm2"
     assert result["meta"]["parts"] == {"lds": {"base": "tiny:0", "date": "d"}}
+    assert result["meta"]["best_variant"] == {"facts": {"trak": "trak:proj=256"}, "lds": {"less": "less:plain"}}
 
 
 def test_less_peer_scores_the_query_own_text_as_the_most_helpful_chunk(lm, tmp_path):
