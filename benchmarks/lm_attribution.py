@@ -722,9 +722,16 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 def lds_of(preds: np.ndarray, truth: np.ndarray) -> float:
     """Mean over queries of the Spearman correlation, across subsets, of predicted and actual outputs."""
+    return lds_with_error(preds, truth)[0]
+
+
+def lds_with_error(preds: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """``lds_of`` and its standard error over the queries."""
     rho = [_spearman(preds[:, j], truth[:, j]) for j in range(truth.shape[1])]
     rho = [r for r in rho if np.isfinite(r)]
-    return float(np.mean(rho)) if rho else 0.0
+    if not rho:
+        return 0.0, float("nan")
+    return float(np.mean(rho)), float(np.std(rho, ddof=1) / np.sqrt(len(rho))) if len(rho) > 1 else float("nan")
 
 
 def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
@@ -760,7 +767,8 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
             results = _run_all(method, queries)[0]
             kept[name] = results
             preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
-            out[name] = {"lds": lds_of(preds, truth), "seconds": time.perf_counter() - started}
+            value, error = lds_with_error(preds, truth)
+            out[name] = {"lds": value, "lds_se": error, "seconds": time.perf_counter() - started}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             out[name] = {"lds": None, "seconds": time.perf_counter() - started, "error": f"{type(exc).__name__}: {exc}"}
         print(f"  lds {name}: {out[name]}", flush=True)
@@ -991,6 +999,8 @@ def keep_other_part(path: Path, result: dict, facts: bool, lds: bool) -> None:
         for key, value in old.get("meta", {}).items():
             if key not in ("lds_detail", "lds_info", "parts", "best_variant"):
                 result["meta"].setdefault("facts_run", {})[key] = value
+    for key, value in old.items():  # parts added by hand (e.g. a carried-over table) stay
+        result.setdefault(key, value)
     result["meta"]["parts"] = parts
 
 
@@ -1074,12 +1084,13 @@ def main() -> None:
     if lds:
         info = lds_run["info"]
         parts.append(f"\nLM-LDS ({info['subsets']} half-subsets of {info['docs']} contributions, {info['queries']} "
-                     f"queries, {info['config']['steps']} steps per retrain; seconds = the method's own work)"
+                     f"queries, {info['config']['steps']} steps per retrain; lds_se = standard error over the queries; "
+                     "seconds = the method's own work)"
                      + (", each peer at its best knob value" if best_lds else "") + ":\n\n"
-                     + fmt_table(summary_lds, ["lds", "seconds"]) + "\n")  # fmt: skip
+                     + fmt_table(summary_lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
         if len(summary_lds) < len(lds):
             parts.append("\nEvery variant (a peer's later variants reuse its first one's gradients):\n\n"
-                         + fmt_table(lds, ["lds", "seconds"]) + "\n")  # fmt: skip
+                         + fmt_table(lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
         sweep = sorted(info["rule_sweep"], key=lambda r: -r["lds"])[:5]
         if sweep:
             parts.append("\nLM-LDS of other combine rules on the same signals (best 5 of "
