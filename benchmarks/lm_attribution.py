@@ -29,7 +29,7 @@ which the ground truth does not need (the run checks that this retrain reproduce
 Ground truth is the log-likelihood of held-out query answers (teacher-forced) under each subset's adapter, cached
 per subset under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries), so
 a stopped run resumes. Each method's scores on the full model predict it by subset sums; LDS = mean Spearman
-over queries. ``lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals.
+over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals.
 
 Peers' knobs (``--sweep``): LESS with and without AdamW preconditioning and unit normalisation, TRAK at
 projection dimensions 256 / 512 / 2048, EK-FAC at damping 1e-8 (kronfluence's default) / 1e-4 / its heuristic
