@@ -1073,7 +1073,7 @@ def main() -> None:
              f"`nice -n 10 .venv/bin/python benchmarks/lm_attribution.py {shlex.join(sys.argv[1:])}` (load "
              f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.threads} threads)\n"]  # fmt: skip
     if facts:
-        parts.append("\nFact tracing" + (" (each peer at its best knob value)" if best_facts else "")
+        parts.append("\nFact tracing" + (" (each peer at its best knob value)" if args.sweep else "")
                      + f", {part_a['queries']} teacher-forced queries:\n\n"
                      + fmt_table(summary_facts, METRICS) + "\n")  # fmt: skip
         if len(summary_facts) < len(facts):
@@ -1086,7 +1086,7 @@ def main() -> None:
         parts.append(f"\nLM-LDS ({info['subsets']} half-subsets of {info['docs']} contributions, {info['queries']} "
                      f"queries, {info['config']['steps']} steps per retrain; lds_se = standard error over the queries; "
                      "seconds = the method's own work)"
-                     + (", each peer at its best knob value" if best_lds else "") + ":\n\n"
+                     + (", each peer at its best knob value" if args.sweep else "") + ":\n\n"
                      + fmt_table(summary_lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
         if len(summary_lds) < len(lds):
             parts.append("\nEvery variant (a peer's later variants reuse its first one's gradients):\n\n"
