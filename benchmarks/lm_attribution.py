@@ -46,6 +46,7 @@ results already in the results file (``meta.parts`` says which run each part com
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime as dt
 import hashlib
 import json
@@ -53,6 +54,7 @@ import logging
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -299,6 +301,13 @@ def _query_tokens(tokens) -> list[str]:
     return [inverse[t] for t in tokens.ids[0]]
 
 
+def scratch_dir(prefix: str) -> str:
+    """A temporary directory for a peer's files, removed when the benchmark exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _lm_batch(chunks, pad_id: int) -> dict[str, torch.Tensor]:
     from attribution_oracle.factory.chunking import example_batch
 
@@ -413,7 +422,7 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     lora = {n: p for n, p in model.named_parameters() if p.requires_grad}
     grad_dim = sum(p.numel() for p in lora.values())
     started = time.perf_counter()
-    save_dir = tempfile.mkdtemp(prefix="traker-")
+    save_dir = scratch_dir("traker-")
     proj_dim = proj_dim or setup.proj_dim
     projector = BasicProjector(grad_dim=grad_dim, proj_dim=proj_dim, seed=0, proj_type=ProjectionType.rademacher,
                                device="cpu", block_size=min(proj_dim, 512), dtype=torch.float32)  # fmt: skip
@@ -543,8 +552,8 @@ def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
             train_items.append(item)
         task = LMTask()
         prepared = prepare_model(model, task)  # wraps the tracked modules in place: run the EK-FAC rows last
-        analyzer = Analyzer(analysis_name="lm", model=prepared, task=task, output_dir=tempfile.mkdtemp(
-            prefix="kronfluence-"), disable_tqdm=True, disable_model_save=True, cpu=True)  # fmt: skip
+        analyzer = Analyzer(analysis_name="lm", model=prepared, task=task, output_dir=scratch_dir(
+            "kronfluence-"), disable_tqdm=True, disable_model_save=True, cpu=True)  # fmt: skip
         started = time.perf_counter()
         analyzer.fit_all_factors(factors_name="ekfac", dataset=Rows(train_items), per_device_batch_size=8,
                                  factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)  # fmt: skip
