@@ -24,12 +24,34 @@ from torch import Tensor, nn
 from attribution_oracle.attribution.data import batches, to_device
 from attribution_oracle.attribution.estimators import ESTIMATORS, finalize
 from attribution_oracle.attribution.gradients import (
+    _map,
     per_example_grads,
     per_example_output_jacobians,
     select_parameters,
 )
 from attribution_oracle.attribution.projection import Projector
 from attribution_oracle.attribution.task import AttributionTask
+
+CURVATURES = ("auto", "ggn", "ggn-sketch", "fisher")
+
+
+_DIRECTION = "__curvature_direction__"
+
+
+def _with_direction(batch: Any, direction: Tensor) -> Any:
+    """``batch`` with one more per-example tensor (flat, so ``per_example_grads`` can slice it)."""
+    if isinstance(batch, dict):
+        return {**batch, _DIRECTION: direction}
+    if isinstance(batch, Tensor):
+        return (batch, direction)
+    return (*batch, direction)
+
+
+def _without_direction(packed: Any) -> tuple[Any, Tensor]:
+    if isinstance(packed, dict):
+        return {k: v for k, v in packed.items() if k != _DIRECTION}, packed[_DIRECTION]
+    inner = packed[:-1]
+    return (inner[0] if len(inner) == 1 else tuple(inner)), packed[-1]
 
 
 @dataclass
@@ -63,7 +85,13 @@ class Attributor:
     seed: int = 0
     damping: float = 0.3
     absolute_damping: bool = False
-    curvature: str = "auto"  # "ggn" (needs task.outputs), "fisher", or "auto"
+    #: "ggn" (exact Gauss-Newton, needs task.outputs: one projected Jacobian row per output), "ggn-sketch" (the same
+    #: curvature estimated from ``curvature_samples`` random directions per example, unbiased: ``C / samples``
+    #: times less projection work), "fisher" (empirical Fisher of the loss gradients) or "auto" (ggn where
+    #: the task has outputs, else fisher)
+    curvature: str = "auto"
+    #: random directions per example for curvature="ggn-sketch"
+    curvature_samples: int = 2
     checkpoint_weights: Sequence[float] | None = None
     batch_size: int = 64
     device: str | torch.device | None = None
@@ -77,6 +105,10 @@ class Attributor:
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {self.estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+        if self.curvature not in CURVATURES:
+            raise ValueError(f"unknown curvature {self.curvature!r}; choose one of {', '.join(CURVATURES)}")
+        if self.curvature == "ggn-sketch" and int(self.curvature_samples) < 1:
+            raise ValueError("curvature_samples must be at least 1")
         self.device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.names = select_parameters(self.model, self.params)
@@ -138,20 +170,69 @@ class Attributor:
             total += torch.einsum("bdk,bdl->kl", m, m).cpu()
         return total
 
+    def _ggn_sketch(self, data: Any, salt: int) -> Tensor:
+        """Unbiased sketch of ``_ggn``: ``sum_b E[m m^T]`` with ``m = P J_b^T R_b e``, ``R_b R_b^T = H_b``.
+
+        ``e`` are ``curvature_samples`` Rademacher vectors per example (``E[e e^T] = I``), drawn from a generator
+        seeded by (``seed``, ``salt``), so the sketch is reproducible. ``J_b^T v`` for a fixed ``v`` is the gradient
+        of ``v . outputs``: one per-example gradient per sample instead of one Jacobian row per output.
+        """
+        k, samples = self.projector.out_dim, int(self.curvature_samples)
+        if samples < 1:
+            raise ValueError("curvature_samples must be at least 1")
+        gen = torch.Generator().manual_seed(1_000_003 * self.seed + salt)
+        total = torch.zeros(k, k, dtype=torch.float64)
+        for batch in batches(data, self.batch_size):
+            batch = to_device(batch, self.device)
+            with torch.no_grad():
+                outputs = self.task.outputs(self.model, batch)
+                hessian = self.task.output_hessian(outputs, batch).to(torch.float64).cpu()
+            evals, evecs = torch.linalg.eigh(hessian)
+            root = evecs * evals.clamp(min=0).sqrt().unsqueeze(-2)  # H = root root^T, [B, C, C]
+            signs = torch.randint(0, 2, (*root.shape[:2], samples), generator=gen).to(torch.float64) * 2 - 1
+            directions = (root @ signs / samples**0.5).permute(2, 0, 1).reshape(-1, root.shape[-1])  # [S*B, C]
+            repeated = _map(batch, lambda t: torch.cat([t] * samples))
+            grads = per_example_grads(
+                self.model,
+                self._along_outputs,
+                self.names,
+                _with_direction(repeated, directions.to(device=self.device, dtype=outputs.dtype)),
+            )
+            m = self.projector.project(grads).to(torch.float64).cpu()
+            total += m.T @ m
+        return total
+
+    def _along_outputs(self, model: nn.Module, packed: Any) -> Tensor:
+        """``direction . outputs`` per example of a batch packed by ``_with_direction``."""
+        inner, direction = _without_direction(packed)
+        return (self.task.outputs(model, inner) * direction).sum(-1)
+
     def _trak_weights(self, data: Any) -> Tensor:
         with torch.no_grad():
             parts = [self.task.trak_weight(self.model, to_device(b, self.device)).cpu() for b in batches(data, 256)]
         return torch.cat(parts).to(torch.float64)
 
     def _uses_ggn(self) -> bool:
+        if self.curvature not in CURVATURES:
+            raise ValueError(f"unknown curvature {self.curvature!r}; choose one of {', '.join(CURVATURES)}")
         if self.curvature == "fisher":
             return False
         has_outputs = type(self.task).outputs is not AttributionTask.outputs
-        if self.curvature == "ggn" and not has_outputs:
-            raise ValueError("curvature='ggn' needs a task that defines outputs() and output_hessian()")
+        if self.curvature in ("ggn", "ggn-sketch") and not has_outputs:
+            raise ValueError(f"curvature={self.curvature!r} needs a task that defines outputs() and output_hessian()")
         return has_outputs
 
-    def _featurize_checkpoint(self, data: Any, weight: float) -> CheckpointFeatures:
+    def _curvature(self, data: Any, loss_g: Tensor, salt: int) -> Tensor:
+        if not self._uses_ggn():
+            return loss_g.T @ loss_g
+        return self._ggn_sketch(data, salt) if self.curvature == "ggn-sketch" else self._ggn(data)
+
+    def _curvature_name(self) -> str:
+        if not self._uses_ggn():
+            return "fisher"
+        return f"ggn-sketch:{self.curvature_samples}" if self.curvature == "ggn-sketch" else "ggn"
+
+    def _featurize_checkpoint(self, data: Any, weight: float, salt: int = 0) -> CheckpointFeatures:
         if self.estimator == "trak":
             phi = self._project(self.task.measurement, data)
             q = self._trak_weights(data)
@@ -160,7 +241,7 @@ class Attributor:
         loss_g = self._project(self.task.loss, data)
         curvature = None
         if self.estimator == "influence":
-            curvature = self._ggn(data) if self._uses_ggn() else loss_g.T @ loss_g
+            curvature = self._curvature(data, loss_g, salt)
         x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
         return CheckpointFeatures(self._unit(x), a, weight, -loss_g)
 
@@ -172,10 +253,12 @@ class Attributor:
     def featurize(self, train_data: Any) -> Attributor:
         """Compute and finalise the training features for every checkpoint (replaces earlier ones)."""
         start = time.perf_counter()
+        if self.estimator == "influence":
+            self._uses_ggn()  # a curvature the task cannot give fails before any work
         self.train_features = []
-        for checkpoint, weight in zip(self._checkpoints, self._weights, strict=True):
+        for salt, (checkpoint, weight) in enumerate(zip(self._checkpoints, self._weights, strict=True)):
             self._load(checkpoint)
-            self.train_features.append(self._featurize_checkpoint(train_data, weight))
+            self.train_features.append(self._featurize_checkpoint(train_data, weight, salt))
         self.timings.featurize_s += time.perf_counter() - start
         return self
 
@@ -245,7 +328,7 @@ class Attributor:
             "identity_projection": self.projector.dim is None,
             "damping": self.damping,
             "absolute_damping": self.absolute_damping,
-            "curvature": ("ggn" if self._uses_ggn() else "fisher") if self.estimator == "influence" else None,
+            "curvature": self._curvature_name() if self.estimator == "influence" else None,
             "checkpoints": len(self._checkpoints),
             "checkpoint_weights": self._weights,
             "preconditioned": self.preconditioner is not None,

@@ -19,12 +19,26 @@ The quantisation (documented because every node must apply exactly this rule), t
   packed rows with ``[q_hi | 0]``, ``[q_lo | q_hi]`` and ``[0 | q_lo]`` weighted 16384, 128 and 1; float64 holds it
   exactly (``|s| <= 16383**2 d < 2**53`` for ``d < 2**25``), so ``scores_float`` is exact too.
 
-The overflow bound (int32 accumulation, ``torch._int_mm``): one limb product is at most ``128 * 128 = 16384`` in
-magnitude, so a block of ``K`` dimensions sums to at most ``16384 * K``, below ``2**31`` for
-``K <= MAX_BLOCK_DIMS = 131_071``; longer rows are split into such blocks and the blocks are added in int64. Where
-``torch._int_mm`` is unavailable or not trusted (it is checked once against an int64 product; it is wrong for
-``K = 1`` in torch 2.x; packed rows have ``K = 2d >= 2``), the same limbs are multiplied in float64, which is exact for
-the same reason (every partial sum is an integer below ``2**53``): both paths return identical integers.
+Three kernels compute the same integers (every one is exact, so they agree bit for bit, whatever the blocking,
+thread count or summation order; ``kernel=`` picks one, the default is the first that is available and trusted):
+
+- ``"onednn"`` (CPU, the default where it passes its probe): the rows' limbs are prepacked once per index
+  (``torch.ops.onednn.qlinear_prepack``, kept with the rows, a second copy of the limbs) in blocks of
+  ``ONEDNN_BLOCK_DIMS = 512`` dimensions, and each block is one ``onednn.qlinear_pointwise`` call: the query limbs
+  as uint8 (zero point 128, scale 1), the row limbs as int8 (scale 1), int32 accumulation, float32 output. The
+  output is exact because one block's limb product is at most ``2 * 512 * 128 * 128 = 2**24`` in magnitude (the
+  middle product ``q_lo . x_hi + q_hi . x_lo`` is at most ``2 * 512 * 127 * 128 < 2**24``), and every integer of
+  that size is a float32; the blocks are added in int64. It is a small-batch int8 GEMM with VNNI on this CPU and
+  reads 2 bytes per entry where float32 reads 4: one query costs less than numpy's float32 ``sgemv``. It is
+  checked once against an int64 product on a probe with extreme values (uint8 255 times int8 -128/127, which
+  would show any int16 saturation of older x86 int8 paths); if it is missing or wrong, the next kernel is used.
+- ``"int_mm"``: ``torch._int_mm`` (int32 accumulation, any device). One limb product is at most
+  ``128 * 128 = 16384`` in magnitude, so a block of ``K`` dimensions sums to at most ``16384 * K``, below ``2**31``
+  for ``K <= MAX_BLOCK_DIMS = 131_071``; longer rows are split into such blocks and the blocks are added in int64.
+  It is checked once against an int64 product (it is wrong for ``K = 1`` in torch 2.x; packed rows have
+  ``K = 2d >= 2``).
+- ``"float64"``: the same limbs multiplied in float64 (any device), exact for the same reason (every partial sum is
+  an integer below ``2**53``).
 
 Quantisation error: an entry is off by at most one unit ``2**-e`` of its row (half a unit unless clamped), so
 ``|score - x.q| <= |q|_1 2**-e_x + |x|_1 2**-e_q + d 2**-(e_x + e_q)`` (``error_bound``); relatively about
@@ -38,8 +52,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -48,6 +63,8 @@ BITS = 14
 LIMB_BITS = 7
 LIMIT = (1 << BITS) - 1  # 16383
 MAX_BLOCK_DIMS = (2**31 - 1) // (128 * 128)  # 131_071: int32 cannot overflow within a block
+ONEDNN_BLOCK_DIMS = 512  # 2 * 512 * 128 * 128 = 2**24: a block's limb product is an exact float32
+Kernel = Literal["onednn", "int_mm", "float64"]
 _CHUNK_ROWS = 8192
 
 
@@ -57,6 +74,7 @@ class FixedPoint:
 
     limbs: Tensor
     exponents: Tensor
+    _packed: dict[str, list[Tensor]] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.limbs.shape[0])
@@ -85,7 +103,7 @@ class FixedPoint:
         return torch.ldexp(self.integers().to(torch.float64), -self.exponents.to(torch.float64).unsqueeze(1))
 
     def to(self, device: torch.device | str) -> FixedPoint:
-        """The same rows on ``device``."""
+        """The same rows on ``device`` (kernel packings are not carried over)."""
         return FixedPoint(self.limbs.to(device), self.exponents)
 
 
@@ -143,6 +161,64 @@ def _int_mm_trusted(device_type: str) -> bool:
         return False
 
 
+def _onednn_pack(limbs: Tensor) -> Tensor:
+    """One block of row limbs ``[n, 2k]`` (int8) prepacked for ``_onednn_products``."""
+    return torch.ops.onednn.qlinear_prepack(limbs.contiguous(), None)
+
+
+def _onednn_products(left: Tensor, packed: Tensor, n: int) -> Tensor:
+    """Exact ``left @ rows.T`` ``[b, n]`` as float32 for int8 ``left`` and prepacked int8 rows (module docstring)."""
+    qx = (left.to(torch.int16) + 128).to(torch.uint8)  # uint8 with zero point 128 represents int8 exactly
+    ones, zeros = torch.ones(n), torch.zeros(n, dtype=torch.int64)
+    return torch.ops.onednn.qlinear_pointwise(
+        qx, 1.0, 128, packed, ones, zeros, None, 1.0, 0, torch.float32, "none", [], ""
+    )  # fmt: skip
+
+
+@cache
+def _onednn_trusted() -> bool:
+    """The oneDNN int8 kernel exists here and equals an int64 product on a probe at the block's extremes."""
+    if not (hasattr(torch.ops, "onednn") and torch.backends.mkldnn.is_available()):
+        return False
+    try:
+        gen = torch.Generator().manual_seed(0)
+        k = 2 * ONEDNN_BLOCK_DIMS
+        a = torch.randint(-128, 128, (5, k), generator=gen, dtype=torch.int8)
+        b = torch.randint(-128, 128, (37, k), generator=gen, dtype=torch.int8)
+        a[0], a[1], b[0], b[1] = 127, -128, -128, 127  # 255 and 0 as uint8: any int16 saturation would show
+        a[2, : k // 2], a[2, k // 2 :], b[2, : k // 2], b[2, k // 2 :] = 127, -128, -128, 127  # 2**24 - 2**17
+        got = _onednn_products(a, _onednn_pack(b), b.shape[0])
+        want = a.to(torch.int64) @ b.to(torch.int64).T
+        return bool(got.dtype == torch.float32 and torch.equal(got.to(torch.int64), want))
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return False
+
+
+def _left(queries: FixedPoint, start: int, stop: int) -> Tensor:
+    """The query limbs ``[3b, 2(stop - start)]`` for dimensions ``start..stop``: ``[hi|0]``, ``[lo|hi]``, ``[0|lo]``."""
+    hi, lo = queries.hi[:, start:stop], queries.lo[:, start:stop]
+    zero = torch.zeros_like(hi)
+    return torch.cat([torch.cat([hi, zero], 1), torch.cat([lo, hi], 1), torch.cat([zero, lo], 1)])
+
+
+def _row_blocks(rows: FixedPoint, block: int) -> list[tuple[int, int, Tensor]]:
+    """The rows' limbs in blocks of ``block`` dimensions: ``(start, stop, [n, 2(stop - start)] limbs)``."""
+    d = rows.dim
+    if d <= block:
+        return [(0, d, rows.limbs)]
+    return [
+        (s, min(d, s + block), torch.cat([rows.hi[:, s : s + block], rows.lo[:, s : s + block]], 1))
+        for s in range(0, d, block)
+    ]
+
+
+def _onednn_packed(rows: FixedPoint) -> list[Tensor]:
+    """The rows' prepacked blocks (computed on first use, then kept with the rows)."""
+    if "onednn" not in rows._packed:
+        rows._packed["onednn"] = [_onednn_pack(limbs) for _, _, limbs in _row_blocks(rows, ONEDNN_BLOCK_DIMS)]
+    return rows._packed["onednn"]
+
+
 def _products(left: Tensor, right: Tensor, use_int_mm: bool) -> Tensor:
     """Exact ``left @ right.T`` of int8 matrices as int64."""
     d = right.shape[1]
@@ -157,25 +233,49 @@ def _products(left: Tensor, right: Tensor, use_int_mm: bool) -> Tensor:
     return (left.to(torch.float64) @ right.to(torch.float64).T).to(torch.int64)
 
 
-def integer_scores(queries: FixedPoint, rows: FixedPoint, *, use_int_mm: bool | None = None) -> Tensor:
-    """Exact integer dot products ``[b, n]`` (int64) of quantised queries with quantised rows (on the CPU)."""
+def pick_kernel(device_type: str = "cpu") -> Kernel:
+    """The default kernel on ``device_type``: oneDNN int8 on a CPU that passes its probe, else int_mm, else float64."""
+    if device_type == "cpu" and _onednn_trusted():
+        return "onednn"
+    return "int_mm" if _int_mm_trusted(device_type) else "float64"
+
+
+def integer_scores(
+    queries: FixedPoint, rows: FixedPoint, *, use_int_mm: bool | None = None, kernel: Kernel | None = None
+) -> Tensor:
+    """Exact integer dot products ``[b, n]`` (int64) of quantised queries with quantised rows.
+
+    ``kernel`` picks the arithmetic (module docstring; all give the same integers); ``use_int_mm`` is the older
+    switch (True: ``"int_mm"``, False: ``"float64"``). The default is ``pick_kernel`` for the rows' device.
+    """
     if queries.dim != rows.dim:
         raise ValueError(f"query dimension {queries.dim} does not match the rows' {rows.dim}")
     b = len(queries)
     if b == 0 or len(rows) == 0:
         return torch.zeros(b, len(rows), dtype=torch.int64)
     device = rows.limbs.device
-    if use_int_mm is None:
-        use_int_mm = _int_mm_trusted(device.type)
-    hi, lo, zero = queries.hi, queries.lo, torch.zeros_like(queries.hi)
-    left = torch.cat([torch.cat([hi, zero], 1), torch.cat([lo, hi], 1), torch.cat([zero, lo], 1)]).to(device)
-    p = _products(left, rows.limbs, use_int_mm)  # one pass over the index for every query and limb
+    if kernel is None:
+        kernel = pick_kernel(device.type) if use_int_mm is None else ("int_mm" if use_int_mm else "float64")
+    if kernel == "onednn":
+        if device.type != "cpu":
+            raise ValueError("the onednn kernel runs on the CPU only")
+        p = None
+        for (start, stop, _), packed in zip(_row_blocks(rows, ONEDNN_BLOCK_DIMS), _onednn_packed(rows), strict=True):
+            part = _onednn_products(_left(queries, start, stop), packed, len(rows)).to(torch.int64)
+            p = part if p is None else p + part
+    elif kernel in ("int_mm", "float64"):
+        left = _left(queries, 0, queries.dim).to(device)
+        p = _products(left, rows.limbs, kernel == "int_mm")  # one pass over the index for every query and limb
+    else:
+        raise ValueError(f"unknown kernel {kernel!r}")
     return ((p[:b] << (2 * LIMB_BITS)) + (p[b : 2 * b] << LIMB_BITS) + p[2 * b :]).cpu()
 
 
-def scores_float(queries: FixedPoint, rows: FixedPoint, *, use_int_mm: bool | None = None) -> Tensor:
+def scores_float(
+    queries: FixedPoint, rows: FixedPoint, *, use_int_mm: bool | None = None, kernel: Kernel | None = None
+) -> Tensor:
     """Exact scores ``[b, n]`` as float64: ``integer_scores * 2**-(e_row + e_query)``."""
-    s = integer_scores(queries, rows, use_int_mm=use_int_mm)
+    s = integer_scores(queries, rows, use_int_mm=use_int_mm, kernel=kernel)
     shift = rows.exponents.cpu().unsqueeze(0) + queries.exponents.cpu().unsqueeze(1)
     return torch.ldexp(s.to(torch.float64), -shift.to(torch.float64))
 

@@ -9,7 +9,8 @@ Layout of an index directory::
 
 Shards are memory-mapped (read straight from the page cache, never copied whole), so opening an index is
 instant. Scoring is exact and order-independent (``attribution.fixed_point``): on the first query the rows are
-quantised to 14 bits with a power-of-two scale per row (two int8 limbs, kept in memory: half the float32 size),
+quantised to 14 bits with a power-of-two scale per row (two int8 limbs, kept in memory: half the float32 size,
+plus a oneDNN-prepacked copy for the CPU kernel),
 queries likewise, and the dot products are accumulated in integers, so every machine and thread count gets the
 same scores.
 Appending writes a new shard and then replaces the manifest atomically: a crash mid-append leaves the previous

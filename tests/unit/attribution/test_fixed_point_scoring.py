@@ -19,11 +19,36 @@ from attribution_oracle.attribution.fixed_point import (
     error_bound,
     grouped_sums,
     integer_scores,
+    pick_kernel,
     quantise,
     scores_float,
 )
 
 WORKER = Path(__file__).with_name("fixed_point_worker.py")
+AVAILABLE_KERNELS = sorted({"float64", pick_kernel("cpu")} | ({"int_mm"} if hasattr(torch, "_int_mm") else set()))
+
+
+def test_the_cpu_default_is_the_onednn_int8_kernel_where_torch_has_onednn() -> None:
+    # the speed of one query rests on it (benchmarks/query.py); elsewhere the probe falls back to int_mm/float64
+    if torch.backends.mkldnn.is_available():
+        assert pick_kernel("cpu") == "onednn"
+    assert pick_kernel("meta") in ("int_mm", "float64")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 30), d=st.sampled_from([511, 512, 513, 1024, 1300]), b=st.integers(1, 9),
+    seed=st.integers(0, 2**31 - 1), extreme=st.booleans(),
+)  # fmt: skip
+def test_onednn_kernel_blocks_equal_the_int64_reference_at_block_edges(n, d, b, seed, extreme) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    x, q = torch.randn(n, d, generator=gen), torch.randn(b, d, generator=gen)
+    if extreme:  # every limb product at its largest: the float32 output is exact only up to 2**24 per block
+        x, q = torch.where(x > 0, 0.99999, -0.99999), torch.where(q > 0, 0.99999, -0.99999)
+    rows, queries = quantise(x), quantise(q)
+    reference = queries.integers() @ rows.integers().T
+    for kernel in AVAILABLE_KERNELS:
+        assert torch.equal(integer_scores(queries, rows, kernel=kernel), reference), kernel
 
 
 def test_rows_keep_fourteen_bits_with_a_power_of_two_scale_per_row() -> None:
@@ -52,7 +77,9 @@ def test_both_integer_paths_equal_the_int64_reference_exactly(n, d, b, seed, sca
     rows, queries = quantise(x), quantise(q)
     reference = queries.integers() @ rows.integers().T
     assert torch.equal(integer_scores(queries, rows, use_int_mm=False), reference)
-    assert torch.equal(integer_scores(queries, rows), reference)  # int_mm where trusted
+    assert torch.equal(integer_scores(queries, rows), reference)  # the default kernel (oneDNN where trusted)
+    for kernel in AVAILABLE_KERNELS:
+        assert torch.equal(integer_scores(queries, rows, kernel=kernel), reference), kernel
     exact = scores_float(queries, rows)
     assert torch.equal(exact, queries.to_float() @ rows.to_float().T)  # both sides exact: same IEEE doubles
     assert ((exact - q @ x.double().T).abs() <= error_bound(q, x)).all()
@@ -64,7 +91,8 @@ def test_extreme_values_cannot_overflow_a_block() -> None:
     queries = quantise(torch.full((2, d), 0.99999))  # 16383 = limbs (127, 127)
     got = integer_scores(queries, rows)
     assert torch.equal(got, torch.full((2, 3), -(16383**2) * d, dtype=torch.int64))
-    assert torch.equal(got, integer_scores(queries, rows, use_int_mm=False))
+    for kernel in AVAILABLE_KERNELS:
+        assert torch.equal(got, integer_scores(queries, rows, kernel=kernel)), kernel
     assert MAX_BLOCK_DIMS * 128 * 128 < 2**31 <= (MAX_BLOCK_DIMS + 1) * 128 * 128
 
 
