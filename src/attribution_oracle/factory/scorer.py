@@ -174,7 +174,7 @@ class ModelScorer:
         return out
 
     def gradient_scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
-        """``gradient_scores`` of many ``(prompt, output)`` pairs, their gradients computed in batches."""
+        """``gradient_scores`` of many ``(prompt, output)`` pairs, scored against the index in batches."""
         for prompt, output in items:
             self._check(prompt, output)
         out = [{c.contribution_id: 0.0 for c in self.contributions} for _ in items]
@@ -201,9 +201,10 @@ class ModelScorer:
     def scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
         """``scores`` of many ``(prompt, output)`` pairs in one batched pass (what an oracle step calls).
 
-        The query gradients of a batch are computed together (right-padded, masked); they equal one-at-a-time
-        gradients up to float rounding in the last bits, below what the 14-bit quantisation of the query keeps.
-        ``ScoringError`` if any item has a token id outside the vocabulary."""
+        On the fast query path each inference's gradient is computed alone (one unpadded sequence, so a batch gives
+        exactly the one-at-a-time bits) and the batch shares the exact scoring pass over the index; on the reference
+        path the gradients of a batch are computed together (right-padded, masked). ``ScoringError`` if any item has
+        a token id outside the vocabulary or an output longer than the context."""
         for prompt, output in items:
             self._check(prompt, output)
         only_gradient = self.span_index is None and self.lexical_index is None
