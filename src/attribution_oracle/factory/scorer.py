@@ -4,17 +4,25 @@
     scorer.scores(prompt_token_ids, output_token_ids)   # {contribution id: score}
 
 Gradient side: the query is "the output tokens given the prompt" (``LanguageModelTask`` measurement: the
-log-likelihood of the output tokens); its projected gradient at every attribution checkpoint (float64 model)
-is rounded to float32 and scored against the index rows with the exact integer kernel of
+log-likelihood of the output tokens); its projected gradient at every attribution checkpoint is computed by
+``attribution.query_gradients.LoraQueryFeaturizer`` (float32 model, one backward through the LoRA parameters only,
+one intra-op thread, exact integer projection; ``query_path="reference"`` keeps the float64 ``vmap`` path of
+``Attributor.query_features`` for comparison) and scored against the index rows with the exact integer kernel of
 ``attribution.fixed_point`` (rows and query in 14 bits with a power-of-two scale per row, dot products
 accumulated in integers, so the result does not depend on summation order, thread count or machine); a
 contribution's score is the correctly rounded (``math.fsum``) sum of its chunks' exact row scores. Two processes
-given the same store and query therefore produce identical floats. Span side: the span scores of the output tokens
+given the same store and query therefore produce identical floats (on the same machine; see
+``query_gradients`` for what may differ across machines). Span side: the span scores of the output tokens
 against the training contributions (``SpanIndex.attribute``, or ``attribute_ranked`` for prompt-aware models);
 lexical side: BM25 over the decoded prompt and output. Copies are folded onto their originals on every side, and
 the sides are merged by the manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only,
 each side L1-normalised, weighted sum, sorted keys). ``scores_many`` scores a batch of inferences at once (what an
 oracle step calls); ``scores`` is ``scores_many`` of one.
+
+Bad input raises ``ScoringError`` (a ``UserError``: the oracle gives such a record the equal split and records the
+message): token ids outside the vocabulary, an output longer than the model's context (a prompt that does not fit
+with the output is cut from the left instead), and a question about a contribution the model was not trained on
+(``contribution_score``). Prompts and outputs in any script are scored like any other tokens.
 
 Everything is rebuilt from the content store: the base model is loaded from the manifest's spec and its
 hash checked, the adapter and checkpoints come from their blobs, the index files are restored into
@@ -34,6 +42,7 @@ from attribution_oracle.attribution import AttributionIndex
 from attribution_oracle.attribution.combine import CombineRule, combine
 from attribution_oracle.attribution.duplicates import fold
 from attribution_oracle.attribution.fixed_point import grouped_sums, quantise, scores_float
+from attribution_oracle.attribution.query_gradients import LoraQueryFeaturizer
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
@@ -63,9 +72,12 @@ class ModelScorer:
 
     def __init__(
         self, manifest: dict, model, attributor, index: AttributionIndex, span_index=None, lexical_index=None,
-        tokenizer=None,
+        tokenizer=None, query_path: str = "fast", checkpoints=None, preconditioner=None,
     ) -> None:  # fmt: skip
         """Use ``load_model_scorer``."""
+        if query_path not in ("fast", "reference"):
+            raise ValueError(f"query_path must be 'fast' or 'reference', not {query_path!r}")
+        self.query_path = query_path
         self.manifest = manifest
         self.model = model
         self.attributor = attributor
@@ -88,6 +100,40 @@ class ModelScorer:
         self._owners, self._groups = list(groups), list(groups.values())
         self._fixed = index.fixed_point()
         self._max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+        self._known = {str(c["contribution_id"]) for c in manifest["contributions"]}
+        self._featurizer = None
+        if query_path == "fast":
+            self._featurizer = LoraQueryFeaturizer(
+                model, attributor.names, attributor.projector, list(checkpoints or []), preconditioner,
+                bool(getattr(attributor, "normalize", False)),
+            )  # fmt: skip
+
+    def _query_features(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> torch.Tensor:
+        if self._featurizer is not None:
+            return self._featurizer.features(items, self._max_len)
+        return self.attributor.query_features(self._queries(items))
+
+    def _check(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> None:
+        """``ScoringError`` for token ids outside the vocabulary or an output longer than the model's context."""
+        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        if self._max_len and len(output_token_ids) > self._max_len:
+            raise ScoringError(
+                f"the output has {len(output_token_ids)} tokens, more than the model's context of {self._max_len}: "
+                "it cannot be scored as one inference"
+            )
+
+    def contribution_score(
+        self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int], contribution_id: str | int
+    ) -> float:
+        """The combined score (``scores``) of one contribution for the inference: 0.0 for a contribution the model was
+        trained on that earned nothing (a later copy earns nothing: its original does), ``ScoringError`` for a
+        contribution that is not in the model's manifest."""
+        key = str(contribution_id)
+        if key not in self._known:
+            raise ScoringError(
+                f"contribution {key} is not one this model was trained on (its manifest lists {len(self._known)})"
+            )
+        return float(self.scores(prompt_token_ids, output_token_ids).get(key, 0.0))
 
     def _query(self, prompt: Sequence[int], output: Sequence[int]) -> dict[str, torch.Tensor]:
         return self._queries([(prompt, output)])
@@ -112,11 +158,10 @@ class ModelScorer:
 
     def gradient_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """Gradient influence of the query on each training contribution (sum over its chunks), copies folded."""
-        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        self._check(prompt_token_ids, output_token_ids)
         if not output_token_ids:
             return {c.contribution_id: 0.0 for c in self.contributions}
-        query = self.attributor.query_features(self._query(prompt_token_ids, output_token_ids))
-        return self._aggregate(query)[0]
+        return self._aggregate(self._query_features([(prompt_token_ids, output_token_ids)]))[0]
 
     def _aggregate(self, queries: torch.Tensor) -> list[dict[str, float]]:
         """Per-contribution exact sums of the rows' exact scores, one dict per query row, copies folded."""
@@ -129,9 +174,9 @@ class ModelScorer:
         return out
 
     def gradient_scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
-        """``gradient_scores`` of many ``(prompt, output)`` pairs, their gradients computed in batches."""
+        """``gradient_scores`` of many ``(prompt, output)`` pairs, scored against the index in batches."""
         for prompt, output in items:
-            check_tokens(prompt, output, self.vocab_size)
+            self._check(prompt, output)
         out = [{c.contribution_id: 0.0 for c in self.contributions} for _ in items]
         # similar lengths batched together: less padding (the results do not depend on the order)
         todo = sorted(
@@ -140,7 +185,7 @@ class ModelScorer:
         size = max(1, int(self.attributor.batch_size))
         for start in range(0, len(todo), size):  # each batch padded to its own longest query
             chunk = todo[start : start + size]
-            queries = self.attributor.query_features(self._queries([items[i] for i in chunk]))
+            queries = self._query_features([items[i] for i in chunk])
             for i, scores in zip(chunk, self._aggregate(queries), strict=True):
                 out[i] = scores
         return out
@@ -156,11 +201,12 @@ class ModelScorer:
     def scores_many(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[dict[str, float]]:
         """``scores`` of many ``(prompt, output)`` pairs in one batched pass (what an oracle step calls).
 
-        The query gradients of a batch are computed together (right-padded, masked); they equal one-at-a-time
-        gradients up to float rounding in the last bits, below what the 14-bit quantisation of the query keeps.
-        ``ScoringError`` if any item has a token id outside the vocabulary."""
+        On the fast query path each inference's gradient is computed alone (one unpadded sequence, so a batch gives
+        exactly the one-at-a-time bits) and the batch shares the exact scoring pass over the index; on the reference
+        path the gradients of a batch are computed together (right-padded, masked). ``ScoringError`` if any item has
+        a token id outside the vocabulary or an output longer than the context."""
         for prompt, output in items:
-            check_tokens(prompt, output, self.vocab_size)
+            self._check(prompt, output)
         only_gradient = self.span_index is None and self.lexical_index is None
         wanted = only_gradient or self.rule.gradient_weight > 0
         gradients = self.gradient_scores_many(items) if wanted else [{} for _ in items]
@@ -178,7 +224,7 @@ class ModelScorer:
     def signals(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, dict[str, float]]:
         """The three sides ``{"gradient", "span", "lexical"}`` that ``scores`` combines (a side whose weight in the
         manifest's rule is 0 is not computed and is empty), copies folded."""
-        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        self._check(prompt_token_ids, output_token_ids)
         gradient = self.gradient_scores(prompt_token_ids, output_token_ids) if self.rule.gradient_weight > 0 else {}
         return self._sides(prompt_token_ids, output_token_ids, gradient)
 
@@ -207,7 +253,7 @@ class ModelScorer:
         models use the earliest-holder rule."""
         if self.span_index is None or not output_token_ids:
             return {}
-        check_tokens(prompt_token_ids or (), output_token_ids, self.vocab_size)
+        self._check(prompt_token_ids or (), output_token_ids)
         settings = self.manifest["attribution"]["span_index"]
         tokens = [int(t) for t in output_token_ids]
         if settings.get("split") == "prompt-bm25" and self.lexical_index is not None:
@@ -221,7 +267,7 @@ class ModelScorer:
 
     def lexical_scores(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
         """BM25 scores of the words of the decoded prompt and output (empty without a lexical index)."""
-        check_tokens(prompt_token_ids, output_token_ids, self.vocab_size)
+        self._check(prompt_token_ids, output_token_ids)
         return self._folded(self._lexical_raw(prompt_token_ids, output_token_ids), "max")
 
     def _lexical_raw(self, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> dict[str, float]:
@@ -252,9 +298,21 @@ def check_tokens(prompt_token_ids: Sequence[int], output_token_ids: Sequence[int
 
 
 def load_model_scorer(
-    store: BlobStore, manifest_digest: str, cache_dir: Path | None = None, *, dtype: torch.dtype = torch.float64
+    store: BlobStore,
+    manifest_digest: str,
+    cache_dir: Path | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    query_path: str = "fast",
 ) -> ModelScorer:
-    """Rebuild a trained model's scorer from the content store (see the module docstring)."""
+    """Rebuild a trained model's scorer from the content store (see the module docstring).
+
+    ``query_path="fast"`` (the default, what the oracle uses) computes query gradients with
+    ``LoraQueryFeaturizer`` on a float32 model; ``"reference"`` with ``Attributor.query_features`` (per-example
+    ``vmap``) on a float64 model, the slower path the fast one is checked against. ``dtype`` overrides the model's."""
+    if query_path not in ("fast", "reference"):
+        raise ValueError(f"query_path must be 'fast' or 'reference', not {query_path!r}")
+    dtype = dtype or (torch.float32 if query_path == "fast" else torch.float64)
     manifest = load_manifest(store, manifest_digest)
     base_info = manifest["base_model"]
     base = load_base_model(base_info["spec"])
@@ -269,13 +327,14 @@ def load_model_scorer(
     ]
     load_adapter_state(model, adapter.state_dict)
     model.eval()
-    if hasattr(model, "set_attn_implementation"):
+    if query_path == "reference" and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")  # see factory.attention: vmap needs it
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "scorers"
     root = cache / manifest_digest
     gradient = manifest["attribution"]["gradient_index"]
     index = AttributionIndex(restore_directory(store, gradient["files"], root / "gradient"))
-    attributor = make_attributor(model, checkpoints, gradient, load_preconditioner(index.path))
+    preconditioner = load_preconditioner(index.path)
+    attributor = make_attributor(model, checkpoints, gradient, preconditioner)
     if attributor.projector.out_dim * len(checkpoints) != index.dim:
         raise ManifestError("the gradient index does not match the model's attribution settings")
     span_index = None
@@ -292,4 +351,7 @@ def load_model_scorer(
         lexical_index = LexicalIndex.open(
             restore_directory(store, manifest["attribution"]["lexical_index"]["files"], root / "lexical")
         )
-    return ModelScorer(manifest, model, attributor, index, span_index, lexical_index, base.tokenizer)
+    return ModelScorer(
+        manifest, model, attributor, index, span_index, lexical_index, base.tokenizer, query_path,
+        checkpoints, preconditioner if gradient.get("preconditioner") else None,
+    )  # fmt: skip

@@ -158,7 +158,7 @@ def test_the_scorer_sums_chunk_influences_per_contribution(trained, tmp_path: Pa
     prompt, output = list(b"How often "), list(b"Inspect the hive every nine days")
     scores = scorer.gradient_scores(prompt, output)
     assert list(scores) == trained_ids and scores == scorer.gradient_scores(prompt, output)
-    query = scorer.attributor.query_features(scorer._query(prompt, output))
+    query = scorer._query_features([(prompt, output)])  # the features the scorer scores with
     rows = scorer.index.scores(query)[0].double()
     expected: dict[str, float] = {}
     for row_id, value in zip(scorer.index.ids, rows.tolist(), strict=True):

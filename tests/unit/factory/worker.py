@@ -8,12 +8,13 @@ python worker.py signals ROOT MANIFEST CACHE   prints every signal of a few quer
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
 
-torch.set_num_threads(1)
+torch.set_num_threads(int(os.environ.get("WORKER_THREADS", "1")))  # the scores must not depend on it
 
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model  # noqa: E402
 from attribution_oracle.factory.scorer import load_model_scorer  # noqa: E402
@@ -25,6 +26,7 @@ SIGNAL_QUERIES = [
     ("How do I count varroa mites? ", "Varroa mites are counted with an alcohol wash of three hundred bees"),
     ("Как пчёлы зимуют? 蜜蜂怎么过冬？ ", "Winter clusters keep the queen warm"),
     ("Q: ", "Propolis seals small gaps"),
+    ("Πώς ξεχειμωνιάζουν οι μέλισσες; كيف تقضي النحل الشتاء؟ ", "Winter clusters keep the queen warm"),
 ]
 
 
