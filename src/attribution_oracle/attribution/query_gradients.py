@@ -5,11 +5,12 @@ output tokens' total log-likelihood given the prompt, over the LoRA parameters, 
 preconditioner, randomly projected, optionally unit-normalised per checkpoint, averaged over checkpoints), computed
 the cheap way and with a documented rule that makes them reproducible:
 
-1. **Gradient.** One float32 forward of the prompt and output, logits only at the positions that predict output
-   tokens (``logits_to_keep``: the vocabulary projection of the prompt positions is skipped), one backward of the
-   summed log-likelihood through the LoRA parameters only (``torch.autograd.grad``: no per-example ``vmap``, no
-   gradient for the base weights). The gradient is computed with one intra-op thread (``single_thread``), so
-   its bits do not depend on the caller's thread count: float sums in BLAS and reductions are split by thread.
+1. **Gradient.** One forward, in the model's dtype (float64 in ``load_model_scorer`` by default), of the prompt
+   and output, logits only at the positions that predict output tokens (``logits_to_keep``: the vocabulary
+   projection of the prompt positions is skipped), one backward of the summed log-likelihood through the LoRA
+   parameters only (``torch.autograd.grad``: no per-example ``vmap``, no gradient for the base weights). The
+   gradient is computed with one intra-op thread (``single_thread``), so its bits do not depend on the caller's
+   thread count: float sums in BLAS and reductions are split by thread.
 2. **Projection, exact.** Each parameter's gradient (times its preconditioner) is quantised like an index row
    (``fixed_point.quantise``: 14 bits with one power-of-two scale per parameter tensor) and multiplied with the
    projector's own Rademacher signs (``projection.Projector``: the same seeded blocks, kept as int8 ``+-1``) in
@@ -18,10 +19,11 @@ the cheap way and with a documented rule that makes them reproducible:
    ``p x k`` bytes per query instead of ``4 p x k`` (SmolLM2's q/v LoRA: 236 MB instead of 943 MB of float32).
 3. **Normalisation, correctly rounded.** ``|f| = sqrt(fsum(f_i ** 2))`` (``math.fsum``), order-independent.
 
-The float32 gradient of step 1 is the only part whose bits depend on the machine's floating-point kernels; the
+The gradient of step 1 is the only part whose bits depend on the machine's floating-point kernels; the
 scorer quantises the final features to 14 bits (``fixed_point``), so two processes on the same machine give
-byte-identical scores, and machines whose float32 kernels differ in the last bits agree unless a feature lies
-within that difference of a 14-bit rounding boundary.
+byte-identical scores, and machines whose kernels differ in the last bits agree unless a feature lies within that
+difference of a 14-bit rounding boundary: about 1e-12 per feature in float64 (the default), about 1e-3 in float32,
+which is why float32 is opt-in.
 """
 
 from __future__ import annotations

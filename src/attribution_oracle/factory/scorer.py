@@ -308,11 +308,14 @@ def load_model_scorer(
     """Rebuild a trained model's scorer from the content store (see the module docstring).
 
     ``query_path="fast"`` (the default, what the oracle uses) computes query gradients with
-    ``LoraQueryFeaturizer`` on a float32 model; ``"reference"`` with ``Attributor.query_features`` (per-example
-    ``vmap``) on a float64 model, the slower path the fast one is checked against. ``dtype`` overrides the model's."""
+    ``LoraQueryFeaturizer``; ``"reference"`` with ``Attributor.query_features`` (per-example ``vmap``), the slower
+    path the fast one is checked against. Both run a float64 model by default: oracle nodes on different machines
+    must agree bit for bit after the 14-bit quantisation, and a float32 gradient differs in its last bits between
+    CPU kernels often enough to flip a rounding (and so a wei of a share). ``dtype=torch.float32`` is about twice
+    as fast and is safe only for a fleet whose nodes run identical kernels."""
     if query_path not in ("fast", "reference"):
         raise ValueError(f"query_path must be 'fast' or 'reference', not {query_path!r}")
-    dtype = dtype or (torch.float32 if query_path == "fast" else torch.float64)
+    dtype = dtype or torch.float64
     manifest = load_manifest(store, manifest_digest)
     base_info = manifest["base_model"]
     base = load_base_model(base_info["spec"])

@@ -190,3 +190,16 @@ def test_the_oracle_gives_a_too_long_record_the_equal_split_and_scores_the_other
         scores, shares = rows[request_id]
         assert scores and sum(shares.values()) == 1000
         assert set(shares) <= set(owners.values())
+
+
+def test_the_oracles_default_scorer_computes_query_gradients_in_float64(trained, scorer) -> None:
+    """Nodes on different machines must agree bit for bit: a float32 gradient's last bits differ between CPU
+    kernels often enough to flip a 14-bit rounding, so float32 is opt-in (``dtype=torch.float32``)."""
+    world, result, root = trained
+    assert scorer.query_path == "fast"
+    assert {p.dtype for p in scorer.model.parameters()} == {torch.float64}
+    opted = load_model_scorer(world.store, result.manifest_digest, root / "cache32", dtype=torch.float32)
+    assert {p.dtype for p in opted.model.parameters()} == {torch.float32}
+    prompt, output = list(b"How often? "), list(b"Inspect the hive every nine days")
+    a, b = scorer.gradient_scores(prompt, output), opted.gradient_scores(prompt, output)
+    assert list(a) == list(b) and max(a, key=a.get) == max(b, key=b.get)
