@@ -127,8 +127,11 @@ class ServedRecordStore:
                     if existing != record:
                         raise ServedRecordConflictError(f"request {record.request_id} was already served differently")
                     return False
-                db.execute("INSERT INTO served (request_id, model_id, adapter_hash, prompt, prompt_token_ids, output_token_ids, "
-                    "output_text, served_at, retrieved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                db.execute(
+                    "INSERT INTO served (request_id, model_id, adapter_hash, prompt, prompt_token_ids, "
+                    "output_token_ids, output_text, served_at, retrieved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
