@@ -217,10 +217,14 @@ def show(app: App, uri: str | None, top: int) -> None:
                     "top": [{"contribution": cid, "score": score} for cid, score in best],
                     "shares": {a: str(v) for a, v in inference.shares.items()},
                     "citations": [
-                        {"rank": c.rank, "contribution": c.contribution_id, "contributor": c.contributor,
-                         "share": c.share}
+                        {
+                            "rank": c.rank,
+                            "contribution": c.contribution_id,
+                            "contributor": c.contributor,
+                            "share": c.share,
+                        }
                         for c in cited
-                    ],  # fmt: skip
+                    ],
                 }
             )
     parties = every_party(app.client, app.deployment, [d["requestId"] for d in data], earned)
