@@ -276,6 +276,8 @@ def infer(
     }
     if "warning" in answer:
         data["warning"] = answer["warning"]
+    if answer.get("retrieved"):  # the server retrieved these contributions into the context (serve --rag)
+        data["retrieved"] = list(answer["retrieved"])
     if app.json_output:
         app.emit(data)
         return
@@ -293,6 +295,8 @@ def infer(
         ["adapter", data["adapterHash"]],
         ["tokens", f"{answer['usage']['prompt_tokens']} in, {answer['usage']['completion_tokens']} out"],
     ]
+    if data.get("retrieved"):
+        rows.append(["citations", ", ".join(f"#{c}" for c in data["retrieved"])])
     app.console.print(table("receipt", ["field", "value"], rows))
 
 
