@@ -130,7 +130,7 @@ def test_attack_node_dropping_retrieved_ids_is_outvoted_and_rag_records_settle_a
         # the contributor of a retrieved contribution claims its OPEN
         cited = settled[min(settled)].retrieved[0]
         contributor = next(c.contributor for c in contributions if c.id == cited)
-        ao = make_cli(market.root / "setup", market.rpc)
+        ao = make_cli(market.root / "node1", market.rpc)  # node 1's home holds the reports it signed
         shown = ao.json("report", "show")
         citations = {i["requestId"]: i["citations"] for i in shown["inferences"]}
         first = citations[min(settled)]
