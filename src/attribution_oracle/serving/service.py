@@ -169,7 +169,7 @@ class OpenLoraService:
         """
         self.scheduler.start()
         if self.marker is not None:
-            recovered = self.marker.recover(self.records)
+            recovered = self.marker.recover(self.records, self._metered_input_tokens)
             if recovered:
                 log.info("re-queued %d served request(s) for markServed", recovered)
             self.marker.start()
@@ -288,6 +288,12 @@ class OpenLoraService:
             self.marker.enqueue(ticket.payment.receipt, ticket.payment.meter, tokens)
             self.metrics.mark_pending.set(self.marker.pending)
         return record
+
+    def _metered_input_tokens(self, record: ServedRecord) -> int:
+        """Input tokens a payment meters for ``record``: the paid prompt's (retrieved passages are not billed)."""
+        if not record.retrieved:
+            return len(record.prompt_token_ids)
+        return len(self.base.tokenizer(record.prompt, add_special_tokens=False).input_ids)
 
     def decode(self, token_ids: list[int]) -> str:
         """Text of generated tokens (special tokens such as the end-of-sequence one are dropped)."""
