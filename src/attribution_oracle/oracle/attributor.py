@@ -41,7 +41,7 @@ from attribution_oracle.oracle.logs import warn
 from attribution_oracle.oracle.metrics import Metrics
 from attribution_oracle.oracle.scoring import ScorerContext, ScorerProvider
 from attribution_oracle.oracle.sources import ServedRecords, records_for
-from attribution_oracle.serving.retrieval import MAX_TOP_K, augment, retriever_for_model
+from attribution_oracle.serving.retrieval import MAX_TOP_K, RetrievalError, augment, retriever_for_model
 from attribution_oracle.settlement.allocation import ServedInference, allocate
 
 BATCH = 512
@@ -209,7 +209,7 @@ class Attributor:
                 cache = None if self.context.cache_dir is None else self.context.cache_dir / "retrievers"
                 found = retriever_for_model(self.context.client, self.context.deployment, self.context.store,
                                             model_id, cache)  # fmt: skip
-            except UserError as exc:
+            except RetrievalError as exc:  # a fact of the public inputs; anything else (store, RPC) is retried
                 found = str(exc)
             self._retrievers[model_id] = found
         return found

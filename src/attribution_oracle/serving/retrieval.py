@@ -141,7 +141,8 @@ def retriever_for_model(
 ) -> Retriever:
     """The retriever of a registered model, from the manifest its on-chain ``metadataURI`` names.
 
-    ``RetrievalError`` when the metadata URI is not a manifest in this store or the model has no lexical index."""
+    ``RetrievalError`` (a fact of the public inputs, the same for everyone) when the metadata URI is not a manifest
+    URI or the manifest has no lexical index; a manifest missing from this store raises the store's error."""
     from attribution_oracle.chain.reads import ChainReader
     from attribution_oracle.factory.manifest import load_manifest
     from attribution_oracle.models.base import default_cache_dir
@@ -153,10 +154,7 @@ def retriever_for_model(
             "(sha256://<digest>), so it has no lexical index"
         )
     digest = uri.removeprefix(CONTENT_URI_SCHEME)
-    try:
-        manifest = load_manifest(store, digest)
-    except UserError as exc:
-        raise RetrievalError(f"model {model_id} cannot serve with --rag: {exc}") from None
+    manifest = load_manifest(store, digest)  # a missing or bad blob is a store problem (ManifestError), not a rule
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "retrievers"
     try:
         return Retriever.from_manifest(store, manifest, root / digest)
