@@ -75,11 +75,12 @@ ao datanet list
 ao datanet show 1
 ao model list
 
-step "OpenLoRA serves model 1; three oracle nodes (any 2 of 3 sign) follow the chain and the served log"
+step "OpenLoRA serves model 1 with retrieval (--rag: its top 2 training contributions go into each prompt and are"
+echo "   recorded and paid); three oracle nodes (any 2 of 3 sign) follow the chain and the served log"
 SERVER="http://127.0.0.1:$SERVE_PORT"
 export ATTRIBUTION_SERVER="$SERVER"
 mkdir -p "$ATTRIBUTION_HOME/logs"
-attribution-oracle serve --model-ids 1 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator \
+attribution-oracle serve --model-ids 1 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator --rag --top-k 2 \
   >"$ATTRIBUTION_HOME/logs/serve.log" 2>&1 &
 PIDS+=($!)
 for i in 1 2 3; do
@@ -137,7 +138,7 @@ ao model train --datanet 2@1 --base "$DEMO_BASE" --steps "$DEMO_STEPS" --seq-len
 ao model rates 2 --input-per-1k 0.05 --output-per-1k 0.5 --flat 0.01 --from builder
 kill -TERM "${PIDS[0]}" && wait "${PIDS[0]}" || true
 attribution-oracle serve --model-ids 1,2 --base "$DEMO_BASE" --port "$SERVE_PORT" --operator operator \
-  --facilitator facilitator >>"$ATTRIBUTION_HOME/logs/serve.log" 2>&1 &
+  --facilitator facilitator --rag --top-k 2 >>"$ATTRIBUTION_HOME/logs/serve.log" 2>&1 &
 PIDS[0]=$!
 wait_for "$SERVER/health" 300
 step "The agent registers with its card, stakes, gets a budget and a capped session key, then plans a season"
@@ -152,7 +153,8 @@ ao agent run --key agentkey --server "$SERVER" --task demo/agent-task.json
 ao agent status "$AGENT_ID" --key agentkey
 # --- end of issue 14 -------------------------------------------------------------------------------------------
 
-step "Per inference, its top contributions; then who earned what (every party: the totals are what the agent paid)"
+step "Per inference, its top contributions from the scorer and its citations (the contributions retrieved with"
+echo "   --rag, each paid a fixed share); then who earned what (every party: the totals are what the agent paid)"
 ao report show --top 3
 ao model earnings builder
 ao model withdraw --from builder

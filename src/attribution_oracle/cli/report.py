@@ -12,6 +12,7 @@ from attribution_oracle.cli.app import App, from_option, pass_app, password_opti
 from attribution_oracle.cli.params import CHAIN_ID, NON_NEGATIVE
 from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.chain_data import every_party, submissions, training_data
+from attribution_oracle.settlement.citations import citations
 from attribution_oracle.settlement.service import build_epoch_report, load_report, verify_report
 from attribution_oracle.settlement.typed_data import Signature, order_for_contract, recover_signer, sign_report
 from attribution_oracle.store.digests import CONTENT_URI_SCHEME
@@ -175,11 +176,14 @@ def _accepted_uris(app: App, uri: str | None) -> list[str]:
 def show(app: App, uri: str | None, top: int) -> None:
     """Per inference, its top contributions and who got what; then each account's earnings.
 
+    Inferences served with retrieval (serve --rag) also list their citations: each retrieved contribution, its
+    contributor and its share of the inference's contributor pool.
+
     Without URI: every report accepted on-chain, oldest first (reports are read from the local content store).
     """
     names = app.names()
     label = {}  # contribution id -> (contributor, datanet)
-    inference_rows, earned, data = [], {}, []
+    inference_rows, earned, data, citation_rows = [], {}, [], []
     uris = _accepted_uris(app, uri)
     for report_uri in uris:
         report = load_report(app.store, report_uri)
@@ -196,6 +200,11 @@ def show(app: App, uri: str | None, top: int) -> None:
                 f"#{cid} {names.get(known.get(cid, ('?',))[0], known.get(cid, ('?',))[0][:10])} ({score:.3g})"
                 for cid, score in best
             )
+            cited = citations(inference, {cid: who for cid, (who, _) in known.items()})
+            for c in cited:
+                who = c.contributor or "?"
+                citation_rows.append([inference.request_id, c.rank, f"#{c.contribution_id}",
+                                      names.get(who, who), f"{100 * c.share:.1f}%"])  # fmt: skip
             paid = sum(inference.shares.values())
             inference_rows.append(
                 [report.epoch, inference.request_id, inference.model_id, top_text or "(equal split)", format_eth(paid)]
@@ -207,6 +216,15 @@ def show(app: App, uri: str | None, top: int) -> None:
                     "modelId": inference.model_id,
                     "top": [{"contribution": cid, "score": score} for cid, score in best],
                     "shares": {a: str(v) for a, v in inference.shares.items()},
+                    "citations": [
+                        {
+                            "rank": c.rank,
+                            "contribution": c.contribution_id,
+                            "contributor": c.contributor,
+                            "share": c.share,
+                        }
+                        for c in cited
+                    ],
                 }
             )
     parties = every_party(app.client, app.deployment, [d["requestId"] for d in data], earned)
@@ -228,4 +246,10 @@ def show(app: App, uri: str | None, top: int) -> None:
         None,
         table("top contributions per inference", ["epoch", "request", "model", "top", "to data OPEN"], inference_rows),
     )
+    if citation_rows:
+        app.emit(
+            None,
+            table("citations (retrieved with serve --rag)", ["request", "rank", "contribution", "contributor",
+                                                             "share of contributor pool"], citation_rows),
+        )  # fmt: skip
     app.emit(None, table("who earned what from these inferences", ["account", "role", "OPEN"], earned_rows))

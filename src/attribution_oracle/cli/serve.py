@@ -15,6 +15,7 @@ from attribution_oracle.cli.app import App, pass_app, password_option, table
 from attribution_oracle.cli.market import check_payable, input_hash, pay_for_prompts
 from attribution_oracle.cli.params import CHAIN_ID, PORT, UINT256_MAX, BoundedIntType
 from attribution_oracle.errors import UserError
+from attribution_oracle.serving.retrieval import DEFAULT_TOP_K, MAX_TOP_K
 from attribution_oracle.settlement.chain_data import receipts
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -92,6 +93,18 @@ def _model_ids(values: tuple[str, ...]) -> list[int]:
     help="Base linears in bfloat16 (LoRA stays float32); auto = where it is faster (none = exact float32).",
 )
 @click.option("--records", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Served-record log.")
+@click.option(
+    "--rag",
+    is_flag=True,
+    help="Retrieval: put each model's best-matching training contributions in the prompt; they are recorded and paid.",
+)
+@click.option(
+    "--top-k",
+    default=DEFAULT_TOP_K,
+    show_default=True,
+    type=BoundedIntType(1, MAX_TOP_K),
+    help="Contributions retrieved per request (with --rag).",
+)
 @pass_app
 def serve(
     app: App,
@@ -107,8 +120,15 @@ def serve(
     lora_mode: str,
     base_precision: str,
     records: Path | None,
+    rag: bool,
+    top_k: int,
 ) -> None:
-    """Serve registered models over one base model (OpenAI-compatible API; paid requests only). Blocks."""
+    """Serve registered models over one base model (OpenAI-compatible API; paid requests only). Blocks.
+
+    With --rag, each request's --top-k best training contributions of the model (BM25 over its own verified
+    training data) are put in front of the prompt and listed in the served record: the oracle pays them a fixed
+    share of the contributor pool and `report show` lists them as citations.
+    """
     from attribution_oracle.models import load_base_model
     from attribution_oracle.serving.server import serve_forever
     from attribution_oracle.serving.service import OpenLoraService
@@ -136,7 +156,11 @@ def serve(
             lora_mode=lora_mode,
             facilitator=app.signer(facilitator, password_file) if facilitator else None,
             base_precision=base_precision,
+            rag=rag,
+            top_k=top_k,
         )
+    if rag:
+        app.say(f"retrieval on: top {top_k} training contribution(s) per request go into the context")
     app.say(f"serving models {', '.join(map(str, ids))} over {base_model.name} on http://{host}:{port}")
     serve_forever(service, host, port)
 
@@ -252,6 +276,8 @@ def infer(
     }
     if "warning" in answer:
         data["warning"] = answer["warning"]
+    if answer.get("retrieved"):  # the server retrieved these contributions into the context (serve --rag)
+        data["retrieved"] = list(answer["retrieved"])
     if app.json_output:
         app.emit(data)
         return
@@ -269,6 +295,8 @@ def infer(
         ["adapter", data["adapterHash"]],
         ["tokens", f"{answer['usage']['prompt_tokens']} in, {answer['usage']['completion_tokens']} out"],
     ]
+    if data.get("retrieved"):
+        rows.append(["citations", ", ".join(f"#{c}" for c in data["retrieved"])])
     app.console.print(table("receipt", ["field", "value"], rows))
 
 

@@ -17,6 +17,15 @@ Record checks (the log and the link to it are not trusted): a record is scored o
 and that model's on-chain adapter, the sha256 of its prompt is the payment's ``inputHash`` and, when the scorer
 exposes its ``tokenizer``, its prompt token ids are the tokenization of its prompt. A record failing any check
 is attributed by the same equal fallback, and the report entry says why (``fallback``).
+
+Retrieval (``serve --rag``): a record listing ``retrieved`` contribution ids is checked further, from public
+inputs only: there are at most ``serving.retrieval.MAX_TOP_K`` distinct ids, they are exactly what the model's own
+retriever (rebuilt from the manifest its ``metadataURI`` names) returns for the record's prompt with that many
+results, and the prompt token ids are the tokenization of the augmented prompt (``serving.retrieval.augment``). A
+server cannot name contributions it did not retrieve. A passing record's scores are the model's scores of what was
+served, and its shares follow ``allocate(..., retrieved)`` (``attribution.retrieval.rag_scores``: the retrieved ids
+share the documented part of the contributor pool). The ids are stored with the attribution and go into the
+report, whose attribution leaf commits them. A record failing a check takes the equal split with no retrieval part.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from attribution_oracle.oracle.logs import warn
 from attribution_oracle.oracle.metrics import Metrics
 from attribution_oracle.oracle.scoring import ScorerContext, ScorerProvider
 from attribution_oracle.oracle.sources import ServedRecords, records_for
+from attribution_oracle.serving.retrieval import MAX_TOP_K, RetrievalError, augment, retriever_for_model
 from attribution_oracle.settlement.allocation import ServedInference, allocate
 
 BATCH = 512
@@ -69,11 +79,13 @@ class Attributor:
         self.context = context
         self.metrics = metrics
         self._scorers: dict[int, object] = {}
+        self._retrievers: dict[int, object] = {}  # model id -> Retriever, or why the model has none (str)
         self._warned: set[int] = set()
 
     def forget(self, _ancestor: int | None = None) -> None:
         """Drop cached scorers and training data (after a reorg a model id may mean another model)."""
         self._scorers.clear()
+        self._retrievers.clear()
         self.context._adapters.clear()
         self.context._training.clear()
 
@@ -96,6 +108,7 @@ class Attributor:
         cursor = self.db.cursor()
         confirmed = cursor[0] if cursor else -1
         done: list[tuple] = []
+        retrieved_rows: list[tuple[int, str]] = []
         delays: list[float] = []
         fallbacks = self._checks(rows, records)
         scored, seconds = self._score_batches(rows, records, fallbacks)
@@ -122,9 +135,12 @@ class Attributor:
                     scores = {}
                 else:
                     scores = scored[request_id]
+            retrieved = tuple(record.retrieved) if record is not None and fallback is None else ()
             contributions, owners = self.context.training_data(model_id)
             inference = ServedInference(request_id, model_id, int(contributors), int(datanets))
-            shares = allocate(inference, scores, contributions, owners)
+            shares = allocate(inference, scores, contributions, owners, retrieved)
+            if retrieved:
+                retrieved_rows.append((request_id, json.dumps(list(retrieved), separators=(",", ":"))))
             self.metrics.attribution_seconds.observe(time.perf_counter() - started + seconds.get(request_id, 0.0))
             done.append((request_id, model_id, block, _dumps(scores), _dumps({a: str(v) for a, v in shares.items()}),
                          fallback))  # fmt: skip
@@ -139,6 +155,7 @@ class Attributor:
                     "INSERT OR IGNORE INTO attribution_fallbacks VALUES (?, ?)",
                     [(row[0], row[5]) for row in done if row[5] is not None],
                 )
+                db.executemany("INSERT OR IGNORE INTO attribution_retrieved VALUES (?, ?)", retrieved_rows)
             self.metrics.attributed.inc(len(done))
             for delay in delays:
                 self.metrics.attribution_delay.observe(delay)
@@ -170,12 +187,44 @@ class Attributor:
             return f"the record names adapter {record.adapter_hash[:16]}, model {model_id} has {adapter[:16]}"
         if input_hash and "0x" + hashlib.sha256(record.prompt.encode("utf-8")).hexdigest() != input_hash.lower():
             return "the record's prompt does not hash to the payment's inputHash"
+        read = record.prompt
+        retrieved = tuple(getattr(record, "retrieved", ()) or ())
+        if retrieved:
+            reason, read = self._check_retrieved(record, model_id, retrieved)
+            if reason is not None:
+                return reason
         tokenizer = getattr(scorer, "tokenizer", None)
         if tokenizer is not None:
-            ids = tuple(tokenizer(record.prompt, add_special_tokens=False).input_ids)
+            ids = tuple(tokenizer(read, add_special_tokens=False).input_ids)
             if ids != tuple(record.prompt_token_ids):
-                return "the record's prompt token ids are not the tokenization of its prompt"
+                what = "prompt with its retrieved passages" if retrieved else "prompt"
+                return f"the record's prompt token ids are not the tokenization of its {what}"
         return None
+
+    def _retriever(self, model_id: int) -> object:
+        """The model's retriever (rebuilt from its manifest once), or why it has none."""
+        found = self._retrievers.get(model_id)
+        if found is None:
+            try:
+                cache = None if self.context.cache_dir is None else self.context.cache_dir / "retrievers"
+                found = retriever_for_model(self.context.client, self.context.deployment, self.context.store,
+                                            model_id, cache)  # fmt: skip
+            except RetrievalError as exc:  # a fact of the public inputs; anything else (store, RPC) is retried
+                found = str(exc)
+            self._retrievers[model_id] = found
+        return found
+
+    def _check_retrieved(self, record, model_id: int, retrieved: tuple[str, ...]) -> tuple[str | None, str]:
+        """``(why the record's retrieved ids cannot be trusted or None, the augmented prompt the model read)``."""
+        if len(retrieved) > MAX_TOP_K or len(set(retrieved)) != len(retrieved):
+            return f"the record lists {len(retrieved)} retrieved ids (at most {MAX_TOP_K} distinct)", record.prompt
+        retriever = self._retriever(model_id)
+        if isinstance(retriever, str):
+            return f"the record claims retrieval but the model has no retriever: {retriever}", record.prompt
+        expected = retriever.retrieve(record.prompt, len(retrieved))
+        if tuple(r.contribution_id for r in expected) != retrieved:
+            return "the record's retrieved ids are not what the model's retriever returns for its prompt", record.prompt
+        return None, augment(record.prompt, expected)
 
     def _score_batches(
         self, rows: list[tuple], records: dict, skip: dict[int, str]
@@ -226,6 +275,11 @@ def _dumps(value: dict) -> str:
 def load_shares(text: str) -> dict[str, int]:
     """Stored shares back to integers."""
     return {a: int(v) for a, v in json.loads(text).items()}
+
+
+def load_retrieved(text: str | None) -> tuple[str, ...]:
+    """Stored retrieved ids back to a tuple (empty when the request had no retrieval)."""
+    return tuple(json.loads(text)) if text else ()
 
 
 def load_scores(text: str) -> dict[str, float]:

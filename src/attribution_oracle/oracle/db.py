@@ -10,7 +10,9 @@ Tables (all amounts are decimal strings, hashes 0x hex):
 - ``meta.config_digest``: the distributor's config digest the stored drafts and signatures were made under.
 - ``served``: ``InferenceServed`` per request (block, when this node saw it).
 - ``attributions``: per served request, the scores and exact per-account shares (the processed inferences);
-  ``attribution_fallbacks``: why the equal split was used (a served record that failed a check, or none).
+  ``attribution_fallbacks``: why the equal split was used (a served record that failed a check, or none);
+  ``attribution_retrieved``: the contribution ids a record served with retrieval (``serve --rag``) placed in the
+  model's context, JSON list in rank order (only such requests have a row).
 - ``submissions``: ``ReportSubmitted`` on-chain (vetoed ones flagged), with the report's block range once loaded.
 - ``epochs``: this node's report draft per epoch (URI, block range, status).
 - ``signatures``: own and peers' EIP-712 signatures per ``(epoch, report URI, signer)`` with the signed fields.
@@ -88,6 +90,7 @@ CREATE TABLE IF NOT EXISTS signatures (
 );
 CREATE TABLE IF NOT EXISTS payment_inputs (request_id INTEGER PRIMARY KEY, input_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS attribution_fallbacks (request_id INTEGER PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attribution_retrieved (request_id INTEGER PRIMARY KEY, ids TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS disagreements (
     epoch INTEGER NOT NULL,
     report_uri TEXT NOT NULL,
@@ -191,6 +194,9 @@ class OracleDB:
             db.execute("DELETE FROM payment_inputs WHERE request_id NOT IN (SELECT request_id FROM payments)")
             db.execute(
                 "DELETE FROM attribution_fallbacks WHERE request_id NOT IN (SELECT request_id FROM attributions)"
+            )
+            db.execute(
+                "DELETE FROM attribution_retrieved WHERE request_id NOT IN (SELECT request_id FROM attributions)"
             )
             db.execute("DELETE FROM submissions WHERE block_number > ?", (ancestor,))
             stale = [e for (e,) in db.execute("SELECT epoch FROM epochs WHERE to_block > ?", (ancestor,))]

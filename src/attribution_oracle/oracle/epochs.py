@@ -27,7 +27,7 @@ from typing import Protocol
 
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.oracle.attributor import load_scores, load_shares
+from attribution_oracle.oracle.attributor import load_retrieved, load_scores, load_shares
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import log, warn
 from attribution_oracle.settlement.report import InferenceShares, Report, build_report
@@ -245,13 +245,17 @@ class EpochBuilder:
             (settled_to, end),
         )
         rows = self.db.query(
-            "SELECT request_id, model_id, scores, shares, reason FROM attributions LEFT JOIN attribution_fallbacks "
-            "USING (request_id) WHERE served_block > ? AND served_block <= ? ORDER BY request_id",
+            "SELECT request_id, model_id, scores, shares, reason, ids FROM attributions LEFT JOIN "
+            "attribution_fallbacks USING (request_id) LEFT JOIN attribution_retrieved USING (request_id) "
+            "WHERE served_block > ? AND served_block <= ? ORDER BY request_id",
             (settled_to, end),
         )
         if len(rows) < int(served or 0):
             return None  # records still missing: wait (the set must not depend on local timing)
-        inferences = [InferenceShares(r, m, load_shares(sh), load_scores(sc), fb) for r, m, sc, sh, fb in rows]
+        inferences = [
+            InferenceShares(r, m, load_shares(sh), load_scores(sc), fb, load_retrieved(ids))
+            for r, m, sc, sh, fb, ids in rows
+        ]
         started = time.perf_counter()
         report = build_report(
             chain_id=self.client.chain_id,

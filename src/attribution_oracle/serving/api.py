@@ -9,6 +9,9 @@ request gets HTTP 402 with ``type: "payment_required"`` and a ``code`` among ``m
 ``unpaid``, ``model_mismatch``, ``prompt_mismatch``, ``already_served``, ``refunded``, ``in_flight``,
 ``service_window_closing``.
 
+A model served with retrieval (``serve --rag``) answers with ``retrieved``: the contribution ids placed in its
+context, best first (the citations the oracle pays, ``serving.retrieval``).
+
 Limits (checked before any payment lookup): a body above ``MAX_BODY_BYTES`` gets 413 before it is parsed
 (by ``Content-Length`` or while reading it), and every field is bounded (``FIELD_LIMITS``). ``GET /v1/served``
 answers only the oracle nodes (``served_access``), else 401. A stream whose client hangs up after the first
@@ -207,6 +210,8 @@ def create_app(service: OpenLoraService) -> FastAPI:
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{ticket.payment.request_id}"
         model = str(ticket.model.model_id)
         extra = {"request_id": ticket.payment.request_id, "adapter_hash": ticket.model.adapter_hash}
+        if ticket.retrieved:  # serve --rag: the contributions placed in the context (the answer's citations)
+            extra["retrieved"] = list(ticket.retrieved)
         if max_tokens > service.max_tokens_limit:  # said, not silent: the generation stops at the server's cap
             extra["max_tokens"] = service.max_tokens_limit
             extra["warning"] = f"max_tokens {max_tokens} was capped to this server's limit {service.max_tokens_limit}"

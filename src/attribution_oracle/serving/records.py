@@ -4,6 +4,11 @@ Every request the server answers is recorded once, keyed by its on-chain ``reque
 database (WAL mode; each write is one transaction). Oracle nodes read the log in ``request_id`` order,
 either from this file or from the server's ``GET /v1/served?after=N&limit=M`` endpoint, which returns
 ``{"records": [ServedRecord.to_dict(), ...]}``.
+
+A record served with retrieval (``serve --rag``) lists the retrieved contribution ids in rank order
+(``retrieved``); its ``prompt`` is still the paid prompt and its ``prompt_token_ids`` the tokens the model read
+(the prompt with the retrieved passages, ``serving.retrieval.augment``). Records written before the field existed
+read back with ``retrieved == ()``: the log's column is added on open, and ``from_dict`` defaults it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ CREATE TABLE IF NOT EXISTS served (
     prompt_token_ids TEXT NOT NULL,
     output_token_ids TEXT NOT NULL,
     output_text TEXT NOT NULL,
-    served_at REAL NOT NULL
+    served_at REAL NOT NULL,
+    retrieved TEXT NOT NULL DEFAULT '[]'
 );
 """
 
@@ -49,12 +55,15 @@ class ServedRecord:
     output_token_ids: tuple[int, ...]
     output_text: str
     served_at: float
+    #: Contribution ids placed in the model's context by retrieval (``serve --rag``), best first; empty otherwise.
+    retrieved: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-ready form (token ids as lists)."""
         data = asdict(self)
         data["prompt_token_ids"] = list(self.prompt_token_ids)
         data["output_token_ids"] = list(self.output_token_ids)
+        data["retrieved"] = list(self.retrieved)
         return data
 
     @classmethod
@@ -69,6 +78,7 @@ class ServedRecord:
             output_token_ids=tuple(int(t) for t in data["output_token_ids"]),
             output_text=str(data["output_text"]),
             served_at=float(data["served_at"]),
+            retrieved=tuple(str(c) for c in data.get("retrieved") or ()),
         )
 
 
@@ -82,6 +92,9 @@ class ServedRecordStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(served)")}
+            if "retrieved" not in columns:  # a log written before retrieval existed
+                db.execute("ALTER TABLE served ADD COLUMN retrieved TEXT NOT NULL DEFAULT '[]'")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -103,6 +116,7 @@ class ServedRecordStore:
             json.dumps(list(record.output_token_ids)),
             record.output_text,
             record.served_at,
+            json.dumps(list(record.retrieved)),
         )
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -113,7 +127,11 @@ class ServedRecordStore:
                     if existing != record:
                         raise ServedRecordConflictError(f"request {record.request_id} was already served differently")
                     return False
-                db.execute("INSERT INTO served VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                db.execute(
+                    "INSERT INTO served (request_id, model_id, adapter_hash, prompt, prompt_token_ids, "
+                    "output_token_ids, output_text, served_at, retrieved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -155,4 +173,5 @@ def _row_to_record(row: tuple) -> ServedRecord:
         output_token_ids=tuple(json.loads(row[5])),
         output_text=row[6],
         served_at=row[7],
+        retrieved=tuple(json.loads(row[8])) if len(row) > 8 else (),
     )

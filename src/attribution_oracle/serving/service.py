@@ -7,6 +7,10 @@ gate, served-record log, ``markServed`` worker); the HTTP layer (``api``) only t
    payment must match (``PaymentGate.check``), else ``PaymentRequiredError`` (HTTP 402);
 2. ``generate``: queued in the continuous batch with the model's adapter;
 3. ``finish``: the ``ServedRecord`` is written durably, then the receipt is queued for ``markServed``.
+
+A model served with retrieval (``serve --rag``, ``retrievers``) gets, at ``reserve``, its ``top_k`` best
+contributions for the paid prompt put in the model's context (``serving.retrieval``); the record lists them. The
+metered input tokens stay those of the paid prompt (the context is the server's addition, not the payer's).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from .metrics import ServingMetrics
 from .payments import Payment, PaymentGate, PaymentRequiredError
 from .quantised import quantise_base
 from .records import ServedRecord, ServedRecordStore
+from .retrieval import DEFAULT_TOP_K, Retriever, augment, check_top_k, retriever_for_model
 from .scheduler import Scheduler
 from .settler import ServiceMarker
 
@@ -62,6 +67,10 @@ class Ticket:
     model: ServedModel
     prompt: str
     prompt_ids: tuple[int, ...]
+    #: Contribution ids put in the context by retrieval (best first); empty without ``--rag``.
+    retrieved: tuple[str, ...] = ()
+    #: Tokens of the paid prompt alone (what a per-token payment meters); ``len(prompt_ids)`` without retrieval.
+    paid_prompt_tokens: int | None = None
 
 
 def resolve_models(
@@ -105,8 +114,12 @@ class OpenLoraService:
         lora_mode: str = "auto",
         mark_interval_s: float = 0.5,
         base_precision: str = "auto",
+        retrievers: dict[int, Retriever] | None = None,
+        top_k: int = DEFAULT_TOP_K,
     ) -> None:
         """Build the service (nothing runs until ``start``); without ``operator`` nothing is marked on-chain.
+
+        ``retrievers`` (model id -> ``Retriever``) serve those models with retrieval of ``top_k`` contributions.
 
         ``base_precision`` (``serving.quantised``): ``auto`` keeps the base's linears in bfloat16 where that wins
         (a device with fast bfloat16 and a model of hidden size >= 256), ``bf16`` always, ``none`` never.
@@ -117,6 +130,8 @@ class OpenLoraService:
         self.models = {m.model_id: m for m in models}
         self.gate = gate
         self.max_tokens_limit = max_tokens_limit
+        self.retrievers = dict(retrievers or {})
+        self.top_k = check_top_k(top_k)
         self.metrics = ServingMetrics()
         self.cache = AdapterCache(
             store,
@@ -154,7 +169,7 @@ class OpenLoraService:
         """
         self.scheduler.start()
         if self.marker is not None:
-            recovered = self.marker.recover(self.records)
+            recovered = self.marker.recover(self.records, self._metered_input_tokens)
             if recovered:
                 log.info("re-queued %d served request(s) for markServed", recovered)
             self.marker.start()
@@ -202,10 +217,16 @@ class OpenLoraService:
             prompt_ids = tuple(self.base.tokenizer(prompt, add_special_tokens=False).input_ids)
             if not prompt_ids:
                 raise PaymentRequiredError("the prompt is empty", "empty_prompt", request_id)
+            retriever = self.retrievers.get(served.model_id)
+            retrieved = retriever.retrieve(prompt, self.top_k) if retriever is not None else []
+            paid_tokens = len(prompt_ids)
+            if retrieved:
+                prompt_ids = tuple(self.base.tokenizer(augment(prompt, retrieved), add_special_tokens=False).input_ids)
         except BaseException:
             self.release(request_id)
             raise
-        return Ticket(payment, served, prompt, prompt_ids)
+        ids = tuple(r.contribution_id for r in retrieved)
+        return Ticket(payment, served, prompt, prompt_ids, ids, paid_tokens)
 
     def release(self, request_id: int) -> None:
         """Forget an in-flight request id (after it was recorded or abandoned)."""
@@ -251,6 +272,7 @@ class OpenLoraService:
                 output_token_ids=tuple(request.output_ids),
                 output_text=self.decode(request.output_ids),
                 served_at=time.time(),
+                retrieved=ticket.retrieved,
             )
             self.records.add(record)
         finally:
@@ -261,10 +283,17 @@ class OpenLoraService:
         self.metrics.adapter_bytes.set(self.cache.bytes)
         self.metrics.batch_rows.set(len(self.engine.rows))
         if self.marker is not None:
-            tokens = (len(record.prompt_token_ids), len(record.output_token_ids))
+            paid = ticket.paid_prompt_tokens if ticket.paid_prompt_tokens is not None else len(record.prompt_token_ids)
+            tokens = (paid, len(record.output_token_ids))
             self.marker.enqueue(ticket.payment.receipt, ticket.payment.meter, tokens)
             self.metrics.mark_pending.set(self.marker.pending)
         return record
+
+    def _metered_input_tokens(self, record: ServedRecord) -> int:
+        """Input tokens a payment meters for ``record``: the paid prompt's (retrieved passages are not billed)."""
+        if not record.retrieved:
+            return len(record.prompt_token_ids)
+        return len(self.base.tokenizer(record.prompt, add_special_tokens=False).input_ids)
 
     def decode(self, token_ids: list[int]) -> str:
         """Text of generated tokens (special tokens such as the end-of-sequence one are dropped)."""
@@ -276,6 +305,7 @@ class OpenLoraService:
             "status": "ok",
             "base_model": {"name": self.base.name, "sha256": self.base.sha256},
             "models": sorted(self.models),
+            "rag": {"models": sorted(self.retrievers), "top_k": self.top_k} if self.retrievers else None,
             "running": len(self.engine.rows),
             "waiting": len(self.engine.waiting),
             "cached_adapters": len(self.cache.cached()),
@@ -296,13 +326,22 @@ class OpenLoraService:
         model_ids: list[int],
         operator: LocalAccount | None = None,
         facilitator: LocalAccount | None = None,
+        rag: bool = False,
         **options,
     ) -> OpenLoraService:
         """A service for ``model_ids`` as registered on ``deployment``; every adapter is verified up front.
 
+        With ``rag`` every model serves with retrieval over its own training data (``serving.retrieval``); a model
+        without a lexical index is refused with ``RetrievalError`` before anything loads.
+
         With an ``operator`` and an AgentVault in the deployment, unpaid requests are offered x402 payment;
         ``facilitator`` (default: the operator) submits those settlements."""
         models = resolve_models(client, deployment, model_ids, base.sha256)
+        if rag:
+            check_top_k(options.get("top_k", DEFAULT_TOP_K))
+            options["retrievers"] = {
+                m.model_id: retriever_for_model(client, deployment, store, m.model_id) for m in models
+            }
         if operator is not None:
             market = client.contract(deployment, "InferenceMarket")
             if not client.call(market.functions.isOperator(operator.address)):

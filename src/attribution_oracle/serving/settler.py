@@ -70,14 +70,18 @@ class ServiceMarker:
                 self._pending[int(receipt["requestId"])] = entry
             self._cond.notify()
 
-    def recover(self, store: ServedRecordStore) -> int:
-        """Queue every recorded request that the chain still holds as paid; returns how many."""
+    def recover(self, store: ServedRecordStore, input_tokens=None) -> int:
+        """Queue every recorded request that the chain still holds as paid; returns how many.
+
+        ``input_tokens(record)`` is the metered input token count (default: the record's prompt token ids; a server
+        with retrieval meters the paid prompt only)."""
         count, after = 0, 0
         while page := store.after(after, 500):
             for record in page:
                 if self.gate.status(record.request_id) == STATUS_PAID:
                     payment = self.gate.payment(record.request_id)
-                    tokens = (len(record.prompt_token_ids), len(record.output_token_ids))
+                    metered = input_tokens(record) if input_tokens is not None else len(record.prompt_token_ids)
+                    tokens = (metered, len(record.output_token_ids))
                     self.enqueue(payment.receipt, payment.meter, tokens)
                     count += 1
             after = page[-1].request_id

@@ -11,6 +11,10 @@ Each paid inference sets aside two pools (amounts fixed on-chain by the `FeeSpli
 If no contribution scored positive, the contributors pool is split equally among all contributors of the
 model's training data (the ``equal`` fallback of ``contributor_shares``). Every amount is an integer and the
 result sums exactly to the two pools.
+
+An inference served with retrieval (``serve --rag``) passes its ``retrieved`` contribution ids: the scores are
+first mixed by ``attribution.retrieval.rag_scores`` (the retrieved ids share a documented part of the pool), and
+both pools then follow the mixed scores exactly as above.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from attribution_oracle.attribution.retrieval import rag_scores
 from attribution_oracle.attribution.shares import contributor_shares, quantise, split_by_weight
 
 
@@ -54,12 +59,17 @@ def allocate(
     scores: Mapping[str, float],
     contributions: Sequence[Contribution],
     datanet_owners: Mapping[int, str],
+    retrieved: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Per-account amounts of one inference (contributors and Datanet owners), summing to both pools."""
+    """Per-account amounts of one inference (contributors and Datanet owners), summing to both pools.
+
+    ``retrieved`` (the served record's retrieved ids) mixes the scores with ``rag_scores`` first."""
     by_id = {c.id: c for c in contributions}
-    unknown = [c for c in scores if c not in by_id]
+    unknown = [c for c in [*scores, *retrieved] if c not in by_id]
     if unknown:
         raise KeyError(f"request {inference.request_id}: scores name unknown contribution {unknown[0]!r}")
+    if retrieved:
+        scores = rag_scores(scores, retrieved)
     owners = {c.id: c.contributor for c in contributions}
     to_contributors = contributor_shares(inference.contributors_amount, scores, owners)
 

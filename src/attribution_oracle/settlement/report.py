@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from eth_utils import to_checksum_address
 
 from attribution_oracle.settlement.allocation import merge
-from attribution_oracle.settlement.trees import RewardsTree, attribution_root, shares_hash
+from attribution_oracle.settlement.trees import RewardsTree, attribution_root, retrieved_hash, shares_hash
 from attribution_oracle.settlement.typed_data import ReportMessage
 
 FORMAT = "attribution-oracle/report@1"
@@ -30,11 +30,20 @@ class InferenceShares:
     scores: dict[str, float] = field(default_factory=dict)
     #: Why the equal split was used instead of scores (e.g. the served record failed a check); None if scored.
     fallback: str | None = None
+    #: Contribution ids the server retrieved into the model's context (``serve --rag``), rank order; the shares
+    #: follow ``rag_scores(scores, retrieved)`` and the attribution leaf commits them.
+    retrieved: tuple[str, ...] = ()
 
     @property
     def shares_hash(self) -> bytes:
         """keccak256 of the canonical shares."""
         return shares_hash(self.shares)
+
+    @property
+    def leaf(self) -> tuple:
+        """The attribution leaf's fields: ``(requestId, modelId, sharesHash)`` plus ``retrievedHash`` with retrieval."""
+        base = (self.request_id, self.model_id, self.shares_hash)
+        return (*base, retrieved_hash(self.retrieved)) if self.retrieved else base
 
 
 @dataclass
@@ -75,7 +84,7 @@ class Report:
     @property
     def attribution_root(self) -> bytes:
         """Root of the per-inference attribution tree."""
-        return attribution_root([(i.request_id, i.model_id, i.shares_hash) for i in self.inferences])
+        return attribution_root([i.leaf for i in self.inferences])
 
     def message(self, report_uri: str) -> ReportMessage:
         """The EIP-712 message for this report stored at ``report_uri``."""
@@ -102,6 +111,7 @@ class Report:
                     "sharesHash": "0x" + i.shares_hash.hex(),
                     "scores": {c: repr(float(v)) for c, v in sorted(i.scores.items())},
                     **({"fallback": i.fallback} if i.fallback else {}),
+                    **({"retrieved": list(i.retrieved)} if i.retrieved else {}),
                 }
                 for i in self.inferences
             ],
@@ -136,6 +146,7 @@ class Report:
                     {a: int(v) for a, v in i["shares"].items()},
                     {c: float(v) for c, v in i.get("scores", {}).items()},
                     i.get("fallback"),
+                    tuple(str(c) for c in i.get("retrieved", ())),
                 )
                 for i in raw["inferences"]
             ],

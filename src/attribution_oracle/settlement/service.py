@@ -170,10 +170,16 @@ def rederive_report(client: ChainClient, deployment: Deployment, store: BlobStor
         if item.model_id not in data_cache:
             data_cache[item.model_id] = training_data(client, deployment, item.model_id)
         contributions, owners = data_cache[item.model_id]
-        shares = allocate(served[item.request_id], item.scores, contributions, owners)
+        try:
+            shares = allocate(served[item.request_id], item.scores, contributions, owners, item.retrieved)
+        except KeyError:  # scores or retrieved ids naming a contribution the model was not trained on
+            mismatched.append(item.request_id)
+            continue
         if shares != item.shares:
             mismatched.append(item.request_id)
-        rederived.append(InferenceShares(item.request_id, item.model_id, shares, item.scores))
+        rederived.append(
+            InferenceShares(item.request_id, item.model_id, shares, item.scores, item.fallback, item.retrieved)
+        )
     checks.append(("every inference's shares follow from its scores", not mismatched, f"bad: {mismatched[:5]}"))
     onchain = accepted.get(uri)
     if onchain is None:

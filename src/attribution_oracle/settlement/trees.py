@@ -4,7 +4,13 @@
   leaves sorted by account address (lower-case hex) so every node builds the same tree.
 - Attribution tree: one leaf per served inference,
   ``keccak256(keccak256(abi.encode(uint256 requestId, uint256 modelId, bytes32 sharesHash)))`` in request order,
-  where ``sharesHash`` is the keccak256 of the canonical JSON of that inference's per-account shares.
+  where ``sharesHash`` is the keccak256 of the canonical JSON of that inference's per-account shares. An inference
+  served with retrieval (``serve --rag``) commits its retrieved contribution ids too:
+  ``keccak256(keccak256(abi.encode(uint256 requestId, uint256 modelId, bytes32 sharesHash, bytes32 retrievedHash)))``
+  with ``retrievedHash = keccak256(canonical JSON list of the ids, in rank order)`` (``retrieved_hash``). The two
+  encodings differ in length (96 and 128 bytes), so no leaf of one form equals a leaf of the other, and reports
+  without retrieval keep their roots. The oracles sign the root, so a node that drops or changes a retrieved id
+  signs a different root and cannot join the honest quorum.
 """
 
 from __future__ import annotations
@@ -69,13 +75,27 @@ def shares_hash(shares: Mapping[str, int]) -> bytes:
     return keccak(canonical_bytes({to_checksum_address(a): v for a, v in shares.items()}))
 
 
-def attribution_leaf_value(request_id: int, model_id: int, shares_digest: bytes) -> bytes:
-    """ABI encoding of an attribution leaf's value."""
-    return encode(["uint256", "uint256", "bytes32"], [int(request_id), int(model_id), shares_digest])
+def retrieved_hash(retrieved: Sequence[str]) -> bytes:
+    """keccak256 of the canonical JSON list of retrieved contribution ids (rank order, no whitespace)."""
+    import json
+
+    return keccak(json.dumps([str(c) for c in retrieved], separators=(",", ":")).encode())
 
 
-def attribution_root(leaves: Sequence[tuple[int, int, bytes]]) -> bytes:
-    """Root over ``(requestId, modelId, sharesHash)`` leaves in the given order (zero bytes when empty)."""
+def attribution_leaf_value(
+    request_id: int, model_id: int, shares_digest: bytes, retrieved_digest: bytes | None = None
+) -> bytes:
+    """ABI encoding of an attribution leaf's value (four words when the inference retrieved contributions)."""
+    if retrieved_digest is None:
+        return encode(["uint256", "uint256", "bytes32"], [int(request_id), int(model_id), shares_digest])
+    return encode(
+        ["uint256", "uint256", "bytes32", "bytes32"], [int(request_id), int(model_id), shares_digest, retrieved_digest]
+    )
+
+
+def attribution_root(leaves: Sequence[tuple]) -> bytes:
+    """Root over ``(requestId, modelId, sharesHash[, retrievedHash])`` leaves in the given order (zero bytes when
+    empty)."""
     if not leaves:
         return bytes(32)
     return MerkleTree([attribution_leaf_value(*leaf) for leaf in leaves]).root
