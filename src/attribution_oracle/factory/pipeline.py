@@ -160,6 +160,7 @@ def train_model(
             Path(tmp) / "gradient",
             adapter_digest,
             final_state.optimizer if final_state is not None else None,
+            outcome.captured,
         )
         gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
         gradient.update(settings)
