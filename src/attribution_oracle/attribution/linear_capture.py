@@ -55,9 +55,15 @@ class LinearGradientCapture:
 
         ``segments`` ``[B, T]`` holds the example index of every token (``-1`` for tokens of no example);
         ``scale`` ``[n_examples]`` multiplies each example's gradient."""
-        flat = segments.reshape(-1)
+        flat = segments.reshape(-1).cpu()
         n = int(scale.shape[0])
         picks = [torch.nonzero(flat == e).squeeze(1) for e in range(n)]
+        longest = max((len(p) for p in picks), default=0)
+        # [n, longest] token positions of each example, padded with the index of an appended zero row
+        gather = torch.full((n, longest), flat.numel(), dtype=torch.long)
+        for e, p in enumerate(picks):
+            gather[e, : len(p)] = p
+        gather = gather.to(segments.device)
         grads: dict[str, Tensor] = {}
         handles = []
 
@@ -66,10 +72,10 @@ class LinearGradientCapture:
                 x = inputs[0].detach()
 
                 def on_grad(dy: Tensor) -> None:
-                    xs = x.reshape(-1, x.shape[-1]).float()
-                    gs = dy.detach().reshape(-1, dy.shape[-1]).float()
-                    part = torch.stack([gs.index_select(0, p).T @ xs.index_select(0, p) for p in picks])
-                    part = part * scale.to(part.dtype).view(-1, 1, 1)
+                    xs = _with_zero_row(x.reshape(-1, x.shape[-1]).float())
+                    gs = _with_zero_row(dy.detach().reshape(-1, dy.shape[-1]).float())
+                    part = torch.bmm(gs[gather].transpose(1, 2), xs[gather])  # [n, out, in]: sum_t dy_t x_t^T
+                    part = part * scale.to(device=part.device, dtype=part.dtype).view(-1, 1, 1)
                     grads[name] = grads[name] + part if name in grads else part
 
                 if output.requires_grad:
@@ -89,9 +95,7 @@ class LinearGradientCapture:
         """The captured gradients as one ``[n_examples, p]`` matrix, the weights in ``names`` order."""
         n_examples = next(iter(grads.values())).shape[0] if grads else 0
         parts = [
-            grads[n].reshape(n_examples, -1)
-            if n in grads
-            else torch.zeros(n_examples, self.modules[n].weight.numel())
+            grads[n].reshape(n_examples, -1) if n in grads else torch.zeros(n_examples, self.modules[n].weight.numel())
             for n in self.names
         ]
         return torch.cat(parts, dim=1)
@@ -105,3 +109,7 @@ class LinearGradientCapture:
             out[name] = matrix[:, at : at + size].reshape(matrix.shape[0], *shape)
             at += size
         return out
+
+
+def _with_zero_row(rows: Tensor) -> Tensor:
+    return torch.cat([rows, rows.new_zeros(1, rows.shape[1])])

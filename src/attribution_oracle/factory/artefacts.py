@@ -26,7 +26,7 @@ from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import validate_digest
 
 from .attention import eager_attention
-from .chunking import Chunk
+from .chunking import Chunk, example_batch
 from .config import TrainConfig
 from .errors import ManifestError
 
@@ -158,8 +158,10 @@ def build_gradient_index(
     }
     with eager_attention(model):
         attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings, preconditioner)
-        gradients = chunk_gradients(model, snapshots, chunks, pad_id, train, captured or {})
-        attributor.featurize_gradients(gradients)
+        if train.index_capture == "per-example":
+            attributor.featurize(example_batch(chunks, pad_id))
+        else:
+            attributor.featurize_gradients(chunk_gradients(model, snapshots, chunks, pad_id, train, captured or {}))
         attributor.build_index(path, [c.key for c in chunks], model_hash=model_hash)
     if preconditioner is not None:
         from safetensors.torch import save_file
@@ -170,9 +172,11 @@ def build_gradient_index(
 
 CAPTURE_RULES = {
     "backward": "each chunk's LoRA gradient from the training backward of its last step in the checkpoint's capture "
-    "window (the last ceil(rows / batch_size) steps), else from a packed forward/backward at the checkpoint "
-    "(factory.index_capture)",
+    "window (the shortest run of steps before it that trains every row), else from a packed forward/backward at the "
+    "checkpoint (factory.index_capture)",
     "pass": "each chunk's LoRA gradient from a packed forward/backward at the checkpoint (factory.index_capture)",
+    "per-example": "each chunk's LoRA gradient from torch.func per-example gradients at the checkpoint (the separate "
+    "pass before the backward capture)",
 }
 
 

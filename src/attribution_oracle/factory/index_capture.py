@@ -1,16 +1,17 @@
 """The gradient index's per-chunk LoRA gradients, captured in the training backward (no second pass over the data).
 
 Rule (``TrainConfig.index_capture = "backward"``, recorded in the manifest): for an attribution checkpoint at
-completed step ``s``, the *capture window* is the last ``W = ceil(rows / batch_size)`` optimiser steps before it
-(0-based steps ``s - W .. s - 1``, about one epoch of packed rows). Each training chunk's row in that checkpoint's
-index is the gradient of its own mean token loss taken from the training step's forward and backward in which the
-chunk was last trained inside the window (``attribution.linear_capture``: per-segment sums of the LoRA layers'
-``dy x^T``), i.e. the gradient the optimiser applied for it, at the parameters of that step (TracIn's
-"gradient when it was trained on"). A chunk the window did not train (fewer steps than an epoch, or the window
-straddling two shuffled epochs) gets its gradient at the checkpoint's own parameters from a catch-up forward and
-backward over packed rows of just those chunks, the same arithmetic as a separate pass. With
-``index_capture = "pass"`` every chunk takes the catch-up path at its checkpoint: that is the separate pass,
-computed batched over packed rows instead of per example.
+completed step ``s``, the *capture window* is the shortest run of optimiser steps ending just before it that trains
+every packed row (about one epoch: the data order is known in advance, ``trainer.DataOrder``; from step 0 when
+training is shorter). Each training chunk's row in that checkpoint's index is the gradient of its own mean token loss
+taken from the training step's forward and backward in which the chunk was last trained inside the window
+(``attribution.linear_capture``: per-segment sums of the LoRA layers' ``dy x^T``), i.e. the gradient the optimiser
+applied for it, at the parameters of that step (TracIn's "gradient when it was trained on"). With the linear decay
+of the learning rate to zero, the last epoch moves the adapter least. A chunk the window did not train (training
+shorter than an epoch) gets its gradient at the checkpoint's own parameters from a catch-up forward and backward
+over packed rows of just those chunks, the same arithmetic as a separate pass. With ``index_capture = "pass"`` every
+chunk takes the catch-up path at its checkpoint: that is the separate pass, computed batched over packed rows
+instead of per example (``"per-example"``: the ``torch.func`` pass of before).
 
 The captured gradients are the raw LoRA gradients (``r (in + out)`` numbers per layer and chunk, float32); the AdamW
 preconditioner of the run's *final* optimizer state, the seeded projection, the influence estimator and the unit
@@ -20,9 +21,9 @@ same. The captures are part of the run state, so a killed and resumed run builds
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -31,16 +32,28 @@ from attribution_oracle.attribution.linear_capture import LinearGradientCapture
 
 from .chunking import IGNORE, Chunk, pack_rows, packed_batch
 
+if TYPE_CHECKING:
+    from .trainer import DataOrder
+
 __all__ = ["BackwardIndexCapture", "capture_windows", "catch_up_gradients"]
 
 #: chunk-gradient captures: checkpoint step -> training-chunk index -> flat raw LoRA gradient ``[p]`` (float32)
 Captured = dict[int, dict[int, torch.Tensor]]
 
 
-def capture_windows(snapshot_steps: Sequence[int], n_rows: int, batch_size: int) -> dict[int, range]:
-    """Each attribution checkpoint's capture window: the 0-based training steps whose backward feeds its index."""
-    width = math.ceil(n_rows / batch_size)
-    return {s: range(max(0, s - width), s) for s in snapshot_steps}
+def capture_windows(snapshot_steps: Sequence[int], order: DataOrder) -> dict[int, range]:
+    """Each attribution checkpoint's capture window: the 0-based training steps whose backward feeds its index,
+    the shortest run of steps ending just before the checkpoint that trains every packed row (from step 0 when
+    no run does)."""
+    windows = {}
+    for s in snapshot_steps:
+        covered: set[int] = set()
+        first = s
+        while first > 0 and len(covered) < order.n_rows:
+            first -= 1
+            covered.update(order.rows(first))
+        windows[s] = range(first, s)
+    return windows
 
 
 def batch_segments(layout: Sequence[Sequence[int]], chunks: Sequence[Chunk], width: int) -> tuple:
@@ -74,13 +87,13 @@ class BackwardIndexCapture:
         chunks: Sequence[Chunk],
         layout: Sequence[Sequence[int]],
         snapshot_steps: Sequence[int],
-        batch_size: int,
+        order: DataOrder,
         captured: Captured | None = None,
     ) -> None:
         """Bind to the loop's chunks and packed layout; ``captured`` resumes earlier captures."""
         self.chunks, self.layout = chunks, layout
         self.capture = LinearGradientCapture(model, trainable_names(model))
-        self.windows = capture_windows(snapshot_steps, len(layout), batch_size)
+        self.windows = capture_windows(snapshot_steps, order)
         self.captured: Captured = {s: dict(captured.get(s, {})) if captured else {} for s in self.windows}
 
     def checkpoints_of(self, step: int) -> list[int]:

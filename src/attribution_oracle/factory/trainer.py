@@ -134,7 +134,7 @@ def _train_loop(
     capture = None
     if config.index_capture == "backward":
         capture = BackwardIndexCapture(
-            model, chunks, layout, config.snapshot_steps(), config.batch_size, state.captured if state else None
+            model, chunks, layout, config.snapshot_steps(), order, state.captured if state else None
         )
 
     def checkpoint(step: int) -> None:

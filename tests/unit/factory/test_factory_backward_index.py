@@ -46,7 +46,9 @@ TEXTS = [
 
 def _setup(seed: int, config: TrainConfig):
     base = load_base_model(f"tiny:{seed}")
-    docs = [Document(ApprovedContribution(1, i + 1, "0x" + "0" * 40, "0" * 64), t.encode()) for i, t in enumerate(TEXTS)]
+    docs = [
+        Document(ApprovedContribution(1, i + 1, "0x" + "0" * 40, "0" * 64), t.encode()) for i, t in enumerate(TEXTS)
+    ]
     chunks = tokenize_documents(docs, base.tokenizer, config.seq_len)
     model = attach_lora(base.model, config.lora_config(), config.seed)
     return base, model, chunks
@@ -106,7 +108,7 @@ def test_training_backward_captures_each_chunk_at_the_parameters_of_its_step(tmp
     outcome = train_loop(model, base.tokenizer, chunks, config, tmp_path, record)
     layout = pack_rows(chunks, config.seq_len)
     order = DataOrder(len(layout), config.batch_size, config.seed)
-    windows = capture_windows(config.snapshot_steps(), len(layout), config.batch_size)
+    windows = capture_windows(config.snapshot_steps(), order)
     assert sorted(outcome.captured) == config.snapshot_steps() == [4, 9]
     checked = 0
     for snapshot, window in windows.items():
