@@ -129,6 +129,7 @@ def build_gradient_index(
     model_hash: str,
     optimizer_state: dict | None = None,
     captured: dict[int, dict[int, torch.Tensor]] | None = None,
+    shards=None,
 ) -> dict:
     """Featurize every training chunk at every snapshot and write the index at ``path``; returns its settings.
 
@@ -139,7 +140,8 @@ def build_gradient_index(
     With ``train.index_capture == "backward"`` the per-chunk gradients are the ones ``captured`` in the training
     backward (``factory.index_capture``), the chunks the capture windows missed computed by a catch-up pass at their
     checkpoint; with ``"pass"`` every chunk is computed by that batched pass. Either way they go through the same
-    preconditioner, projection, estimator and normalisation (``Attributor.featurize_gradients``)."""
+    preconditioner, projection, estimator and normalisation (``Attributor.featurize_gradients``). ``shards`` (an
+    ``index_shards.IndexShardGroup``) shares the catch-up pass out over its processes (same bytes)."""
     preconditioner = None
     if train.precondition and optimizer_state is not None:
         preconditioner = adam_preconditioner(model, optimizer_state)
@@ -161,7 +163,8 @@ def build_gradient_index(
         if train.index_capture == "per-example":
             attributor.featurize(example_batch(chunks, pad_id))
         else:
-            attributor.featurize_gradients(chunk_gradients(model, snapshots, chunks, pad_id, train, captured or {}))
+            gradients = chunk_gradients(model, snapshots, chunks, pad_id, train, captured or {}, shards)
+            attributor.featurize_gradients(gradients)
         attributor.build_index(path, [c.key for c in chunks], model_hash=model_hash)
     if preconditioner is not None:
         from safetensors.torch import save_file
@@ -187,6 +190,7 @@ def chunk_gradients(
     pad_id: int,
     train: TrainConfig,
     captured: dict[int, dict[int, torch.Tensor]],
+    shards=None,
 ) -> list[dict[str, torch.Tensor]]:
     """Per checkpoint (in step order), ``{parameter: [n_chunks, *shape]}``: the captured chunk gradients, the
     missing ones computed at the checkpoint's parameters; the model's trainable parameters are restored after."""
@@ -204,7 +208,8 @@ def chunk_gradients(
                 with torch.no_grad():
                     for name, value in snapshots[step].items():
                         params[name].copy_(value)
-                have.update(catch_up_gradients(model, chunks, missing, train.seq_len, train.batch_size, pad_id))
+                catch_up = shards.catch_up if shards is not None else catch_up_gradients
+                have.update(catch_up(model, chunks, missing, train.seq_len, train.batch_size, pad_id))
             matrix = torch.stack([have[i] for i in range(len(chunks))])
             grads, at = {}, 0
             for name in names:

@@ -128,10 +128,13 @@ def catch_up_gradients(
     seq_len: int,
     batch_size: int,
     pad_id: int,
+    batches: tuple[int, int] | None = None,
 ) -> dict[int, torch.Tensor]:
     """Flat raw gradients ``{chunk index: [p]}`` of each chunk's own mean token loss at the model's current
     parameters, from batched forward and backward passes over the chunks packed into rows (eager attention is the
-    caller's). Parameter ``.grad`` fields are left cleared."""
+    caller's). Parameter ``.grad`` fields are left cleared. ``batches = (start, stop)`` computes only those batches
+    of ``batch_size`` packed rows (a shard; ``catch_up_batch_count`` gives how many there are): each batch's
+    arithmetic is the same whoever computes it."""
     from .trainer import _loss_sum  # the training loss itself (trainer imports this module)
 
     if not wanted:
@@ -145,8 +148,9 @@ def catch_up_gradients(
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(layout), batch_size):
-            rows = layout[start : start + batch_size]
+        first, stop = batches if batches is not None else (0, catch_up_batch_count(chunks, wanted, seq_len, batch_size))
+        for number in range(first, stop):
+            rows = layout[number * batch_size : (number + 1) * batch_size]
             batch = packed_batch([[subset[i] for i in row] for row in rows], pad_id, dtype)
             batch = {k: v.to(device) for k, v in batch.items()}
             segments, ids, counts = batch_segments(rows, subset, batch["targets"].shape[1])
@@ -161,3 +165,9 @@ def catch_up_gradients(
     finally:
         model.train(was_training)
     return out
+
+
+def catch_up_batch_count(chunks: Sequence[Chunk], wanted: Sequence[int], seq_len: int, batch_size: int) -> int:
+    """How many batches ``catch_up_gradients`` runs for ``wanted``."""
+    rows = len(pack_rows([chunks[i] for i in wanted], seq_len)) if wanted else 0
+    return (rows + batch_size - 1) // batch_size

@@ -13,6 +13,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
 from .config import TrainConfig
 from .errors import FactoryError
 from .fetch import TrainingData, fetch_training_data
+from .index_shards import IndexShardGroup
 from .lora import adapter_state, attach_lora
 from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
 from .sources import DatanetSource
@@ -119,10 +121,12 @@ def train_model(
     progress: Progress | None = None,
     base: BaseModel | None = None,
     phase: Callable[[str], None] | None = None,
+    nproc: int = 1,
 ) -> TrainedModel:
     """Verify the data, train (resuming when ``run_dir`` holds a checkpoint), store the adapter, the artefacts and
     the manifest. Give ``run_dir``, or ``runs_root`` to use ``runs_root / run_name(...)``; ``phase`` hears what
-    is being done."""
+    is being done. ``nproc > 1`` shards the index build's gradient pass over that many processes
+    (``factory.index_shards``; the same bytes as one process)."""
     say = phase or (lambda _: None)
     say("verifying the datanet versions against their on-chain roots")
     data = fetch_training_data(source, store, specs)
@@ -151,17 +155,24 @@ def train_model(
     checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
     with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
         final_state = load_state(run_dir)
-        settings = build_gradient_index(
-            model,
-            outcome.snapshots,
-            train,
-            _pad_id(base.tokenizer),
-            config,
-            Path(tmp) / "gradient",
-            adapter_digest,
-            final_state.optimizer if final_state is not None else None,
-            outcome.captured,
+        shards = (
+            IndexShardGroup(nproc, base_spec=base.spec, lora_config=lora_config, seed=config.seed)
+            if nproc > 1
+            else nullcontext()
         )
+        with shards as group:
+            settings = build_gradient_index(
+                model,
+                outcome.snapshots,
+                train,
+                _pad_id(base.tokenizer),
+                config,
+                Path(tmp) / "gradient",
+                adapter_digest,
+                final_state.optimizer if final_state is not None else None,
+                outcome.captured,
+                group,
+            )
         gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
         gradient.update(settings)
         min_len = span_min_len(chunks, config.span_min_len, sum(len(doc.data) for doc in data.documents))
