@@ -1,7 +1,8 @@
 """The index build's gradient pass sharded over torch.distributed: ``model train --nproc N``.
 
-    with IndexShardGroup(2, base_spec="tiny:3", lora_config=..., seed=0) as group:    # this process is rank 0
-        grads = group.catch_up(model, chunks, wanted, seq_len, batch_size, pad_id)
+    with IndexShardGroup(2, base_spec="tiny:3", lora_config=..., seed=0) as group:    # helpers start loading
+        ...                                                                          # rank 0 trains meanwhile
+        grads = group.catch_up(model, chunks, wanted, seq_len, batch_size, pad_id)  # joins; shards the pass
 
 Rank 0 is the training process itself; ``N - 1`` helper processes (``python -m
 attribution_oracle.factory.index_shards``) join it in a process group (gloo on CPU, NCCL when CUDA is available: one
@@ -90,42 +91,44 @@ class IndexShardGroup:
         self.helpers: list[subprocess.Popen] = []
 
     def __enter__(self) -> IndexShardGroup:
-        """Start the helpers and join the process group (``dist`` must not be initialised already)."""
+        """Start the helpers (they load the model while this process trains); the group is joined on first use."""
         if dist.is_initialized():
             raise RuntimeError("a torch.distributed process group is already initialised")
-        port = _free_port()
-        if torch.cuda.is_available():
-            torch.cuda.set_device(_device(0))
+        self.port = _free_port()
         common = [
-            "--world", str(self.nproc), "--port", str(port), "--base", self.base_spec,
+            "--world", str(self.nproc), "--port", str(self.port), "--base", self.base_spec,
             "--lora", json.dumps(self.lora_config), "--seed", str(self.seed), "--threads", str(torch.get_num_threads()),
         ]  # fmt: skip
         for rank in range(1, self.nproc):
             self.helpers.append(
                 subprocess.Popen([sys.executable, "-m", __name__, "--rank", str(rank), *common], env=dict(os.environ))
             )
-        try:
-            dist.init_process_group(
-                backend_for_device(),
-                init_method=f"tcp://127.0.0.1:{port}",
-                rank=0,
-                world_size=self.nproc,
-                timeout=TIMEOUT,
-            )
-        except BaseException:
-            self._stop_helpers()
-            raise
+        self.joined = False
         return self
 
+    def _join(self) -> None:
+        if self.joined:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.set_device(_device(0))
+        dist.init_process_group(
+            backend_for_device(), init_method=f"tcp://127.0.0.1:{self.port}", rank=0, world_size=self.nproc,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        self.joined = True
+
     def __exit__(self, kind, value, traceback) -> None:
-        """Tell the helpers to stop, leave the group, wait for them (killing any that hang)."""
+        """Tell the helpers to stop (or end them when the group was never used or failed), wait for them."""
         try:
-            if kind is None:
+            if kind is None and self.joined:
                 dist.broadcast_object_list([None], src=0)
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()
-            self._stop_helpers(graceful=kind is None)
+            if not (kind is None and self.joined):
+                for proc in self.helpers:
+                    proc.terminate()
+            self._stop_helpers(graceful=kind is None and self.joined)
 
     def _stop_helpers(self, graceful: bool = False) -> None:
         for proc in self.helpers:
@@ -134,7 +137,7 @@ class IndexShardGroup:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        failed = [p.returncode for p in self.helpers if p.returncode not in (0, -9)]
+        failed = [p.returncode for p in self.helpers if p.returncode not in (0, -9, -15)]
         self.helpers = []
         if graceful and failed:
             raise RuntimeError(f"an index shard helper failed (exit codes {failed})")
@@ -149,6 +152,7 @@ class IndexShardGroup:
         pad_id: int,
     ) -> dict[int, torch.Tensor]:
         """``index_capture.catch_up_gradients`` at the model's current LoRA parameters, sharded over the group."""
+        self._join()
         params = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
         job = {
             "params": params,
@@ -176,6 +180,8 @@ def _helper(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     if torch.cuda.is_available():
         torch.cuda.set_device(_device(args.rank))
+    base = load_base_model(args.base)  # before joining: rank 0 is still training
+    model = attach_lora(base.model, json.loads(args.lora), args.seed).to(_device(args.rank))
     dist.init_process_group(
         backend_for_device(),
         init_method=f"tcp://127.0.0.1:{args.port}",
@@ -184,8 +190,6 @@ def _helper(args: argparse.Namespace) -> None:
         timeout=TIMEOUT,
     )
     try:
-        base = load_base_model(args.base)
-        model = attach_lora(base.model, json.loads(args.lora), args.seed).to(_device(args.rank))
         while True:
             box: list = [None]
             dist.broadcast_object_list(box, src=0)
