@@ -109,6 +109,9 @@ class IndexShardGroup:
     def _join(self) -> None:
         if self.joined:
             return
+        dead = [p.returncode for p in self.helpers if p.poll() is not None]
+        if dead:  # e.g. the helper could not load the base model: do not wait for it to join
+            raise RuntimeError(f"an index shard helper exited before joining (exit codes {dead})")
         if torch.cuda.is_available():
             torch.cuda.set_device(_device(0))
         dist.init_process_group(
