@@ -59,3 +59,18 @@ def test_two_process_gloo_index_build_equals_one_process(capture: str, tmp_path:
     gradient_two = two.manifest["attribution"]["gradient_index"]
     assert gradient_one["files"] == gradient_two["files"]  # byte-identical index files
     assert one.manifest_digest == two.manifest_digest
+
+
+def test_a_helper_that_cannot_load_the_model_fails_the_build_instead_of_hanging() -> None:
+    import time
+
+    from attribution_oracle.factory.index_shards import IndexShardGroup
+
+    before = set(_children())
+    group = IndexShardGroup(2, base_spec="no-such-model:0", lora_config={"r": 2}, seed=0)
+    with pytest.raises(RuntimeError, match="exited before joining"), group:
+        deadline = time.monotonic() + 300
+        while group.helpers[0].poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        group.catch_up(None, [], [], 8, 1, 0)
+    assert group.helpers == [] and set(_children()) <= before
