@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-markdown", action="store_true")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
-    command = " ".join([".venv/bin/python", "benchmarks/scaling.py", *map(shlex.quote, sys.argv[1:])])
+    threads_env = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    command = " ".join([*threads_env, ".venv/bin/python", "benchmarks/scaling.py", *map(shlex.quote, sys.argv[1:])])
     started, t0, load_start = dt.datetime.now(dt.UTC), time.perf_counter(), load_line()
     nprocs = [int(n) for n in args.nprocs.split(",")]
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, index_capture="pass")

@@ -225,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
-    command = " ".join([".venv/bin/python", "benchmarks/train.py", *map(shlex.quote, sys.argv[1:])])
+    threads_env = [f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] if "OMP_NUM_THREADS" in os.environ else []
+    command = " ".join([*threads_env, ".venv/bin/python", "benchmarks/train.py", *map(shlex.quote, sys.argv[1:])])
     started, t0, load_start = dt.datetime.now(dt.UTC), time.perf_counter(), uptime()
 
     captures = [c.strip() for c in args.captures.split(",") if c.strip()]
