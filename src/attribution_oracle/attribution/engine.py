@@ -163,9 +163,6 @@ class Attributor:
         curvature = None
         if self.estimator == "influence":
             curvature = self._ggn(data) if self._uses_ggn() else loss_g.T @ loss_g
-        return self._finalize_loss_features(loss_g, curvature, weight)
-
-    def _finalize_loss_features(self, loss_g: Tensor, curvature: Tensor | None, weight: float) -> CheckpointFeatures:
         x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
         return CheckpointFeatures(self._unit(x), a, weight, -loss_g)
 
@@ -201,8 +198,9 @@ class Attributor:
                 part = {name: grads[name][at : at + self.batch_size].to(self.device) for name in self.names}
                 parts.append(self._precondition_project(part))
             loss_g = torch.cat(parts).to(torch.float64)
-            curvature = loss_g.T @ loss_g if self.estimator == "influence" else None
-            self.train_features.append(self._finalize_loss_features(loss_g, curvature, weight))
+            curvature = loss_g.T @ loss_g if self.estimator == "influence" else None  # the empirical Fisher
+            x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
+            self.train_features.append(CheckpointFeatures(self._unit(x), a, weight, -loss_g))
         self.timings.featurize_s += time.perf_counter() - start
         return self
 
