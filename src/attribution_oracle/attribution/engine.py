@@ -144,11 +144,13 @@ class Attributor:
         out = []
         for batch in batches(data, self.batch_size):
             batch = to_device(batch, self.device)
-            grads = per_example_grads(self.model, fn, self.names, batch)
-            if self.preconditioner is not None:
-                grads = {n: g * self.preconditioner[n].to(device=g.device, dtype=g.dtype) for n, g in grads.items()}
-            out.append(self.projector.project(grads).cpu())
+            out.append(self._precondition_project(per_example_grads(self.model, fn, self.names, batch)))
         return torch.cat(out).to(torch.float64)
+
+    def _precondition_project(self, grads: dict[str, Tensor]) -> Tensor:
+        if self.preconditioner is not None:
+            grads = {n: g * self.preconditioner[n].to(device=g.device, dtype=g.dtype) for n, g in grads.items()}
+        return self.projector.project(grads).cpu()
 
     def _unit(self, features: Tensor) -> Tensor:
         if not self.normalize:
@@ -259,6 +261,29 @@ class Attributor:
         for salt, (checkpoint, weight) in enumerate(zip(self._checkpoints, self._weights, strict=True)):
             self._load(checkpoint)
             self.train_features.append(self._featurize_checkpoint(train_data, weight, salt))
+        self.timings.featurize_s += time.perf_counter() - start
+        return self
+
+    def featurize_gradients(self, per_checkpoint: Sequence[dict[str, Tensor]]) -> Attributor:
+        """Like ``featurize``, from per-example loss gradients computed elsewhere (e.g. captured in the training
+        backward, ``attribution.linear_capture``): one ``{name: [n, *shape]}`` per checkpoint, the gradient of each
+        example's ``task.loss``. They are preconditioned and projected in batches of ``batch_size`` exactly as
+        ``featurize`` does. Only for estimators whose curvature comes from the loss gradients themselves
+        (``graddot``, ``tracin``, ``influence`` with the empirical Fisher)."""
+        if self.estimator == "trak" or (self.estimator == "influence" and self._uses_ggn()):
+            raise ValueError("featurize_gradients needs graddot, tracin or influence with curvature='fisher'")
+        start = time.perf_counter()
+        self.train_features = []
+        for grads, weight in zip(per_checkpoint, self._weights, strict=True):
+            n = next(iter(grads.values())).shape[0]
+            parts = []
+            for at in range(0, n, self.batch_size):
+                part = {name: grads[name][at : at + self.batch_size].to(self.device) for name in self.names}
+                parts.append(self._precondition_project(part))
+            loss_g = torch.cat(parts).to(torch.float64)
+            curvature = loss_g.T @ loss_g if self.estimator == "influence" else None  # the empirical Fisher
+            x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
+            self.train_features.append(CheckpointFeatures(self._unit(x), a, weight, -loss_g))
         self.timings.featurize_s += time.perf_counter() - start
         return self
 

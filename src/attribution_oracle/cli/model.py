@@ -152,6 +152,20 @@ def register(
     "--proj-dim", type=BoundedIntType(1, 1 << 20), default=512, show_default=True, help="Gradient projection dimension."
 )
 @click.option(
+    "--index-capture",
+    type=click.Choice(["backward", "pass", "per-example"]),
+    default="backward",
+    show_default=True,
+    help="Where the index's per-chunk gradients come from: the training backward, or a pass after training.",
+)
+@click.option(
+    "--nproc",
+    type=BoundedIntType(1, 1024),
+    default=1,
+    show_default=True,
+    help="Processes for the index build's gradient pass (torch.distributed: gloo on CPU, NCCL on GPUs); same bytes.",
+)
+@click.option(
     "--run-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
@@ -178,6 +192,8 @@ def train(
     checkpoint_every: int,
     attribution_checkpoints: int,
     proj_dim: int,
+    index_capture: str,
+    nproc: int,
     run_dir: Path | None,
     do_register: bool,
     price: str | None,
@@ -197,6 +213,7 @@ def train(
     config = TrainConfig(
         steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, rank=rank, seed=seed, eval_fraction=eval_fraction,
         checkpoint_every=checkpoint_every, attribution_checkpoints=attribution_checkpoints, proj_dim=proj_dim,
+        index_capture=index_capture,
     )  # fmt: skip
     signer = None
     price_wei = None if price is None else parse_amount(price, "price")
@@ -211,7 +228,7 @@ def train(
     with _TrainProgress(app, steps) as shown:
         result = train_model(
             source, app.store, datanets, base_spec=base_spec, config=config, run_dir=run_dir,
-            runs_root=app.home / "runs", progress=shown.step, phase=shown.phase,
+            runs_root=app.home / "runs", progress=shown.step, phase=shown.phase, nproc=nproc,
         )  # fmt: skip
     data = {
         "manifest": result.manifest_digest,

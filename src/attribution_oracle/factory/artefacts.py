@@ -128,12 +128,20 @@ def build_gradient_index(
     path: Path,
     model_hash: str,
     optimizer_state: dict | None = None,
+    captured: dict[int, dict[int, torch.Tensor]] | None = None,
+    shards=None,
 ) -> dict:
     """Featurize every training chunk at every snapshot and write the index at ``path``; returns its settings.
 
     With ``train.precondition`` and the run's final optimizer state, the gradients of both sides are scaled by
     ``adam_preconditioner`` (stored next to the index); with ``train.normalize_gradients`` each chunk's and each
-    query's features are unit-normalised per checkpoint."""
+    query's features are unit-normalised per checkpoint.
+
+    With ``train.index_capture == "backward"`` the per-chunk gradients are the ones ``captured`` in the training
+    backward (``factory.index_capture``), the chunks the capture windows missed computed by a catch-up pass at their
+    checkpoint; with ``"pass"`` every chunk is computed by that batched pass. Either way they go through the same
+    preconditioner, projection, estimator and normalisation (``Attributor.featurize_gradients``). ``shards`` (an
+    ``index_shards.IndexShardGroup``) shares the catch-up pass out over its processes (same bytes)."""
     preconditioner = None
     if train.precondition and optimizer_state is not None:
         preconditioner = adam_preconditioner(model, optimizer_state)
@@ -148,16 +156,72 @@ def build_gradient_index(
         "rows": "one per training chunk, id '<contribution id>#<chunk index>'",
         "preconditioner": None if preconditioner is None else "(sqrt(AdamW v) + 1e-8)^-1/2 / mean, both sides",
         "normalize": bool(train.normalize_gradients),
+        "capture": CAPTURE_RULES[train.index_capture],
     }
     with eager_attention(model):
         attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings, preconditioner)
-        attributor.featurize(example_batch(chunks, pad_id))
+        if train.index_capture == "per-example":
+            attributor.featurize(example_batch(chunks, pad_id))
+        else:
+            gradients = chunk_gradients(model, snapshots, chunks, pad_id, train, captured or {}, shards)
+            attributor.featurize_gradients(gradients)
         attributor.build_index(path, [c.key for c in chunks], model_hash=model_hash)
     if preconditioner is not None:
         from safetensors.torch import save_file
 
         save_file(preconditioner, str(Path(path) / PRECONDITIONER_FILE))
     return settings
+
+
+CAPTURE_RULES = {
+    "backward": "each chunk's LoRA gradient from the training backward of its last step in the checkpoint's capture "
+    "window (the shortest run of steps before it that trains every row), else from a packed forward/backward at the "
+    "checkpoint (factory.index_capture)",
+    "pass": "each chunk's LoRA gradient from a packed forward/backward at the checkpoint (factory.index_capture)",
+    "per-example": "each chunk's LoRA gradient from torch.func per-example gradients at the checkpoint (the separate "
+    "pass before the backward capture)",
+}
+
+
+def chunk_gradients(
+    model: nn.Module,
+    snapshots: dict[int, dict[str, torch.Tensor]],
+    chunks: Sequence[Chunk],
+    pad_id: int,
+    train: TrainConfig,
+    captured: dict[int, dict[int, torch.Tensor]],
+    shards=None,
+) -> list[dict[str, torch.Tensor]]:
+    """Per checkpoint (in step order), ``{parameter: [n_chunks, *shape]}``: the captured chunk gradients, the
+    missing ones computed at the checkpoint's parameters; the model's trainable parameters are restored after."""
+    from .index_capture import catch_up_gradients, trainable_names
+
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    current = {n: p.detach().clone() for n, p in params.items()}
+    names = trainable_names(model)
+    out = []
+    try:
+        for step in sorted(snapshots):
+            have = dict(captured.get(step, {}))
+            missing = [i for i in range(len(chunks)) if i not in have]
+            if missing:
+                with torch.no_grad():
+                    for name, value in snapshots[step].items():
+                        params[name].copy_(value)
+                catch_up = shards.catch_up if shards is not None else catch_up_gradients
+                have.update(catch_up(model, chunks, missing, train.seq_len, train.batch_size, pad_id))
+            matrix = torch.stack([have[i] for i in range(len(chunks))])
+            grads, at = {}, 0
+            for name in names:
+                size = params[name].numel()
+                grads[name] = matrix[:, at : at + size].reshape(len(chunks), *params[name].shape)
+                at += size
+            out.append(grads)
+    finally:
+        with torch.no_grad():
+            for name, value in current.items():
+                params[name].copy_(value)
+    return out
 
 
 def span_min_len(chunks: Sequence[Chunk], setting: int | None, doc_bytes: int | None = None) -> int:

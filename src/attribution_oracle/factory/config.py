@@ -31,6 +31,9 @@ class TrainConfig:
     index_batch_size: int = 8
     precondition: bool = True  # scale LoRA gradients by AdamW's final second moments (artefacts.adam_preconditioner)
     normalize_gradients: bool = True  # unit-normalise train and query gradient features (cosine)
+    # "backward": index gradients captured in the training backward (factory.index_capture); "pass": a batched
+    # forward/backward after training; "per-example": torch.func per-example gradients after training (the old pass)
+    index_capture: str = "backward"
     span_min_len: int | None = None  # default: about 10 bytes of text in model tokens (artefacts.span_min_len)
 
     def __post_init__(self) -> None:
@@ -45,6 +48,7 @@ class TrainConfig:
             "--eval-fraction": 0 <= self.eval_fraction < 1,
             "--proj-dim": self.proj_dim >= 1,
             "--span-min-len": self.span_min_len is None or self.span_min_len >= 1,
+            "--index-capture": self.index_capture in ("backward", "pass", "per-example"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

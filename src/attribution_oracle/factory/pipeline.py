@@ -13,6 +13,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
 from .config import TrainConfig
 from .errors import FactoryError
 from .fetch import TrainingData, fetch_training_data
+from .index_shards import IndexShardGroup
 from .lora import adapter_state, attach_lora
 from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
 from .sources import DatanetSource
@@ -119,10 +121,12 @@ def train_model(
     progress: Progress | None = None,
     base: BaseModel | None = None,
     phase: Callable[[str], None] | None = None,
+    nproc: int = 1,
 ) -> TrainedModel:
     """Verify the data, train (resuming when ``run_dir`` holds a checkpoint), store the adapter, the artefacts and
     the manifest. Give ``run_dir``, or ``runs_root`` to use ``runs_root / run_name(...)``; ``phase`` hears what
-    is being done."""
+    is being done. ``nproc > 1`` shards the index build's gradient pass over that many processes
+    (``factory.index_shards``; the same bytes as one process)."""
     say = phase or (lambda _: None)
     say("verifying the datanet versions against their on-chain roots")
     data = fetch_training_data(source, store, specs)
@@ -139,39 +143,46 @@ def train_model(
     versions = [[v.datanet_id, v.version, v.merkle_root] for v in data.versions]
     bind_run_dir(run_dir, {"base": base.spec, "base_sha256": base.sha256, "versions": versions, **config.to_dict()})
 
-    lora_config = config.lora_config()
-    model = attach_lora(base.model, lora_config, config.seed)
-    say(f"training in {run_dir}")
-    outcome = train_loop(model, base.tokenizer, train, config, run_dir, progress)
-    adapter_digest = store.put_bytes(pack_adapter(adapter_state(model), lora_config, base.sha256))
-    metrics_eval = evaluate(model, base.tokenizer, held_out, config.seq_len, config.batch_size)
+    with ExitStack() as stack:
+        shards = None
+        if nproc > 1:  # helpers load the model while this process trains (factory.index_shards)
+            group = IndexShardGroup(nproc, base_spec=base.spec, lora_config=config.lora_config(), seed=config.seed)
+            shards = stack.enter_context(group)
+        lora_config = config.lora_config()
+        model = attach_lora(base.model, lora_config, config.seed)
+        say(f"training in {run_dir}")
+        outcome = train_loop(model, base.tokenizer, train, config, run_dir, progress)
+        adapter_digest = store.put_bytes(pack_adapter(adapter_state(model), lora_config, base.sha256))
+        metrics_eval = evaluate(model, base.tokenizer, held_out, config.seq_len, config.batch_size)
 
-    say("building the attribution artefacts")
-    started = time.perf_counter()
-    checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
-        final_state = load_state(run_dir)
-        settings = build_gradient_index(
-            model,
-            outcome.snapshots,
-            train,
-            _pad_id(base.tokenizer),
-            config,
-            Path(tmp) / "gradient",
-            adapter_digest,
-            final_state.optimizer if final_state is not None else None,
-        )
-        gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
-        gradient.update(settings)
-        min_len = span_min_len(chunks, config.span_min_len, sum(len(doc.data) for doc in data.documents))
-        span = build_span_index(train, len(base.tokenizer), Path(tmp) / "span", min_len)
-        span["files"] = store_directory(store, Path(tmp) / "span")
-        texts = [(doc.key, doc.data.decode("utf-8", errors="replace")) for doc in data.documents]
-        trained_keys = {c.contribution for c in train}
-        lexical = build_lexical_index([t for t in texts if t[0] in trained_keys], Path(tmp) / "lexical")
-        lexical["files"] = store_directory(store, Path(tmp) / "lexical")
-        copies = copy_groups(texts)
-    index_seconds = time.perf_counter() - started
+        say("building the attribution artefacts")
+        started = time.perf_counter()
+        checkpoints = store_checkpoints(model, outcome.snapshots, lora_config, base.sha256, store)
+        with tempfile.TemporaryDirectory(dir=run_dir, prefix="artefacts-") as tmp:
+            final_state = load_state(run_dir)
+            settings = build_gradient_index(
+                model,
+                outcome.snapshots,
+                train,
+                _pad_id(base.tokenizer),
+                config,
+                Path(tmp) / "gradient",
+                adapter_digest,
+                final_state.optimizer if final_state is not None else None,
+                outcome.captured,
+                shards,
+            )
+            gradient = {"format": "attribution-oracle/index@1", "files": store_directory(store, Path(tmp) / "gradient")}
+            gradient.update(settings)
+            min_len = span_min_len(chunks, config.span_min_len, sum(len(doc.data) for doc in data.documents))
+            span = build_span_index(train, len(base.tokenizer), Path(tmp) / "span", min_len)
+            span["files"] = store_directory(store, Path(tmp) / "span")
+            texts = [(doc.key, doc.data.decode("utf-8", errors="replace")) for doc in data.documents]
+            trained_keys = {c.contribution for c in train}
+            lexical = build_lexical_index([t for t in texts if t[0] in trained_keys], Path(tmp) / "lexical")
+            lexical["files"] = store_directory(store, Path(tmp) / "lexical")
+            copies = copy_groups(texts)
+        index_seconds = time.perf_counter() - started
 
     manifest = {
         "format": MANIFEST_FORMAT,

@@ -34,6 +34,8 @@ class RunState:
     rng: torch.Tensor
     losses: list[float] = field(default_factory=list)
     snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    #: chunk gradients captured in the training backward for the index (``factory.index_capture``)
+    captured: dict[int, dict[int, torch.Tensor]] = field(default_factory=dict)
 
 
 def bind_run_dir(run_dir: Path, config: dict) -> None:
@@ -57,6 +59,7 @@ def save_state(run_dir: Path, state: RunState) -> None:
         "rng": state.rng,
         "losses": state.losses,
         "snapshots": state.snapshots,
+        "captured": state.captured,
     }
     atomic_write(run_dir / STATE, lambda h: torch.save(payload, h))
     info = json.dumps({"step": state.step}).encode()

@@ -13,6 +13,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from torch import nn
 from .attention import eager_attention
 from .chunking import IGNORE, Chunk, pack_rows, packed_batch
 from .config import TrainConfig
+from .index_capture import BackwardIndexCapture
 from .state import RunState, load_state, save_state
 
 __all__ = ["DataOrder", "TrainOutcome", "evaluate", "train_loop"]
@@ -38,6 +40,8 @@ class TrainOutcome:
     tokens: int
     seconds: float
     resumed_from: int
+    #: chunk gradients captured in the backward for the index (``index_capture``): step -> chunk -> flat grad
+    captured: dict[int, dict[int, torch.Tensor]] | None = None
 
 
 class DataOrder:
@@ -127,6 +131,11 @@ def _train_loop(
         start, losses, snapshots = state.step, list(state.losses), dict(state.snapshots)
     else:
         torch.manual_seed(config.seed)
+    capture = None
+    if config.index_capture == "backward":
+        capture = BackwardIndexCapture(
+            model, chunks, layout, config.snapshot_steps(), order, state.captured if state else None
+        )
 
     def checkpoint(step: int) -> None:
         save_state(
@@ -138,6 +147,7 @@ def _train_loop(
                 rng=torch.random.get_rng_state(),
                 losses=losses,
                 snapshots=snapshots,
+                captured=capture.captured if capture is not None else {},
             ),
         )
 
@@ -152,10 +162,11 @@ def _train_loop(
         batch = {k: v.to(device) for k, v in batch.items()}
         for group in optimizer.param_groups:
             group["lr"] = config.lr_at(step)
-        loss_sum, count = _loss_sum(model, batch)
-        loss = loss_sum / max(count, 1)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with capture.step(step, picked, batch) if capture is not None else nullcontext():
+            loss_sum, count = _loss_sum(model, batch)
+            loss = loss_sum / max(count, 1)
+            loss.backward()
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params.values(), config.max_grad_norm)
         optimizer.step()
@@ -169,7 +180,8 @@ def _train_loop(
         if progress is not None:
             progress(done, config.steps, losses[-1])
     model.eval()
-    return TrainOutcome(losses, snapshots, tokens, time.perf_counter() - began, start)
+    captured = capture.captured if capture is not None else None
+    return TrainOutcome(losses, snapshots, tokens, time.perf_counter() - began, start, captured)
 
 
 def evaluate(model: nn.Module, tokenizer, chunks: Sequence[Chunk], seq_len: int, batch_size: int = 8) -> dict:
