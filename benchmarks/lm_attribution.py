@@ -1037,6 +1037,12 @@ def main() -> None:
         action="store_true",
         help="ablation: no AdamW preconditioning and no unit normalisation of the gradient features",
     )
+    parser.add_argument(
+        "--index-capture",
+        choices=["backward", "pass", "per-example"],
+        default=None,
+        help="how the factory takes the index's gradients (default: the factory's, backward)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
@@ -1048,7 +1054,8 @@ def main() -> None:
         method_factory(name)  # unknown names fail before any training
     corpus = make_corpus(seed=args.seed)
     plain = {"precondition": False, "normalize_gradients": False} if args.plain_gradients else {}
-    config = config_for(args.base, args.steps, **plain)
+    capture = {"index_capture": args.index_capture} if args.index_capture else {}
+    config = config_for(args.base, args.steps, **plain, **capture)
     print(f"corpus: {len(corpus.texts)} contributions, {len(set(corpus.contributors))} contributors, "
           f"{len(corpus.facts)} facts, {len(corpus.copies)} copies", flush=True)  # fmt: skip
     part_a = {} if args.lds_only else fact_tracing(args, corpus, config, names)
