@@ -125,3 +125,21 @@ def test_wallet_files_are_keystore_v3_readable_by_ape_layout(chain_cli, story):
     address = Account.from_key(Account.decrypt(keystore, chain_cli.env["ATTRIBUTION_PASSWORD"])).address
     listed = {w["alias"]: w["address"] for w in chain_cli.json("wallet", "list")}
     assert Web3.to_checksum_address(listed["alice"]) == address
+
+
+def test_a_batch_of_contributions_is_committed_then_revealed_together_not_two_blocks_per_file(chain_cli, story):
+    """On a chain with 1 s blocks, the reveals of a batch share a block or two (they were one block pair each)."""
+    client, _ = _chain(chain_cli)
+    provider = client.w3.provider
+    files = sorted((CORPUS / "bob").iterdir())[3:8]
+    provider.make_request("evm_setAutomine", [False])
+    provider.make_request("evm_setIntervalMining", [1])
+    try:
+        sent = chain_cli.json("datanet", "contribute", "1", *map(str, files), "--from", "bob")
+    finally:
+        provider.make_request("evm_setIntervalMining", [0])
+        provider.make_request("evm_setAutomine", [True])
+    assert len(sent["contributionIds"]) == len(files)
+    shown = {c["id"]: c for c in chain_cli.json("datanet", "show", "1")["contributions"]}
+    blocks = {shown[i]["submitted_block"] for i in sent["contributionIds"]}
+    assert len(blocks) <= 2, blocks
