@@ -10,7 +10,16 @@ export ATTRIBUTION_ACCOUNTS_DIR="$ATTRIBUTION_HOME/accounts"
 export ATTRIBUTION_PASSWORD="${ATTRIBUTION_PASSWORD:-demo-password}"
 export ATTRIBUTION_RPC="http://127.0.0.1:${DEMO_PORT:-8545}"
 ao() { attribution-oracle "$@"; }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+STEP_NAMES=() STEP_STARTS=()
+step() { STEP_NAMES+=("$*"); STEP_STARTS+=("$SECONDS"); printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step_times() {  # how long each step took (printed at the end, also when a step fails)
+  [ "${#STEP_NAMES[@]}" -gt 0 ] || return 0
+  printf '\n== Step times (total %d s)\n' "$SECONDS"
+  for i in "${!STEP_NAMES[@]}"; do
+    end=$([ "$((i + 1))" -lt "${#STEP_NAMES[@]}" ] && echo "${STEP_STARTS[$((i + 1))]}" || echo "$SECONDS")
+    printf '%5d s  %.90s\n' "$((end - STEP_STARTS[i]))" "${STEP_NAMES[$i]}"
+  done
+}
 
 DEMO_BASE="${DEMO_BASE:-smollm2}"    # DEMO_BASE=tiny:0 for a quick run
 DEMO_STEPS="${DEMO_STEPS:-12}"
@@ -19,6 +28,7 @@ ORACLE_PORT="${DEMO_ORACLE_PORT:-8700}"
 EPOCH_BLOCKS=10
 PIDS=()
 cleanup() {
+  step_times
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   ao node stop >/dev/null 2>&1 || true
