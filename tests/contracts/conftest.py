@@ -10,8 +10,12 @@ test asks for one of them first.
 from __future__ import annotations
 
 import ape
+import ape.exceptions
+import ape_ethereum.trace
 import pytest
-from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, ONE, PROTOCOL_FEE_BPS
+from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, ONE, PROTOCOL_FEE_BPS, content_hash
+
+from attribution_oracle.store.merkle import MerkleTree
 
 
 @ape.fixture(scope="session", chain_isolation=False)
@@ -50,6 +54,29 @@ def dave(accounts):
     return accounts[5]
 
 
+# Roles of the market-system tests (agents/, settlement/): the same accounts under the names those tests use.
+@ape.fixture(scope="session", chain_isolation=False)
+def model_owner(accounts):
+    return accounts[2]
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def datanet_owner(accounts):
+    return accounts[3]
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def stranger(accounts):
+    """No role anywhere."""
+    return accounts[5]
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def operator(accounts):
+    """The market's serving operator (the market fixtures appoint it)."""
+    return accounts[6]
+
+
 @ape.fixture(scope="session", chain_isolation=False)
 def users(accounts):
     """Ordinary accounts (no roles anywhere)."""
@@ -69,6 +96,33 @@ def datanet_registry(project, token, treasury, governance):
 @pytest.fixture(scope="session")
 def model_registry(project, datanet_registry, governance):
     return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
+
+
+@pytest.fixture(scope="session")
+def datanet_version(datanet_registry, token, governance, datanet_owner):
+    """(datanetId, version) of a published version with two approved contributions (owned by datanet_owner)."""
+    token.mint(datanet_owner, CREATION_FEE, sender=governance)
+    token.approve(datanet_registry, CREATION_FEE, sender=datanet_owner)
+    datanet_id = datanet_registry.createDatanet("medical-qa", "ipfs://meta", 0, sender=datanet_owner).return_value
+    hashes = [content_hash("version-a"), content_hash("version-b")]
+    for h in hashes:
+        cid = datanet_registry.contribute(datanet_id, h, "blob://x", 1, 0, sender=datanet_owner).return_value
+        datanet_registry.approve(cid, sender=datanet_owner)
+    root = MerkleTree(hashes).root
+    version = datanet_registry.publishVersion(datanet_id, root, 2, "ipfs://v1", sender=datanet_owner).return_value
+    return datanet_id, version
+
+
+@pytest.fixture
+def quiet_reverts(monkeypatch):
+    """Skip the diagnostics ape builds for every reverted transaction (the revert reason is unaffected).
+
+    For each revert ape rebuilds a Vyper source traceback by streaming the transaction's struct logs over
+    RPC (seconds for a ``claimMany``) and ape-foundry prints an enriched call tree (~0.5 s). Tests that assert
+    revert messages with ``ape.reverts("...")`` need neither; a folder opts in with an autouse fixture.
+    """
+    monkeypatch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
+    monkeypatch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
 
 
 @ape.fixture(scope="session", chain_isolation=False)
