@@ -38,9 +38,7 @@ ao node stop >/dev/null 2>&1 || true
 rm -rf "$ATTRIBUTION_HOME"
 
 step "Wallets: a Datanet owner, three contributors, a spammer, a model builder, an agent, a serving operator and three oracles"
-for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
-  ao wallet new "$who" >/dev/null
-done
+ao wallet new owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3 >/dev/null
 ao wallet list
 
 step "Start a local chain (Anvil) and deploy the contracts (oracle set: 3 signers, any 2 sign a report)"
@@ -48,12 +46,8 @@ ao node start --fresh --block-time 1
 trap cleanup EXIT
 ao deploy --from dev:0 --oracle-signer oracle1 --oracle-signer oracle2 --oracle-signer oracle3 --threshold 2 \
   --operator operator --epoch-blocks "$EPOCH_BLOCKS"
-for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
-  ao wallet fund "$who" --eth 1 --from dev:0 >/dev/null
-done
-for who in owner alice bob carol mallory builder agent; do
-  ao token mint "$who" 100 --from dev:0 >/dev/null
-done
+ao wallet fund owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3 --eth 1 --from dev:0 >/dev/null
+ao token mint owner alice bob carol mallory builder agent 100 --from dev:0 >/dev/null
 
 step "The owner creates a Datanet (10 OPEN fee to the treasury; each contribution stakes 5 OPEN)"
 ao datanet create "Practical beekeeping" --metadata-uri "https://example.org/beekeeping.json" --min-stake 5 --from owner

@@ -127,14 +127,22 @@ class ChainClient:
 
     def send_eth(self, signer: LocalAccount, to: str, value: int, what: str = "ETH transfer") -> TxReceipt:
         """Send plain ETH."""
+        return self._send(self._eth_transfer(to), signer, what, value)
 
+    def send_eth_many(self, signer: LocalAccount, transfers: list[tuple[str, int]]) -> list[TxReceipt]:
+        """Send plain ETH ``(to, value)`` to several accounts back to back, then wait for all (see ``send_many``)."""
+        return self._send_many(
+            [(self._eth_transfer(to), f"ETH transfer to {to}", value) for to, value in transfers], signer
+        )
+
+    def _eth_transfer(self, to: str) -> Callable[[dict], dict]:
         def build(params: dict) -> dict:
             params = dict(params, to=Web3.to_checksum_address(to))
             params["gas"] = self.w3.eth.estimate_gas(params)
             params.update(self._fees())
             return params
 
-        return self._send(build, signer, what, value)
+        return build
 
     def deploy(self, abi: list[dict], bytecode: str, args: list, signer: LocalAccount, what: str) -> TxReceipt:
         """Deploy a contract and return the receipt (``contractAddress`` holds its address)."""
@@ -153,17 +161,22 @@ class ChainClient:
         same block or the next few instead of one block each; returns the receipts in order. If one would revert
         before it is sent, the ones before it are still sent and awaited, and the error names the failing one.
         """
-        if not calls:
+        return self._send_many(
+            [(lambda params, fn=fn: fn.build_transaction(params), what, 0) for fn, what in calls], signer
+        )
+
+    def _send_many(
+        self, builds: list[tuple[Callable[[dict], dict], str, int]], signer: LocalAccount
+    ) -> list[TxReceipt]:
+        if not builds:
             return []
         with self.rpc():
             nonce = self.w3.eth.get_transaction_count(signer.address, "pending")
         sent: list[tuple[dict, Any, str]] = []
         failure: Exception | None = None
-        for offset, (fn, what) in enumerate(calls):
+        for offset, (build, what, value) in enumerate(builds):
             try:
-                tx, tx_hash = self._submit(
-                    lambda params, fn=fn: fn.build_transaction(params), signer, what, 0, nonce + offset
-                )
+                tx, tx_hash = self._submit(build, signer, what, value, nonce + offset)
             except ChainError as exc:
                 failure = exc
                 break
