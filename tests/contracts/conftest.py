@@ -13,9 +13,13 @@ import ape
 import ape.exceptions
 import ape_ethereum.trace
 import pytest
-from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, ONE, PROTOCOL_FEE_BPS, content_hash
+import registry_fixtures
+from contract_helpers import CREATION_FEE, MAX_UINT256, ONE
 
-from attribution_oracle.store.merkle import MerkleTree
+# this folder's own deployments (see registry_fixtures)
+datanet_registry = registry_fixtures.datanet_registry
+model_registry = registry_fixtures.model_registry
+token = registry_fixtures.token
 
 
 @ape.fixture(scope="session", chain_isolation=False)
@@ -81,36 +85,6 @@ def operator(accounts):
 def users(accounts):
     """Ordinary accounts (no roles anywhere)."""
     return [accounts[i] for i in range(2, 8)]
-
-
-@pytest.fixture(scope="session")
-def token(project, governance):
-    return project.OpenToken.deploy(CAP, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def datanet_registry(project, token, treasury, governance):
-    return project.DatanetRegistry.deploy(token, treasury, CREATION_FEE, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def model_registry(project, datanet_registry, governance):
-    return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def datanet_version(datanet_registry, token, governance, datanet_owner):
-    """(datanetId, version) of a published version with two approved contributions (owned by datanet_owner)."""
-    token.mint(datanet_owner, CREATION_FEE, sender=governance)
-    token.approve(datanet_registry, CREATION_FEE, sender=datanet_owner)
-    datanet_id = datanet_registry.createDatanet("medical-qa", "ipfs://meta", 0, sender=datanet_owner).return_value
-    hashes = [content_hash("version-a"), content_hash("version-b")]
-    for h in hashes:
-        cid = datanet_registry.contribute(datanet_id, h, "blob://x", 1, 0, sender=datanet_owner).return_value
-        datanet_registry.approve(cid, sender=datanet_owner)
-    root = MerkleTree(hashes).root
-    version = datanet_registry.publishVersion(datanet_id, root, 2, "ipfs://v1", sender=datanet_owner).return_value
-    return datanet_id, version
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ restores it around every test.
 from __future__ import annotations
 
 import pytest
+import registry_fixtures
 from agent_helpers import (
     AGENT_BUDGET,
     COOLDOWN,
@@ -26,6 +27,12 @@ from agent_helpers import (
 from contract_helpers import MAX_UINT256, content_hash
 from eth_account import Account
 from eth_utils import keccak
+
+# this folder's own deployments (see registry_fixtures)
+datanet_registry = registry_fixtures.datanet_registry
+datanet_version = registry_fixtures.datanet_version
+model_registry = registry_fixtures.model_registry
+token = registry_fixtures.token
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ operator = accounts[6].
 from __future__ import annotations
 
 import pytest
+import registry_fixtures
 from contract_helpers import MAX_UINT256, content_hash
 from eth_account import Account
 from settlement_helpers import (
@@ -24,6 +25,12 @@ from settlement_helpers import (
     THRESHOLD,
     Oracles,
 )
+
+# this folder's own deployments (see registry_fixtures)
+datanet_registry = registry_fixtures.datanet_registry
+datanet_version = registry_fixtures.datanet_version
+model_registry = registry_fixtures.model_registry
+token = registry_fixtures.token
 
 
 @pytest.fixture(autouse=True)
