@@ -52,4 +52,4 @@ format: setup
 	ruff check --fix src tests scripts benchmarks
 
 clean:
-	rm -rf .build .demo
+	rm -rf .build .demo .tour

@@ -262,6 +262,8 @@ pendingSlash: public(HashMap[uint256, uint256])
 pendingSlashAt: public(HashMap[uint256, uint256])
 lastRound: public(HashMap[uint256, uint64])
 
+# @dev Three packed words per session key; only the `_key_*`, `_caps_*` and `_spent_*` helpers at the
+#      end of this file touch their bits.
 # @dev key => maxPrice(96) << 160 | agentId(40) << 120 | expiry(40) << 80 | periodLength(40) << 40 | revoked
 _keyConfig: HashMap[address, uint256]
 # @dev key => periodCap << 128 | totalCap
@@ -541,8 +543,8 @@ def grant(
     assert periodLength > 0 and periodLength <= MASK40, "AgentVault: bad period length"
     assert maxPricePerCall <= MASK96 and periodCap <= MASK96 and totalCap <= MASK128, "AgentVault: cap too large"
     assert len(models) > 0, "AgentVault: empty model allow-list"
-    self._keyConfig[key] = (maxPricePerCall << 160) | (agentId << 120) | (expiry << 80) | (periodLength << 40)
-    self._keyCaps[key] = (periodCap << 128) | totalCap
+    self._keyConfig[key] = self._key_config(maxPricePerCall, agentId, expiry, periodLength)
+    self._keyCaps[key] = self._caps(periodCap, totalCap)
     for model_id: uint256 in models:
         self.allowedModel[key][model_id] = True
     log SessionKeyGranted(
@@ -564,11 +566,11 @@ def revoke(key: address):
     @param key The session key.
     """
     config: uint256 = self._keyConfig[key]
-    agent_id: uint256 = (config >> 120) & MASK40
+    agent_id: uint256 = self._key_agent_id(config)
     assert agent_id != 0, "AgentVault: unknown session key"
     self._check_agent_owner(agent_id)
-    assert config & 1 == 0, "AgentVault: session key revoked"
-    self._keyConfig[key] = config | 1
+    assert not self._key_revoked(config), "AgentVault: session key revoked"
+    self._keyConfig[key] = self._key_with_revoked(config)
     log SessionKeyRevoked(agentId=agent_id, key=key)
 
 
@@ -676,22 +678,22 @@ def sessionKey(key: address) -> SessionKey:
     config: uint256 = self._keyConfig[key]
     caps: uint256 = self._keyCaps[key]
     spent: uint256 = self._keySpent[key]
-    period_length: uint256 = (config >> 40) & MASK40
+    period_length: uint256 = self._key_period_length(config)
     period: uint256 = 0
     period_spent: uint256 = 0
     if period_length > 0:
         period = block.timestamp // period_length
-        if spent & MASK32 == period & MASK32:
-            period_spent = (spent >> 32) & MASK96
+        if self._spent_period(spent) == period & MASK32:
+            period_spent = self._spent_in_period(spent)
     return SessionKey(
-        agentId=(config >> 120) & MASK40,
-        maxPricePerCall=config >> 160,
-        expiry=(config >> 80) & MASK40,
+        agentId=self._key_agent_id(config),
+        maxPricePerCall=self._key_max_price(config),
+        expiry=self._key_expiry(config),
         periodLength=period_length,
-        periodCap=caps >> 128,
-        totalCap=caps & MASK128,
-        revoked=config & 1 == 1,
-        totalSpent=spent >> 128,
+        periodCap=self._caps_period(caps),
+        totalCap=self._caps_total(caps),
+        revoked=self._key_revoked(config),
+        totalSpent=self._spent_total(spent),
         periodSpent=period_spent,
         period=period,
     )
@@ -747,11 +749,11 @@ def _pay(key: address, model_id: uint256, input_hash: bytes32, max_fee: uint256)
     @return The InferenceMarket request id.
     """
     config: uint256 = self._keyConfig[key]
-    agent_id: uint256 = (config >> 120) & MASK40
+    agent_id: uint256 = self._key_agent_id(config)
     assert agent_id != 0, "AgentVault: unknown session key"
-    assert config & 1 == 0, "AgentVault: session key revoked"
-    assert block.timestamp < (config >> 80) & MASK40, "AgentVault: session key expired"
-    assert max_fee <= config >> 160, "AgentVault: price above the key's maximum per call"
+    assert not self._key_revoked(config), "AgentVault: session key revoked"
+    assert block.timestamp < self._key_expiry(config), "AgentVault: session key expired"
+    assert max_fee <= self._key_max_price(config), "AgentVault: price above the key's maximum per call"
     assert self.allowedModel[key][model_id], "AgentVault: model not on the key's allow-list"
     assert self.stakeOf[agent_id] >= self.minStake, "AgentVault: agent stake below minimum"
     owner: address = self._agents[agent_id].owner
@@ -765,14 +767,14 @@ def _pay(key: address, model_id: uint256, input_hash: bytes32, max_fee: uint256)
     self.budgetOf[agent_id] = budget - fee
     caps: uint256 = self._keyCaps[key]
     spent: uint256 = self._keySpent[key]
-    total: uint256 = (spent >> 128) + fee
-    assert total <= caps & MASK128, "AgentVault: total cap exceeded"
-    period: uint256 = (block.timestamp // ((config >> 40) & MASK40)) & MASK32
+    total: uint256 = self._spent_total(spent) + fee
+    assert total <= self._caps_total(caps), "AgentVault: total cap exceeded"
+    period: uint256 = (block.timestamp // self._key_period_length(config)) & MASK32
     period_spent: uint256 = fee
-    if spent & MASK32 == period:
-        period_spent += (spent >> 32) & MASK96
-    assert period_spent <= caps >> 128, "AgentVault: period cap exceeded"
-    self._keySpent[key] = (total << 128) | (period_spent << 32) | period
+    if self._spent_period(spent) == period:
+        period_spent += self._spent_in_period(spent)
+    assert period_spent <= self._caps_period(caps), "AgentVault: period cap exceeded"
+    self._keySpent[key] = self._spent(total, period_spent, period)
     log SessionPaid(agentId=agent_id, key=key, requestId=request_id, modelId=model_id, fee=fee, server=msg.sender)
     return request_id
 
@@ -914,3 +916,167 @@ def _set_validators(validators_: DynArray[address, MAX_VALIDATORS], threshold_: 
     digest: bytes32 = keccak256(abi_encode(chain.id, self, version, validators_, threshold_))
     self.configDigest = digest
     log ValidatorConfigSet(configVersion=version, configDigest=digest, validators=validators_, threshold=threshold_)
+
+
+# ------------------------------------------------------- packed session-key words
+
+
+@internal
+@pure
+def _key_config(max_price: uint256, agent_id: uint256, expiry: uint256, period_length: uint256) -> uint256:
+    """
+    @dev Packs a session key's config word: maxPrice (bits 160..255) | agentId (120..159) | expiry (80..119)
+         | periodLength (40..79) | revoked (bit 0, clear). Callers keep max_price < 2**96 and the rest < 2**40.
+    @param max_price The most one call may cost.
+    @param agent_id The agent the key spends for.
+    @param expiry The timestamp from which the key is dead.
+    @param period_length Seconds per budget period.
+    @return The packed word.
+    """
+    return (max_price << 160) | (agent_id << 120) | (expiry << 80) | (period_length << 40)
+
+
+@internal
+@pure
+def _key_agent_id(config: uint256) -> uint256:
+    """
+    @dev The agent id of a config word (zero: no such key).
+    @param config A word built by `_key_config`.
+    @return Bits 120..159.
+    """
+    return (config >> 120) & MASK40
+
+
+@internal
+@pure
+def _key_max_price(config: uint256) -> uint256:
+    """
+    @dev The most one call may cost, from a config word.
+    @param config A word built by `_key_config`.
+    @return Bits 160..255.
+    """
+    return config >> 160
+
+
+@internal
+@pure
+def _key_expiry(config: uint256) -> uint256:
+    """
+    @dev The expiry timestamp of a config word.
+    @param config A word built by `_key_config`.
+    @return Bits 80..119.
+    """
+    return (config >> 80) & MASK40
+
+
+@internal
+@pure
+def _key_period_length(config: uint256) -> uint256:
+    """
+    @dev The budget period length (seconds) of a config word.
+    @param config A word built by `_key_config`.
+    @return Bits 40..79.
+    """
+    return (config >> 40) & MASK40
+
+
+@internal
+@pure
+def _key_revoked(config: uint256) -> bool:
+    """
+    @dev Whether a config word is marked revoked.
+    @param config A word built by `_key_config`.
+    @return Bit 0 is set.
+    """
+    return config & 1 == 1
+
+
+@internal
+@pure
+def _key_with_revoked(config: uint256) -> uint256:
+    """
+    @dev A config word with the revoked mark set (for good).
+    @param config A word built by `_key_config`.
+    @return The same word with bit 0 set.
+    """
+    return config | 1
+
+
+@internal
+@pure
+def _caps(period_cap: uint256, total_cap: uint256) -> uint256:
+    """
+    @dev Packs a session key's caps: periodCap (bits 128..255) | totalCap (bits 0..127).
+    @param period_cap The most the key may spend per period (< 2**96).
+    @param total_cap The most the key may ever spend (< 2**128).
+    @return The packed word.
+    """
+    return (period_cap << 128) | total_cap
+
+
+@internal
+@pure
+def _caps_period(caps: uint256) -> uint256:
+    """
+    @dev The per-period cap of a caps word.
+    @param caps A word built by `_caps`.
+    @return Bits 128..255.
+    """
+    return caps >> 128
+
+
+@internal
+@pure
+def _caps_total(caps: uint256) -> uint256:
+    """
+    @dev The total cap of a caps word.
+    @param caps A word built by `_caps`.
+    @return Bits 0..127.
+    """
+    return caps & MASK128
+
+
+@internal
+@pure
+def _spent(total: uint256, period_spent: uint256, period: uint256) -> uint256:
+    """
+    @dev Packs a session key's spending: totalSpent (bits 128..255) | periodSpent (32..127) | period (0..31).
+    @param total Everything the key spent.
+    @param period_spent What it spent in `period` (< 2**96, below the period cap).
+    @param period The budget period number, modulo 2**32.
+    @return The packed word.
+    """
+    return (total << 128) | (period_spent << 32) | period
+
+
+@internal
+@pure
+def _spent_total(spent: uint256) -> uint256:
+    """
+    @dev Everything a key spent, from a spending word.
+    @param spent A word built by `_spent`.
+    @return Bits 128..255.
+    """
+    return spent >> 128
+
+
+@internal
+@pure
+def _spent_in_period(spent: uint256) -> uint256:
+    """
+    @dev What a key spent in the word's period.
+    @param spent A word built by `_spent`.
+    @return Bits 32..127.
+    """
+    return (spent >> 32) & MASK96
+
+
+@internal
+@pure
+def _spent_period(spent: uint256) -> uint256:
+    """
+    @dev The budget period (modulo 2**32) a spending word counts.
+    @param spent A word built by `_spent`.
+    @return Bits 0..31.
+    """
+    return spent & MASK32

@@ -90,7 +90,8 @@ modelCount: public(uint256)
 
 _models: HashMap[uint256, IModelRegistry.Model]
 _sources: HashMap[uint256, DynArray[DatanetVersion, MAX_SOURCES]]
-# @dev modelId => inputPer1k << 170 | outputPer1k << 85 | flatFee (one slot: every payment reads it)
+# @dev modelId => packed TokenRates, one slot (every payment reads it); only `_pack_rates` and
+#      `_unpack_rates` touch the bits.
 _rates: HashMap[uint256, uint256]
 
 
@@ -207,7 +208,7 @@ def setTokenRates(modelId: uint256, rates: IModelRegistry.TokenRates):
     self._check_model_owner(modelId)
     assert self._models[modelId].active, "ModelRegistry: model is inactive"
     assert rates.inputPer1k <= RATE_MASK and rates.outputPer1k <= RATE_MASK and rates.flatFee <= RATE_MASK, "ModelRegistry: rate too large"
-    self._rates[modelId] = (rates.inputPer1k << 170) | (rates.outputPer1k << 85) | rates.flatFee
+    self._rates[modelId] = self._pack_rates(rates)
     log TokenRatesSet(modelId=modelId, inputPer1k=rates.inputPer1k, outputPer1k=rates.outputPer1k, flatFee=rates.flatFee)
 
 
@@ -220,8 +221,7 @@ def tokenRates(modelId: uint256) -> IModelRegistry.TokenRates:
     @return TokenRates The rates.
     """
     self._check_model_exists(modelId)
-    packed: uint256 = self._rates[modelId]
-    return IModelRegistry.TokenRates(inputPer1k=packed >> 170, outputPer1k=(packed >> 85) & RATE_MASK, flatFee=packed & RATE_MASK)
+    return self._unpack_rates(self._rates[modelId])
 
 
 @external
@@ -298,3 +298,28 @@ def _check_model_owner(model_id: uint256):
     """
     self._check_model_exists(model_id)
     assert self._models[model_id].owner == msg.sender, "ModelRegistry: caller is not the model owner"
+
+
+@internal
+@pure
+def _pack_rates(rates: IModelRegistry.TokenRates) -> uint256:
+    """
+    @dev Packs per-token rates into one word: inputPer1k (bits 170..254) | outputPer1k (bits 85..169)
+         | flatFee (bits 0..84). Callers keep every figure <= RATE_MASK.
+    @param rates The rates.
+    @return The packed word.
+    """
+    return (rates.inputPer1k << 170) | (rates.outputPer1k << 85) | rates.flatFee
+
+
+@internal
+@pure
+def _unpack_rates(packed: uint256) -> IModelRegistry.TokenRates:
+    """
+    @dev The rates of a word built by `_pack_rates` (zero gives all-zero rates: a flat-priced model).
+    @param packed The packed word.
+    @return The rates.
+    """
+    return IModelRegistry.TokenRates(
+        inputPer1k=packed >> 170, outputPer1k=(packed >> 85) & RATE_MASK, flatFee=packed & RATE_MASK
+    )

@@ -10,7 +10,16 @@ export ATTRIBUTION_ACCOUNTS_DIR="$ATTRIBUTION_HOME/accounts"
 export ATTRIBUTION_PASSWORD="${ATTRIBUTION_PASSWORD:-demo-password}"
 export ATTRIBUTION_RPC="http://127.0.0.1:${DEMO_PORT:-8545}"
 ao() { attribution-oracle "$@"; }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+STEP_NAMES=() STEP_STARTS=()
+step() { STEP_NAMES+=("$*"); STEP_STARTS+=("$SECONDS"); printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step_times() {  # how long each step took (printed at the end, also when a step fails)
+  [ "${#STEP_NAMES[@]}" -gt 0 ] || return 0
+  printf '\n== Step times (total %d s)\n' "$SECONDS"
+  for i in "${!STEP_NAMES[@]}"; do
+    end=$([ "$((i + 1))" -lt "${#STEP_NAMES[@]}" ] && echo "${STEP_STARTS[$((i + 1))]}" || echo "$SECONDS")
+    printf '%5d s  %.90s\n' "$((end - STEP_STARTS[i]))" "${STEP_NAMES[$i]}"
+  done
+}
 
 DEMO_BASE="${DEMO_BASE:-smollm2}"    # DEMO_BASE=tiny:0 for a quick run
 DEMO_STEPS="${DEMO_STEPS:-12}"
@@ -19,6 +28,7 @@ ORACLE_PORT="${DEMO_ORACLE_PORT:-8700}"
 EPOCH_BLOCKS=10
 PIDS=()
 cleanup() {
+  step_times
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   ao node stop >/dev/null 2>&1 || true
@@ -28,9 +38,7 @@ ao node stop >/dev/null 2>&1 || true
 rm -rf "$ATTRIBUTION_HOME"
 
 step "Wallets: a Datanet owner, three contributors, a spammer, a model builder, an agent, a serving operator and three oracles"
-for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
-  ao wallet new "$who" >/dev/null
-done
+ao wallet new owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3 >/dev/null
 ao wallet list
 
 step "Start a local chain (Anvil) and deploy the contracts (oracle set: 3 signers, any 2 sign a report)"
@@ -38,12 +46,8 @@ ao node start --fresh --block-time 1
 trap cleanup EXIT
 ao deploy --from dev:0 --oracle-signer oracle1 --oracle-signer oracle2 --oracle-signer oracle3 --threshold 2 \
   --operator operator --epoch-blocks "$EPOCH_BLOCKS"
-for who in owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3; do
-  ao wallet fund "$who" --eth 1 --from dev:0 >/dev/null
-done
-for who in owner alice bob carol mallory builder agent; do
-  ao token mint "$who" 100 --from dev:0 >/dev/null
-done
+ao wallet fund owner alice bob carol mallory builder agent operator oracle1 oracle2 oracle3 --eth 1 --from dev:0 >/dev/null
+ao token mint owner alice bob carol mallory builder agent 100 --from dev:0 >/dev/null
 
 step "The owner creates a Datanet (10 OPEN fee to the treasury; each contribution stakes 5 OPEN)"
 ao datanet create "Practical beekeeping" --metadata-uri "https://example.org/beekeeping.json" --min-stake 5 --from owner

@@ -10,8 +10,16 @@ test asks for one of them first.
 from __future__ import annotations
 
 import ape
+import ape.exceptions
+import ape_ethereum.trace
 import pytest
-from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, ONE, PROTOCOL_FEE_BPS
+import registry_fixtures
+from contract_helpers import CREATION_FEE, MAX_UINT256, ONE
+
+# this folder's own deployments (see registry_fixtures)
+datanet_registry = registry_fixtures.datanet_registry
+model_registry = registry_fixtures.model_registry
+token = registry_fixtures.token
 
 
 @ape.fixture(scope="session", chain_isolation=False)
@@ -50,25 +58,45 @@ def dave(accounts):
     return accounts[5]
 
 
+# Roles of the market-system tests (agents/, settlement/): the same accounts under the names those tests use.
+@ape.fixture(scope="session", chain_isolation=False)
+def model_owner(accounts):
+    return accounts[2]
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def datanet_owner(accounts):
+    return accounts[3]
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def stranger(accounts):
+    """No role anywhere."""
+    return accounts[5]
+
+
+@ape.fixture(scope="session", chain_isolation=False)
+def operator(accounts):
+    """The market's serving operator (the market fixtures appoint it)."""
+    return accounts[6]
+
+
 @ape.fixture(scope="session", chain_isolation=False)
 def users(accounts):
     """Ordinary accounts (no roles anywhere)."""
     return [accounts[i] for i in range(2, 8)]
 
 
-@pytest.fixture(scope="session")
-def token(project, governance):
-    return project.OpenToken.deploy(CAP, sender=governance)
+@pytest.fixture
+def quiet_reverts(monkeypatch):
+    """Skip the diagnostics ape builds for every reverted transaction (the revert reason is unaffected).
 
-
-@pytest.fixture(scope="session")
-def datanet_registry(project, token, treasury, governance):
-    return project.DatanetRegistry.deploy(token, treasury, CREATION_FEE, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def model_registry(project, datanet_registry, governance):
-    return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
+    For each revert ape rebuilds a Vyper source traceback by streaming the transaction's struct logs over
+    RPC (seconds for a ``claimMany``) and ape-foundry prints an enriched call tree (~0.5 s). Tests that assert
+    revert messages with ``ape.reverts("...")`` need neither; a folder opts in with an autouse fixture.
+    """
+    monkeypatch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
+    monkeypatch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
 
 
 @ape.fixture(scope="session", chain_isolation=False)

@@ -125,3 +125,42 @@ def test_wallet_files_are_keystore_v3_readable_by_ape_layout(chain_cli, story):
     address = Account.from_key(Account.decrypt(keystore, chain_cli.env["ATTRIBUTION_PASSWORD"])).address
     listed = {w["alias"]: w["address"] for w in chain_cli.json("wallet", "list")}
     assert Web3.to_checksum_address(listed["alice"]) == address
+
+
+def test_a_batch_of_contributions_is_committed_then_revealed_together_not_two_blocks_per_file(chain_cli, story):
+    """On a chain with 1 s blocks, the reveals of a batch share a block or two (they were one block pair each)."""
+    client, _ = _chain(chain_cli)
+    provider = client.w3.provider
+    files = sorted((CORPUS / "bob").iterdir())[3:8]
+    provider.make_request("evm_setAutomine", [False])
+    provider.make_request("evm_setIntervalMining", [1])
+    try:
+        sent = chain_cli.json("datanet", "contribute", "1", *map(str, files), "--from", "bob")
+        chain_cli("datanet", "approve", *map(str, sent["contributionIds"]), "--from", "owner")
+    finally:
+        provider.make_request("evm_setIntervalMining", [0])
+        provider.make_request("evm_setAutomine", [True])
+    assert len(sent["contributionIds"]) == len(files)
+    shown = {c["id"]: c for c in chain_cli.json("datanet", "show", "1")["contributions"]}
+    blocks = {shown[i]["submitted_block"] for i in sent["contributionIds"]}
+    assert len(blocks) <= 2, blocks
+    # the approvals of a batch go out back to back too, and keep their order
+    decided = [shown[i] for i in sent["contributionIds"]]
+    assert all(c["status"] == "approved" for c in decided)
+    assert len({c["decided_block"] for c in decided}) <= 2
+    indices = [c["approval_index"] for c in decided]
+    assert indices == sorted(indices)
+
+
+def test_wallets_funding_and_minting_take_several_names_at_once(chain_cli, story):
+    created = chain_cli.json("wallet", "new", "w1", "w2")
+    assert [w["alias"] for w in created] == ["w1", "w2"]
+    refused = chain_cli("wallet", "new", "w3", "w1", ok=False)
+    assert refused.exit_code == 1 and "exists already" in refused.output
+    assert "w3" not in {w["alias"] for w in chain_cli.json("wallet", "list")}  # checked before creating any
+    funded = chain_cli.json("wallet", "fund", "w1", "w2", "--eth", "0.5", "--from", "dev:0")
+    minted = chain_cli.json("token", "mint", "w1", "w2", "3", "--from", "dev:0")
+    assert len(funded) == len(minted) == 2
+    balances = {b["account"]: b for b in chain_cli.json("wallet", "balance", "w1", "w2")}
+    assert {b["eth"] for b in balances.values()} == {str(OPEN // 2)}
+    assert {b["open"] for b in balances.values()} == {str(3 * OPEN)}

@@ -84,6 +84,17 @@ def test_show_prints_the_manifest_and_eval_recomputes_it(chain_cli, world):
     assert by_digest["recomputed"] == report["recomputed"]
 
 
+def test_training_shows_the_base_models_held_out_loss_beside_the_tuned_one(chain_cli, world):
+    trained = world["trained"]
+    base, tuned = trained["evalBase"], trained["eval"]
+    assert base["tokens"] == tuned["tokens"] > 0 and base["loss"] != tuned["loss"]
+    change = f"{base['loss']:.4f} -> {tuned['loss']:.4f}"
+    wide = {"COLUMNS": "240"}
+    assert change in chain_cli("model", "show", "1", env=wide).stdout
+    again = chain_cli("model", "train", "--datanet", "2", "--datanet", "1@1", *TRAIN, env=wide).stdout
+    assert "held-out loss: base model -> tuned" in again and change in again
+
+
 def test_rerunning_the_same_training_resumes_and_gives_the_same_adapter(chain_cli, world):
     again = chain_cli.json("model", "train", "--datanet", "2", "--datanet", "1@1", *TRAIN)
     assert again["resumedFromStep"] == 8 and again["modelId"] is None

@@ -35,7 +35,7 @@ whole weight goes to the contribution holding it that ranks highest, ties and un
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,18 +178,8 @@ def attribute(
         raise SpanIndexError(f"max_count must be a positive integer, got {max_count!r}")
     if not (isinstance(common_p, int | float) and 0 < common_p <= 1):
         raise SpanIndexError(f"common_p must lie in (0, 1], got {common_p!r}")
-    found = _weighted_spans(index, tokens, min_len, common_p)
-    if found is None:
-        return {}
-    pattern, raw, info, common = found
-    step = index.dtype.itemsize
     scores: dict[int, float] = {}
-    for start, end in raw:
-        if bool(common[start:end].all()):
-            continue
-        lo, hi = index.range(pattern[start * step : end * step])
-        if hi - lo > max_count:
-            continue
+    for pattern, info, start, end, lo, hi in _kept_spans(index, tokens, min_len, max_count, common_p):
         if split == "earliest":
             for doc, weight in _earliest_owners(index, pattern, start, end, min_len, info):
                 scores[doc] = scores.get(doc, 0.0) + weight
@@ -199,7 +189,7 @@ def attribute(
             share = weight / len(docs)
             for d in docs.tolist():
                 scores[d] = scores.get(d, 0.0) + share
-    return {index.ids[d]: scores[d] for d in sorted(scores, key=lambda d: index.ids[d]) if scores[d] > 0}
+    return _by_contribution_id(index, scores)
 
 
 def attribute_ranked(
@@ -213,19 +203,32 @@ def attribute_ranked(
 ) -> dict[str, float]:
     """Per-contribution span scores with the prompt-aware split (see the module docstring); sorted keys."""
     _check_len(min_len)
+    scores: dict[int, float] = {}
+    for _, info, start, end, lo, hi in _kept_spans(index, tokens, min_len, max_count, common_p):
+        docs = _occurring_documents(index, lo, hi).tolist()
+        best = min(docs, key=lambda d: (-float(rank.get(index.ids[d], 0.0)), d))
+        scores[best] = scores.get(best, 0.0) + math.fsum(info[start:end].tolist())
+    return _by_contribution_id(index, scores)
+
+
+def _kept_spans(
+    index: SpanIndex, tokens: Sequence[int] | np.ndarray | str, min_len: int, max_count: int, common_p: float
+) -> Iterator[tuple[bytes, np.ndarray, int, int, int, int]]:
+    """The maximal spans that count: ``(pattern, info, start, end, lo, hi)`` for each span of the output that is
+    not all common tokens and occurs at most ``max_count`` times (``lo:hi`` its suffix-array range)."""
     found = _weighted_spans(index, tokens, min_len, common_p)
     if found is None:
-        return {}
+        return
     pattern, raw, info, common = found
     step = index.dtype.itemsize
-    scores: dict[int, float] = {}
     for start, end in raw:
         if bool(common[start:end].all()):
             continue
         lo, hi = index.range(pattern[start * step : end * step])
-        if hi - lo > max_count:
-            continue
-        docs = _occurring_documents(index, lo, hi).tolist()
-        best = min(docs, key=lambda d: (-float(rank.get(index.ids[d], 0.0)), d))
-        scores[best] = scores.get(best, 0.0) + math.fsum(info[start:end].tolist())
+        if hi - lo <= max_count:
+            yield pattern, info, start, end, lo, hi
+
+
+def _by_contribution_id(index: SpanIndex, scores: dict[int, float]) -> dict[str, float]:
+    """Document scores keyed by contribution id, sorted by id, positive ones only."""
     return {index.ids[d]: scores[d] for d in sorted(scores, key=lambda d: index.ids[d]) if scores[d] > 0}

@@ -127,14 +127,22 @@ class ChainClient:
 
     def send_eth(self, signer: LocalAccount, to: str, value: int, what: str = "ETH transfer") -> TxReceipt:
         """Send plain ETH."""
+        return self._send(self._eth_transfer(to), signer, what, value)
 
+    def send_eth_many(self, signer: LocalAccount, transfers: list[tuple[str, int]]) -> list[TxReceipt]:
+        """Send plain ETH ``(to, value)`` to several accounts back to back, then wait for all (see ``send_many``)."""
+        return self._send_many(
+            [(self._eth_transfer(to), f"ETH transfer to {to}", value) for to, value in transfers], signer
+        )
+
+    def _eth_transfer(self, to: str) -> Callable[[dict], dict]:
         def build(params: dict) -> dict:
             params = dict(params, to=Web3.to_checksum_address(to))
             params["gas"] = self.w3.eth.estimate_gas(params)
             params.update(self._fees())
             return params
 
-        return self._send(build, signer, what, value)
+        return build
 
     def deploy(self, abi: list[dict], bytecode: str, args: list, signer: LocalAccount, what: str) -> TxReceipt:
         """Deploy a contract and return the receipt (``contractAddress`` holds its address)."""
@@ -146,14 +154,50 @@ class ChainClient:
         tip = self.w3.eth.max_priority_fee
         return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
 
+    def send_many(self, calls: list[tuple[Any, str]], signer: LocalAccount) -> list[TxReceipt]:
+        """Send several contract transactions ``(fn, what)`` back to back, then wait for all of them.
+
+        Each is checked and signed like ``send`` (consecutive nonces), so independent transactions land in the
+        same block or the next few instead of one block each; returns the receipts in order. If one would revert
+        before it is sent, the ones before it are still sent and awaited, and the error names the failing one.
+        """
+        return self._send_many(
+            [(lambda params, fn=fn: fn.build_transaction(params), what, 0) for fn, what in calls], signer
+        )
+
+    def _send_many(
+        self, builds: list[tuple[Callable[[dict], dict], str, int]], signer: LocalAccount
+    ) -> list[TxReceipt]:
+        if not builds:
+            return []
+        with self.rpc():
+            nonce = self.w3.eth.get_transaction_count(signer.address, "pending")
+        sent: list[tuple[dict, Any, str]] = []
+        failure: Exception | None = None
+        for offset, (build, what, value) in enumerate(builds):
+            try:
+                tx, tx_hash = self._submit(build, signer, what, value, nonce + offset)
+            except ChainError as exc:
+                failure = exc
+                break
+            sent.append((tx, tx_hash, what))
+        receipts = [self._await(tx, tx_hash, what) for tx, tx_hash, what in sent]
+        if failure is not None:
+            raise failure
+        return receipts
+
     def _send(self, build: Callable[[dict], dict], signer: LocalAccount, what: str, value: int) -> TxReceipt:
         with self.rpc():
-            params = {
-                "from": signer.address,
-                "value": value,
-                "chainId": self.chain_id,
-                "nonce": self.w3.eth.get_transaction_count(signer.address, "pending"),
-            }
+            nonce = self.w3.eth.get_transaction_count(signer.address, "pending")
+        tx, tx_hash = self._submit(build, signer, what, value, nonce)
+        return self._await(tx, tx_hash, what)
+
+    def _submit(
+        self, build: Callable[[dict], dict], signer: LocalAccount, what: str, value: int, nonce: int
+    ) -> tuple[dict, Any]:
+        """Build (which checks the call would not revert), check the gas money, sign and send; returns the hash."""
+        with self.rpc():
+            params = {"from": signer.address, "value": value, "chainId": self.chain_id, "nonce": nonce}
             try:
                 tx = build(params)
             except ContractLogicError as exc:
@@ -170,9 +214,13 @@ class ChainClient:
                 )
             signed = signer.sign_transaction(tx)
             try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                return tx, self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Web3RPCError as exc:
                 raise _friendly_rpc_error(exc, what) from exc
+
+    def _await(self, tx: dict, tx_hash: Any, what: str) -> TxReceipt:
+        """Wait for a sent transaction's receipt; ``TransactionError`` if it is not mined or reverted."""
+        with self.rpc():
             try:
                 receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT_S)
             except TimeExhausted as exc:

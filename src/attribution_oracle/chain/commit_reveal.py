@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
@@ -41,12 +43,61 @@ def contribute_bound(
     what: str = "contribution",
 ) -> dict:
     """Commit, wait for a later block, reveal; returns the reveal's receipt (with ``ContributionSubmitted``)."""
-    salt = os.urandom(32)
-    commitment = contribution_commitment(datanet_id, content_hash, signer.address, salt)
-    committed = client.send(registry.functions.commitContribution(commitment), signer, f"commit {what}")
-    _wait_for_a_later_block(client, int(committed["blockNumber"]))
-    reveal = registry.functions.revealContribution(datanet_id, content_hash, uri, size, stake, salt)
-    return client.send(reveal, signer, f"reveal {what}")
+    item = BoundContribution(content_hash, uri, size, stake, what)
+    return contribute_bound_many(client, registry, signer, datanet_id, [item])[0]
+
+
+@dataclass(frozen=True)
+class BoundContribution:
+    """One contribution to commit and reveal: its content hash, URI, size in bytes, stake in wei and a label."""
+
+    content_hash: bytes
+    uri: str
+    size: int
+    stake: int
+    what: str = "contribution"
+
+
+def contribute_bound_many(
+    client: ChainClient,
+    registry,
+    signer: LocalAccount,
+    datanet_id: int,
+    items: list[BoundContribution],
+    on_revealed: Callable[[], None] | None = None,
+) -> list[dict]:
+    """Commit every item, wait once for a later block, then reveal every item; the reveals' receipts, in order.
+
+    The same protection as ``contribute_bound`` (each reveal lands in a block after its commitment), but the
+    commitments go out back to back and so do the reveals: a batch costs a few blocks, not two per file.
+    ``on_revealed`` is called once per revealed item (a progress bar).
+    """
+    if not items:
+        return []
+    salts = [os.urandom(32) for _ in items]
+    commits = [
+        (
+            registry.functions.commitContribution(
+                contribution_commitment(datanet_id, item.content_hash, signer.address, salt)
+            ),
+            f"commit {item.what}",
+        )
+        for item, salt in zip(items, salts, strict=True)
+    ]
+    committed = client.send_many(commits, signer)
+    _wait_for_a_later_block(client, max(int(r["blockNumber"]) for r in committed))
+    reveals = [
+        (
+            registry.functions.revealContribution(datanet_id, item.content_hash, item.uri, item.size, item.stake, salt),
+            f"reveal {item.what}",
+        )
+        for item, salt in zip(items, salts, strict=True)
+    ]
+    receipts = client.send_many(reveals, signer)
+    if on_revealed is not None:
+        for _ in receipts:
+            on_revealed()
+    return receipts
 
 
 def _wait_for_a_later_block(client: ChainClient, block: int) -> None:

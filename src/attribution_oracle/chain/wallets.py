@@ -71,6 +71,12 @@ class Wallets:
         """Generate a new key and store it encrypted under ``alias``."""
         return self._store(alias, Account.create(), password)
 
+    def check_new(self, alias: str) -> None:
+        """Raise ``WalletError`` if ``alias`` is not a valid name or a wallet of that name exists (creates nothing)."""
+        path = self._path(alias)
+        if path.exists():
+            raise WalletError(f"a wallet named {alias!r} exists already at {path}")
+
     def import_key(self, alias: str, private_key: str, password: str) -> WalletInfo:
         """Store an existing private key (hex) encrypted under ``alias``."""
         try:

@@ -6,6 +6,7 @@ Thin: parsing and printing only; the logic is in ``attribution_oracle.agent``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -38,6 +39,18 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
+def _agent_amount_command(name: str) -> Callable[[Callable], click.Command]:
+    """``agent NAME AGENT_ID AMOUNT --from W [--password-file F]``: the shape of stake, fund and withdraw."""
+
+    def wrap(fn: Callable) -> click.Command:
+        for decorator in (pass_app, password_option, from_option, click.argument("amount"),
+                          click.argument("agent_id", type=CHAIN_ID)):  # fmt: skip
+            fn = decorator(fn)
+        return command.command(name)(fn)
+
+    return wrap
+
+
 def _vault(app: App):
     from attribution_oracle.agent.vault import AgentVaultClient
 
@@ -67,12 +80,7 @@ def register(app: App, name: str, description: str, endpoints, models: str, send
     app.result({"agentId": agent_id, "cardURI": uri}, f"registered agent {agent_id} ({name}), card {uri}")
 
 
-@command.command("stake")
-@click.argument("agent_id", type=CHAIN_ID)
-@click.argument("amount")
-@from_option
-@password_option
-@pass_app
+@_agent_amount_command("stake")
 def stake(app: App, agent_id: int, amount: str, sender: str, password_file) -> None:
     """Stake AMOUNT OPEN for AGENT_ID (it operates while its stake is at least the vault's minimum)."""
     wei = parse_amount(amount)
@@ -105,12 +113,7 @@ def unstake(app: App, agent_id: int, amount: str | None, withdraw: bool, sender:
     )
 
 
-@command.command("fund")
-@click.argument("agent_id", type=CHAIN_ID)
-@click.argument("amount")
-@from_option
-@password_option
-@pass_app
+@_agent_amount_command("fund")
 def fund(app: App, agent_id: int, amount: str, sender: str, password_file) -> None:
     """Deposit AMOUNT OPEN into AGENT_ID's budget."""
     wei = parse_amount(amount)
@@ -118,12 +121,7 @@ def fund(app: App, agent_id: int, amount: str, sender: str, password_file) -> No
     app.result({"agentId": agent_id, "deposited": str(wei)}, f"agent {agent_id}'s budget +{format_eth(wei)} OPEN")
 
 
-@command.command("withdraw")
-@click.argument("agent_id", type=CHAIN_ID)
-@click.argument("amount")
-@from_option
-@password_option
-@pass_app
+@_agent_amount_command("withdraw")
 def withdraw(app: App, agent_id: int, amount: str, sender: str, password_file) -> None:
     """Withdraw AMOUNT OPEN of AGENT_ID's unspent budget to its owner."""
     wei = parse_amount(amount)

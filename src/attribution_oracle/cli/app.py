@@ -16,10 +16,10 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
+from attribution_oracle.chain.block_follower import sync_catalog
 from attribution_oracle.chain.client import DEFAULT_RPC, ChainClient, format_eth
 from attribution_oracle.chain.deployments import Deployment, load_deployment
 from attribution_oracle.chain.errors import WalletError
-from attribution_oracle.chain.events import fetch_events
 from attribution_oracle.chain.reads import ChainReader
 from attribution_oracle.chain.wallets import Wallets, dev_signer, is_dev_name
 from attribution_oracle.cli.params import UINT256_MAX
@@ -121,15 +121,8 @@ class App:
         return self.wallets.unlock(name, read_password(name, password_file))
 
     def sync(self) -> int:
-        """Bring the catalog up to the chain head from contract events; returns the head block."""
-        head = self.client.block("latest")
-        cursor = self.catalog.cursor()
-        start = cursor[0] + 1 if cursor else self.deployment.block_number - 2
-        contracts = [self.contract("DatanetRegistry"), self.contract("ModelRegistry")]
-        if start <= head["number"]:
-            events = fetch_events(self.client, contracts, max(start, 0), head["number"])
-            self.catalog.apply(events, head["number"], head["hash"].to_0x_hex())
-        return head["number"]
+        """Bring the catalog up to the chain head (rolling back a reorg); returns the head block."""
+        return sync_catalog(self.client, self.deployment, self.catalog)
 
     def emit(self, data: Any, table: Table | None = None) -> None:
         """Print ``data`` as JSON under ``--json``, else the table (or a plain line)."""

@@ -237,6 +237,7 @@ def train(
         "baseModelHash": result.base_sha256,
         "datanets": [f"{d}@{v}" for d, v in result.sources],
         "eval": result.manifest["metrics"]["eval"],
+        "evalBase": result.manifest["metrics"]["eval_base"],
         "trainTokens": result.train_tokens,
         "trainSeconds": result.train_seconds,
         "indexSeconds": result.index_seconds,
@@ -256,6 +257,7 @@ def train(
         ["trained on", ", ".join(data["datanets"])],
         ["contributions", sum(1 for c in result.manifest["contributions"] if c["train_chunks"])],
         ["held-out loss / perplexity", "-" if ev["loss"] is None else f"{ev['loss']:.4f} / {ev['perplexity']:.2f}"],
+        ["held-out loss: base model -> tuned", _held_out_change(data["evalBase"], ev)],
         ["training loss: base model -> tuned", _loss_change(result.manifest["metrics"])],
         ["resumed from step", result.resumed_from],
         ["tokens/s", f"{result.train_tokens / result.train_seconds:.0f}" if result.train_seconds else "-"],
@@ -283,6 +285,13 @@ class _TrainProgress(StepProgress):
         if not self.started:
             self.start("training", total)
         self.update(completed=step, loss="-" if math.isnan(loss) else f"{loss:.4f}")
+
+
+def _held_out_change(base: dict | None, tuned: dict) -> str:
+    """The base model's held-out loss beside the tuned model's (on the same held-out chunks)."""
+    if base is None or base.get("loss") is None or tuned.get("loss") is None:
+        return "-"
+    return f"{base['loss']:.4f} -> {tuned['loss']:.4f} ({tuned['loss'] - base['loss']:+.4f})"
 
 
 def _loss_change(metrics: dict) -> str:
@@ -327,6 +336,11 @@ def eval_(app: App, model_id: int | None, manifest: str | None, json_here: bool)
         ["loss", fmt(rec["loss"]), fmt(new["loss"])],
         ["perplexity", fmt(rec["perplexity"]), fmt(new["perplexity"])],
         ["tokens", rec["tokens"], new["tokens"]],
+        [
+            "base model loss (adapter off)",
+            fmt((report["recorded_base"] or {}).get("loss")),
+            fmt(report["base"]["loss"]),
+        ],
     ]
     app.emit(
         {"manifest": digest, **report},
@@ -412,6 +426,7 @@ def _manifest_rows(manifest: dict) -> list[list]:
         manifest["attribution"]["span_index"],
     )
     held_out = "-" if ev["loss"] is None else f"{ev['loss']:.4f} / {ev['perplexity']:.2f} ({ev['tokens']} tokens)"
+    base_change = _held_out_change(manifest["metrics"].get("eval_base"), ev)
     datanets = ", ".join(f"{d['datanet_id']}@{d['version']} root {d['merkle_root'][:16]}" for d in manifest["datanets"])
     settings = (
         f"steps {hp['steps']}, batch {hp['batch_size']}, seq {hp['seq_len']}, lr {hp['lr']}, "
@@ -424,6 +439,7 @@ def _manifest_rows(manifest: dict) -> list[list]:
         ["adapter", manifest["adapter"]["sha256"]],
         ["hyperparameters", settings],
         ["held-out loss / ppl", held_out],
+        ["held-out loss: base model -> tuned", base_change],
         ["checkpoints", ", ".join(f"step {c['step']} {c['adapter_sha256'][:16]}" for c in manifest["checkpoints"])],
         ["gradient index", f"{len(grad['files'])} files, {grad['estimator']}, projection {grad['proj_dim']}"],
         ["span index", "pending (not built)" if span is None else f"{len(span['files'])} files"],

@@ -24,19 +24,35 @@ def _report(app: App, action: str, to: str, amount: int, receipt) -> None:
 
 
 @command.command("mint")
-@click.argument("to")
+@click.argument("recipients", metavar="TO...", nargs=-1, required=True)
 @click.argument("amount")
 @from_option
 @password_option
 @pass_app
-def mint(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
-    """Mint AMOUNT OPEN to TO (the sender must hold the minter role)."""
+def mint(app: App, recipients: tuple[str, ...], amount: str, sender: str, password_file: Path | None) -> None:
+    """Mint AMOUNT OPEN to each TO (the sender must hold the minter role); several are sent back to back.
+
+    With one recipient, --json gives one object; with several, a list.
+    """
     wei = parse_amount(amount)
     signer = app.signer(sender, password_file)
-    address = app.address(to)
+    addresses = [app.address(to) for to in recipients]
     token = app.contract("OpenToken")
-    receipt = app.client.send(token.functions.mint(address, wei), signer, f"mint {amount} OPEN")
-    _report(app, "minted", to, wei, receipt)
+    calls = [
+        (token.functions.mint(address, wei), f"mint {amount} OPEN to {to}")
+        for to, address in zip(recipients, addresses, strict=True)
+    ]
+    receipts = app.client.send_many(calls, signer)
+    if len(receipts) == 1:
+        _report(app, "minted", recipients[0], wei, receipts[0])
+        return
+    minted = []
+    for to, receipt in zip(recipients, receipts, strict=True):
+        tx = receipt["transactionHash"].to_0x_hex()
+        minted.append({"action": "minted", "to": to, "amount": str(wei), "tx": tx})
+        app.say(f"minted {format_eth(wei)} OPEN to {to} ({tx})")
+    if app.json_output:
+        app.emit(minted)
 
 
 @command.command("transfer")

@@ -25,16 +25,26 @@ def command() -> None:
 
 
 @command.command("new")
-@click.argument("alias")
+@click.argument("aliases", metavar="ALIAS...", nargs=-1, required=True)
 @password_option
 @pass_app
-def new(app: App, alias: str, password_file: Path | None) -> None:
-    """Create a wallet with a fresh key, encrypted with a password."""
-    info = app.wallets.create(alias, _new_password(alias, password_file))
-    app.result(
-        {"alias": info.alias, "address": info.address, "file": str(info.path)},
-        f"created wallet {info.alias}: {info.address} ({info.path})",
-    )
+def new(app: App, aliases: tuple[str, ...], password_file: Path | None) -> None:
+    """Create wallets with fresh keys, encrypted with a password (several names: all checked first, one password).
+
+    With one name, --json gives one object; with several, a list.
+    """
+    if len(set(aliases)) != len(aliases):
+        raise WalletError("a wallet name is given twice")
+    for alias in aliases:
+        app.wallets.check_new(alias)
+    password = _new_password(aliases[0] if len(aliases) == 1 else ", ".join(aliases), password_file)
+    created = []
+    for alias in aliases:
+        info = app.wallets.create(alias, password)
+        created.append({"alias": info.alias, "address": info.address, "file": str(info.path)})
+        app.say(f"created wallet {info.alias}: {info.address} ({info.path})")
+    if app.json_output:
+        app.emit(created[0] if len(created) == 1 else created)
 
 
 @command.command("import")
@@ -104,16 +114,24 @@ def balance(app: App, accounts: tuple[str, ...]) -> None:
 
 
 @command.command("fund")
-@click.argument("to")
-@click.option("--eth", "amount", default="1", show_default=True, help="ETH to send for gas.")
+@click.argument("recipients", metavar="TO...", nargs=-1, required=True)
+@click.option("--eth", "amount", default="1", show_default=True, help="ETH to send each for gas.")
 @from_option
 @password_option
 @pass_app
-def fund(app: App, to: str, amount: str, sender: str, password_file: Path | None) -> None:
-    """Send ETH (for gas) from one account to another."""
+def fund(app: App, recipients: tuple[str, ...], amount: str, sender: str, password_file: Path | None) -> None:
+    """Send ETH (for gas) from one account to others (several: sent back to back, one block or two).
+
+    With one recipient, --json gives one object; with several, a list.
+    """
     wei = parse_amount(amount, "ETH amount")
     signer = app.signer(sender, password_file)
-    address = app.address(to)
-    receipt = app.client.send_eth(signer, address, wei)
-    tx = receipt["transactionHash"].to_0x_hex()
-    app.result({"to": address, "eth": str(wei), "tx": tx}, f"sent {format_eth(wei)} ETH to {to} ({tx})")
+    addresses = [app.address(to) for to in recipients]
+    receipts = app.client.send_eth_many(signer, [(address, wei) for address in addresses])
+    sent = []
+    for to, address, receipt in zip(recipients, addresses, receipts, strict=True):
+        tx = receipt["transactionHash"].to_0x_hex()
+        sent.append({"to": address, "eth": str(wei), "tx": tx})
+        app.say(f"sent {format_eth(wei)} ETH to {to} ({tx})")
+    if app.json_output:
+        app.emit(sent[0] if len(sent) == 1 else sent)

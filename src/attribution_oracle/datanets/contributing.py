@@ -14,7 +14,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 
 from attribution_oracle.chain.client import ChainClient, format_eth
-from attribution_oracle.chain.commit_reveal import contribute_bound
+from attribution_oracle.chain.commit_reveal import BoundContribution, contribute_bound_many
 from attribution_oracle.chain.errors import TransactionError
 from attribution_oracle.chain.reads import ChainReader
 from attribution_oracle.chain.token import ensure_allowance, events_of
@@ -132,21 +132,14 @@ def send_contributions(
     plan: ContributionPlan,
     on_sent: Callable[[], None] | None = None,
 ) -> list[int]:
-    """Commit and reveal one contribution per planned file (after ``fund_contributions``); returns the new ids."""
-    ids = []
-    for path, digest in plan.todo:
-        receipt = contribute_bound(  # commit, then reveal in a later block: the content hash cannot be front-run
-            client,
-            registry,
-            signer,
-            plan.datanet_id,
-            digest_to_bytes32(digest),
-            content_uri(digest),
-            path.stat().st_size,
-            plan.stake,
-            path.name,
-        )
-        ids.append(events_of(registry, "ContributionSubmitted", receipt)[0]["contributionId"])
-        if on_sent is not None:
-            on_sent()
-    return ids
+    """Commit every planned file, then reveal them all (after ``fund_contributions``); returns the new ids.
+
+    The commitments go out back to back, then (a block later) the reveals: a few blocks per batch, not two per
+    file; each reveal still lands after its commitment, so no content hash is shown before it is bound.
+    """
+    items = [
+        BoundContribution(digest_to_bytes32(digest), content_uri(digest), path.stat().st_size, plan.stake, path.name)
+        for path, digest in plan.todo
+    ]
+    receipts = contribute_bound_many(client, registry, signer, plan.datanet_id, items, on_sent)
+    return [events_of(registry, "ContributionSubmitted", receipt)[0]["contributionId"] for receipt in receipts]

@@ -4,6 +4,7 @@ feed for live updates. Unknown ids give a 404 page, malformed addresses a 400; `
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,25 @@ def _environment() -> Environment:
     return env
 
 
+# (path, template, page builder): listing pages, built from the query parameters
+LIST_PAGES = (
+    ("/datanets", "datanets.html", pages.datanets),
+    ("/models", "models.html", pages.models),
+    ("/inferences", "inferences.html", pages.inferences),
+    ("/contributors", "contributors.html", pages.contributors),
+    ("/epochs", "epochs.html", pages.epochs),
+    ("/leaderboards", "leaderboards.html", pages.leaderboards),
+)
+# (path, template, page builder, what the id names, the 404 message, whether the builder takes query parameters)
+DETAIL_PAGES = (
+    ("/datanets", "datanet.html", pages.datanet, "Datanet", "no Datanet {key}", True),
+    ("/contributions", "contribution.html", pages.contribution, "contribution", "no contribution {key}", True),
+    ("/models", "model.html", pages.model, "model", "no model {key}", True),
+    ("/inferences", "inference.html", pages.inference, "inference", "no inference {key}", False),
+    ("/epochs", "epoch.html", pages.epoch, "epoch", "no accepted report for epoch {key}", True),
+)
+
+
 def locked(build: Any, explorer: Explorer, *args: Any) -> Any:
     """Build a page's data under the explorer's lock (the poller mutates the ledger in another thread)."""
     with explorer.lock:
@@ -91,47 +111,31 @@ def create_app(explorer: Explorer) -> FastAPI:
     def home(request: Request):
         return render("home.html", request, **locked(pages.home, explorer))
 
-    @app.get("/datanets", response_class=HTMLResponse)
-    def datanets(request: Request):
-        return render("datanets.html", request, **locked(pages.datanets, explorer, dict(request.query_params)))
+    def list_page(template: str, build: Any) -> Callable[[Request], HTMLResponse]:
+        """A listing page: ``build(explorer, query params)`` rendered into ``template``."""
 
-    @app.get("/datanets/{datanet_id}", response_class=HTMLResponse)
-    def datanet(request: Request, datanet_id: str):
-        found = locked(pages.datanet, explorer, parse_id(datanet_id, "Datanet"), dict(request.query_params))
-        if found is None:
-            raise PageError(404, f"no Datanet {datanet_id}")
-        return render("datanet.html", request, **found)
+        def route(request: Request) -> HTMLResponse:
+            return render(template, request, **locked(build, explorer, dict(request.query_params)))
 
-    @app.get("/contributions/{contribution_id}", response_class=HTMLResponse)
-    def contribution(request: Request, contribution_id: str):
-        found = locked(
-            pages.contribution, explorer, parse_id(contribution_id, "contribution"), dict(request.query_params)
-        )
-        if found is None:
-            raise PageError(404, f"no contribution {contribution_id}")
-        return render("contribution.html", request, **found)
+        return route
 
-    @app.get("/models", response_class=HTMLResponse)
-    def models(request: Request):
-        return render("models.html", request, **locked(pages.models, explorer, dict(request.query_params)))
+    def detail_page(template: str, build: Any, what: str, missing: str, query: bool) -> Callable[..., HTMLResponse]:
+        """One record's page by numeric id: 404 (``missing``) when ``build`` finds nothing."""
 
-    @app.get("/models/{model_id}", response_class=HTMLResponse)
-    def model(request: Request, model_id: str):
-        found = locked(pages.model, explorer, parse_id(model_id, "model"), dict(request.query_params))
-        if found is None:
-            raise PageError(404, f"no model {model_id}")
-        return render("model.html", request, **found)
+        def route(request: Request, key: str) -> HTMLResponse:
+            args = (dict(request.query_params),) if query else ()
+            found = locked(build, explorer, parse_id(key, what), *args)
+            if found is None:
+                raise PageError(404, missing.format(key=key))
+            return render(template, request, **found)
 
-    @app.get("/inferences", response_class=HTMLResponse)
-    def inferences(request: Request):
-        return render("inferences.html", request, **locked(pages.inferences, explorer, dict(request.query_params)))
+        return route
 
-    @app.get("/inferences/{request_id}", response_class=HTMLResponse)
-    def inference(request: Request, request_id: str):
-        found = locked(pages.inference, explorer, parse_id(request_id, "inference"))
-        if found is None:
-            raise PageError(404, f"no inference {request_id}")
-        return render("inference.html", request, **found)
+    for path, template, build in LIST_PAGES:
+        app.add_api_route(path, list_page(template, build), response_class=HTMLResponse, methods=["GET"])
+    for path, template, build, what, missing, query in DETAIL_PAGES:
+        route = detail_page(template, build, what, missing, query)
+        app.add_api_route(path + "/{key}", route, response_class=HTMLResponse, methods=["GET"])
 
     @app.get("/api/inferences/{request_id}/signals")
     def signals(request_id: str):
@@ -140,10 +144,6 @@ def create_app(explorer: Explorer) -> FastAPI:
             raise PageError(404, f"no inference {request_id}")
         return found
 
-    @app.get("/contributors", response_class=HTMLResponse)
-    def contributors(request: Request):
-        return render("contributors.html", request, **locked(pages.contributors, explorer, dict(request.query_params)))
-
     @app.get("/contributors/{address}", response_class=HTMLResponse)
     def contributor(request: Request, address: str):
         return render(
@@ -151,21 +151,6 @@ def create_app(explorer: Explorer) -> FastAPI:
             request,
             **locked(pages.contributor, explorer, parse_address(address), dict(request.query_params)),
         )
-
-    @app.get("/epochs", response_class=HTMLResponse)
-    def epochs(request: Request):
-        return render("epochs.html", request, **locked(pages.epochs, explorer, dict(request.query_params)))
-
-    @app.get("/epochs/{epoch}", response_class=HTMLResponse)
-    def epoch(request: Request, epoch: str):
-        found = locked(pages.epoch, explorer, parse_id(epoch, "epoch"), dict(request.query_params))
-        if found is None:
-            raise PageError(404, f"no accepted report for epoch {epoch}")
-        return render("epoch.html", request, **found)
-
-    @app.get("/leaderboards", response_class=HTMLResponse)
-    def leaderboards(request: Request):
-        return render("leaderboards.html", request, **locked(pages.leaderboards, explorer, dict(request.query_params)))
 
     @app.get("/blobs/{digest}", response_class=HTMLResponse)
     def blob(request: Request, digest: str):

@@ -1,4 +1,8 @@
-"""Recompute a trained model's held-out loss and perplexity from its manifest and the content store."""
+"""Held-out loss: the tuned model's beside the base model's at training time, and recomputed from a manifest.
+
+The held-out chunks are the ``eval_fraction`` of the training chunks (chosen by the seed) that training never
+sees; the manifest names them (``chunking.eval_chunks``) so anyone can rebuild and re-score them.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,25 @@ from .manifest import load_manifest
 from .sources import ApprovedContribution
 from .trainer import evaluate
 
-__all__ = ["evaluate_manifest"]
+__all__ = ["evaluate_manifest", "held_out_losses"]
+
+
+def held_out_losses(model, tokenizer, held_out: list, seq_len: int, batch_size: int) -> tuple[dict, dict]:
+    """``(tuned, base)`` held-out metrics of a LoRA-wrapped ``model``: the base is the same model, adapter off.
+
+    Each is ``{"loss", "perplexity", "tokens", "chunks"}`` (``loss`` None without held-out chunks), so a reader
+    sees what the fine-tuning bought on text it did not train on.
+    """
+    tuned = evaluate(model, tokenizer, held_out, seq_len, batch_size)
+    with model.disable_adapter():
+        base = evaluate(model, tokenizer, held_out, seq_len, batch_size)
+    return tuned, base
 
 
 def evaluate_manifest(store: BlobStore, digest: str) -> dict:
-    """``{"recorded": {...}, "recomputed": {...}, "match": bool}`` for the model described by manifest ``digest``.
+    """``{"recorded", "recomputed", "match", "recorded_base", "base"}`` for the model of manifest ``digest``.
+
+    ``base`` is the base model's held-out metrics (adapter off) recomputed here; ``recorded_base`` the manifest's.
 
     The held-out chunks are rebuilt with the manifest's chunking and the keys it lists; the contribution
     blobs and the adapter are read (and verified) from the store, the base model is loaded and its hash checked.
@@ -42,9 +60,17 @@ def evaluate_manifest(store: BlobStore, digest: str) -> dict:
         raise ManifestError("the held-out chunks named in the manifest cannot be rebuilt from its contributions")
     model = attach_lora(base.model, adapter.lora_config, manifest["seeds"]["lora_init"])
     load_adapter_state(model, adapter.state_dict)
-    recomputed = evaluate(model, base.tokenizer, held_out, seq_len, manifest["hyperparameters"]["batch_size"])
+    recomputed, base_metrics = held_out_losses(
+        model, base.tokenizer, held_out, seq_len, manifest["hyperparameters"]["batch_size"]
+    )
     recorded = manifest["metrics"]["eval"]
     match = recorded["tokens"] == recomputed["tokens"] and (
         recorded["loss"] is None or abs(recorded["loss"] - recomputed["loss"]) <= 1e-4 * max(1.0, abs(recorded["loss"]))
     )
-    return {"recorded": recorded, "recomputed": recomputed, "match": match}
+    return {
+        "recorded": recorded,
+        "recomputed": recomputed,
+        "match": match,
+        "recorded_base": manifest["metrics"].get("eval_base"),  # None in manifests from before it was recorded
+        "base": base_metrics,
+    }

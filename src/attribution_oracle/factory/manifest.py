@@ -14,7 +14,8 @@ A model's on-chain ``metadataURI`` is ``sha256://<manifest digest>``. Schema (``
     seeds             {seed, lora_init, data_order, eval_split, projection}
     libraries         {python, torch, transformers, peft, safetensors, attribution-oracle}
     checkpoints       [{step, adapter_sha256}]     the adapter kept at these steps (attribution ensemble)
-    metrics           {train_loss_first, train_loss_last, train_tokens, eval: {loss, perplexity, tokens, chunks}}
+    metrics           {train_loss_first, train_loss_last, train_tokens, eval: {loss, perplexity, tokens, chunks},
+                      eval_base: the same for the base model (adapter off) on the same held-out chunks}
     adapter           {sha256, format}            sha256 = on-chain adapterHash
     attribution       {gradient_index: {format, files: {name: sha256}, estimator, task, proj_dim, seed, damping,
                                         batch_size, checkpoint_steps, rows, preconditioner, normalize},

@@ -34,13 +34,14 @@ from .artefacts import (
 from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
 from .config import TrainConfig
 from .errors import FactoryError
+from .evaluation import held_out_losses
 from .fetch import TrainingData, fetch_training_data
 from .index_shards import IndexShardGroup
 from .lora import adapter_state, attach_lora
 from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
 from .sources import DatanetSource
 from .state import bind_run_dir, load_state
-from .trainer import Progress, _pad_id, evaluate, train_loop
+from .trainer import Progress, _pad_id, train_loop
 
 __all__ = ["TrainedModel", "run_name", "train_model", "tokenizer_description"]
 
@@ -153,7 +154,7 @@ def train_model(
         say(f"training in {run_dir}")
         outcome = train_loop(model, base.tokenizer, train, config, run_dir, progress)
         adapter_digest = store.put_bytes(pack_adapter(adapter_state(model), lora_config, base.sha256))
-        metrics_eval = evaluate(model, base.tokenizer, held_out, config.seq_len, config.batch_size)
+        metrics_eval, metrics_base = held_out_losses(model, base.tokenizer, held_out, config.seq_len, config.batch_size)
 
         say("building the attribution artefacts")
         started = time.perf_counter()
@@ -223,6 +224,7 @@ def train_model(
             "train_loss_last": outcome.losses[-1],
             "train_losses": outcome.losses,
             "eval": metrics_eval,
+            "eval_base": metrics_base,
         },
         "adapter": {"sha256": adapter_digest, "format": ADAPTER_FORMAT},
         "attribution": {"gradient_index": gradient, "span_index": span, "lexical_index": lexical},

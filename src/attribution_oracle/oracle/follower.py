@@ -1,38 +1,33 @@
 """Follow the chain to ``head - confirmations``: ingest market and distributor events, detect reorgs.
 
-Each step reads one block range ``(cursor, to]`` and commits its events, the hashes of the blocks that
-carried them and the new cursor in one transaction. Before a step, the stored cursor hash is compared with
-the chain's; on a mismatch the follower walks its stored block hashes back to the newest one the chain still
-has and rolls back everything above it (payments, served marks, attributions, submissions, drafts and their
-signatures), then re-reads the chain from there.
+Each step (``chain.block_follower.BlockFollower``) reads one block range ``(cursor, to]``; this module commits
+its events, the hashes of the blocks that carried them and the new cursor in one transaction. Before a step,
+the stored cursor hash is compared with the chain's; on a mismatch the follower walks the stored block hashes
+back to the newest one the chain still has and rolls back everything above it (payments, served marks,
+attributions, submissions, drafts and their signatures), then re-reads the chain from there.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from attribution_oracle.chain.block_follower import BlockFollower, FollowStep
 from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.events import LogDecoder, fetch_events, rpc_request
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import log
 
 MAX_STEP_BLOCKS = 2_000
 
-
-@dataclass
-class Step:
-    """What one follower step did."""
-
-    head: int
-    cursor: int
-    events: int
-    reorg_to: int | None = None
+Step = FollowStep  # what one follower step did (the chain follower's own record)
 
 
 class ChainFollower:
-    """Ingests InferencePaid / FeeSplit / InferenceServed and ReportSubmitted / ReportVetoed into the DB."""
+    """Ingests InferencePaid / FeeSplit / InferenceServed and ReportSubmitted / ReportVetoed into the DB.
+
+    The reading and the reorg walk are ``chain.block_follower.BlockFollower``'s (the CLI's catalog sync uses
+    the same one); this class is its sink: what the oracle stores, and what it forgets on a rollback.
+    """
 
     def __init__(self, client: ChainClient, deployment: Deployment, db: OracleDB, confirmations: int) -> None:
         """Follow ``deployment`` on ``client``'s chain, ``confirmations`` blocks behind the head."""
@@ -44,54 +39,47 @@ class ChainFollower:
             client.contract(deployment, "InferenceMarket"),
             client.contract(deployment, "RewardDistributor"),
         ]
-        self.decoder = LogDecoder(self.contracts)  # topic tables built once
         self.on_rollback: list = []
+        self.blocks = BlockFollower(
+            client,
+            self.contracts,
+            self,
+            start_block=deployment.block_number,
+            confirmations=confirmations,
+            max_step_blocks=MAX_STEP_BLOCKS,
+        )
 
-    def _hash(self, number: int) -> str | None:
-        """The chain's hash of block ``number`` (None beyond the head); a raw call, no web3 block formatters."""
-        block = rpc_request(self.client, "eth_getBlockByNumber", [hex(number), False])
-        return None if block is None else str(block["hash"]).lower()
+    # ------------------------------------------------------------ the sink
 
-    def _head(self) -> int:
-        return int(rpc_request(self.client, "eth_blockNumber", []), 16)
+    def cursor(self) -> tuple[int, str] | None:
+        """The last block ingested ``(number, hash)``."""
+        return self.db.cursor()
+
+    def known_blocks(self) -> list[tuple[int, str]]:
+        """Every stored block hash, newest first."""
+        return list(self.db.query("SELECT number, hash FROM blocks ORDER BY number DESC"))
+
+    def commit(self, events: list[dict], end: int, end_hash: str) -> None:
+        """Store one range's events, block hashes and cursor in one transaction."""
+        self._commit(events, end, end_hash)
+
+    # ------------------------------------------------------------ following
 
     def check_reorg(self) -> int | None:
         """Roll back to the newest stored block the chain still has if the cursor block changed; returns it."""
-        cursor = self.db.cursor()
-        if cursor is None or self._hash(cursor[0]) == cursor[1]:
-            return None
-        ancestor = self.deployment.block_number - 1
-        for number, block_hash in self.db.query("SELECT number, hash FROM blocks ORDER BY number DESC"):
-            if self._hash(number) == block_hash:
-                ancestor = number
-                break
-        self.rollback(ancestor)
-        log("reorg", undone_from=ancestor + 1, old_cursor=cursor[0])
-        return ancestor
+        return self.blocks.check_reorg()
 
     def rollback(self, ancestor: int) -> None:
         """Forget everything above block ``ancestor`` (one transaction), then tell the other parts."""
+        old = self.db.cursor()
         self.db.rollback(ancestor)
         for callback in self.on_rollback:
             callback(ancestor)
+        log("reorg", undone_from=ancestor + 1, old_cursor=old[0] if old else None)
 
     def step(self) -> Step:
         """Check for a reorg, then ingest the next confirmed block range."""
-        reorg_to = self.check_reorg()
-        head = self._head()
-        target = head - self.confirmations
-        cursor = self.db.cursor()
-        start = cursor[0] + 1 if cursor else self.deployment.block_number
-        if target < start:
-            return Step(head, start - 1, 0, reorg_to)
-        end = min(target, start + MAX_STEP_BLOCKS - 1)
-        before = self._hash(end)
-        events = fetch_events(self.client, self.contracts, start, end, self.decoder)
-        after = self._hash(end)
-        if before is None or before != after:
-            return Step(head, start - 1, 0, reorg_to)  # the chain moved under us: read again next step
-        self._commit(events, end, after)
-        return Step(head, end, len(events), reorg_to)
+        return self.blocks.step()
 
     def _commit(self, events: list[dict], end: int, end_hash: str) -> None:
         now = time.time()

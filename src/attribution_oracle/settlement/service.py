@@ -134,6 +134,20 @@ def verify_report(
     return rederive_report(client, deployment, store, uri).checks
 
 
+def _rebuilt(report: Report, inferences: list, previous: Report | None) -> Report:
+    """``report``'s epoch built again (same chain, distributor, config and blocks) from ``inferences``."""
+    return build_report(
+        chain_id=report.chain_id,
+        distributor=report.distributor,
+        config_digest=report.config_digest,
+        epoch=report.epoch,
+        from_block=report.from_block,
+        to_block=report.to_block,
+        inferences=inferences,
+        previous=previous,
+    )
+
+
 def rederive_report(client: ChainClient, deployment: Deployment, store: BlobStore, uri: str) -> Verification:
     """Re-derive a report from public inputs (what ``report verify`` prints and the explorer shows).
 
@@ -145,16 +159,7 @@ def rederive_report(client: ChainClient, deployment: Deployment, store: BlobStor
     accepted = {s.report_uri: s for s in submissions(client, deployment)}
     earlier = [s for s in accepted.values() if s.epoch < report.epoch]
     previous = load_report(store, earlier[-1].report_uri) if earlier else None
-    expected = build_report(
-        chain_id=report.chain_id,
-        distributor=report.distributor,
-        config_digest=report.config_digest,
-        epoch=report.epoch,
-        from_block=report.from_block,
-        to_block=report.to_block,
-        inferences=report.inferences,
-        previous=previous,
-    )
+    expected = _rebuilt(report, report.inferences, previous)
     checks.append(("cumulative = previous report + this epoch", expected.rewards == report.rewards, ""))
     served = {s.request_id: s for s in served_inferences(client, deployment, report.from_block, report.to_block)}
     listed = {i.request_id for i in report.inferences}
@@ -187,14 +192,5 @@ def rederive_report(client: ChainClient, deployment: Deployment, store: BlobStor
     else:
         same = onchain.rewards_root == report.rewards_root and onchain.total_cumulative == report.total_cumulative
         checks.append(("accepted on-chain with the same root and total", same, f"epoch {onchain.epoch}"))
-    derived = build_report(
-        chain_id=report.chain_id,
-        distributor=report.distributor,
-        config_digest=report.config_digest,
-        epoch=report.epoch,
-        from_block=report.from_block,
-        to_block=report.to_block,
-        inferences=rederived,
-        previous=previous,
-    )
+    derived = _rebuilt(report, rederived, previous)
     return Verification(report, derived, checks)

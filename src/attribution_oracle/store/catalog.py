@@ -164,6 +164,26 @@ class Catalog:
         row = self._conn.execute("SELECT block_number, block_hash FROM cursor WHERE id = 1").fetchone()
         return None if row is None else (row[0], row[1])
 
+    # ------------------------------------------- the chain follower's sink
+
+    def known_blocks(self) -> list[tuple[int, str]]:
+        """The blocks whose hashes the catalog keeps (only the cursor's): a reorg below it means a full re-read."""
+        cursor = self.cursor()
+        return [] if cursor is None else [cursor]
+
+    def rollback(self, ancestor: int) -> None:
+        """Forget the chain state above block ``ancestor``: events are not undone one by one, so all of it goes.
+
+        The catalog is a cache of the chain; the follower re-reads it from the deployment block.
+        """
+        cursor = self.cursor()
+        if cursor is not None and cursor[0] > ancestor:
+            self.reset()
+
+    def commit(self, events: list[dict[str, Any]], end: int, end_hash: str) -> None:
+        """Apply one follower range (``apply``)."""
+        self.apply(events, end, end_hash)
+
     # --------------------------------------------------------------- datanets
 
     def list_datanets(self) -> list[Datanet]:

@@ -10,9 +10,8 @@ restores it around every test.
 
 from __future__ import annotations
 
-import ape.exceptions
-import ape_ethereum.trace
 import pytest
+import registry_fixtures
 from agent_helpers import (
     AGENT_BUDGET,
     COOLDOWN,
@@ -20,49 +19,30 @@ from agent_helpers import (
     MIN_STAKE,
     ONE,
     PRICE,
-    PROTOCOL_FEE_BPS,
     RATES,
     SERVICE_WINDOW,
     SLASH_DELAY,
     SPLIT,
 )
-from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, content_hash
+from contract_helpers import MAX_UINT256, content_hash
 from eth_account import Account
 from eth_utils import keccak
 
-from attribution_oracle.store.merkle import MerkleTree
+# this folder's own deployments (see registry_fixtures)
+datanet_registry = registry_fixtures.datanet_registry
+datanet_version = registry_fixtures.datanet_version
+model_registry = registry_fixtures.model_registry
+token = registry_fixtures.token
 
 
 @pytest.fixture(autouse=True)
-def _no_revert_diagnostics(monkeypatch):
-    """Skip ape's slow revert tracebacks (revert reasons are unaffected)."""
-    monkeypatch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
-    monkeypatch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
-
-
-@pytest.fixture(scope="session")
-def model_owner(accounts):
-    return accounts[2]
-
-
-@pytest.fixture(scope="session")
-def datanet_owner(accounts):
-    return accounts[3]
+def _no_revert_diagnostics(quiet_reverts):
+    """Every test here asserts revert reasons only (see ``quiet_reverts``)."""
 
 
 @pytest.fixture(scope="session")
 def agent_owner(accounts):
     return accounts[4]
-
-
-@pytest.fixture(scope="session")
-def stranger(accounts):
-    return accounts[5]
-
-
-@pytest.fixture(scope="session")
-def operator(accounts):
-    return accounts[6]
 
 
 @pytest.fixture(scope="session")
@@ -80,35 +60,6 @@ def signing_key():
 def validator_keys():
     keys = [Account.from_key(keccak(text=f"agent-tests:validator-{i}")) for i in range(3)]
     return sorted(keys, key=lambda k: int(k.address, 16))
-
-
-@pytest.fixture(scope="session")
-def token(project, governance):
-    return project.OpenToken.deploy(CAP, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def datanet_registry(project, token, treasury, governance):
-    return project.DatanetRegistry.deploy(token, treasury, CREATION_FEE, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def datanet_version(datanet_registry, token, governance, datanet_owner):
-    token.mint(datanet_owner, CREATION_FEE, sender=governance)
-    token.approve(datanet_registry, CREATION_FEE, sender=datanet_owner)
-    datanet_id = datanet_registry.createDatanet("hives", "ipfs://meta", 0, sender=datanet_owner).return_value
-    hashes = [content_hash("agent-a"), content_hash("agent-b")]
-    for h in hashes:
-        cid = datanet_registry.contribute(datanet_id, h, "blob://x", 1, 0, sender=datanet_owner).return_value
-        datanet_registry.approve(cid, sender=datanet_owner)
-    root = MerkleTree(hashes).root
-    version = datanet_registry.publishVersion(datanet_id, root, 2, "ipfs://v1", sender=datanet_owner).return_value
-    return datanet_id, version
-
-
-@pytest.fixture(scope="session")
-def model_registry(project, datanet_registry, governance):
-    return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
 
 
 @pytest.fixture(scope="session")

@@ -12,60 +12,35 @@ operator = accounts[6].
 
 from __future__ import annotations
 
-import ape.exceptions
-import ape_ethereum.trace
 import pytest
-from contract_helpers import CAP, CREATION_FEE, MAX_UINT256, content_hash
+import registry_fixtures
+from contract_helpers import MAX_UINT256, content_hash
 from eth_account import Account
 from settlement_helpers import (
     EPOCH_BLOCKS,
     ONE,
     PRICE,
-    PROTOCOL_FEE_BPS,
     SERVICE_WINDOW,
     SPLIT,
     THRESHOLD,
     Oracles,
 )
 
-from attribution_oracle.store.merkle import MerkleTree
+# this folder's own deployments (see registry_fixtures)
+datanet_registry = registry_fixtures.datanet_registry
+datanet_version = registry_fixtures.datanet_version
+model_registry = registry_fixtures.model_registry
+token = registry_fixtures.token
 
 
 @pytest.fixture(autouse=True)
-def _no_revert_diagnostics(monkeypatch):
-    """Skip the diagnostics ape builds for every reverted transaction, in this folder only.
-
-    For each revert ape rebuilds a Vyper source traceback by streaming the transaction's struct logs over
-    RPC (seconds for a ``claimMany``) and ape-foundry prints an enriched call tree (~0.5 s). These tests
-    assert revert messages with ``ape.reverts("...")``, which need neither; the revert reason is unaffected.
-    """
-    monkeypatch.setattr(ape.exceptions, "_get_ape_traceback_from_tx", lambda txn: None)
-    monkeypatch.setattr(ape_ethereum.trace.Trace, "show", lambda self, *args, **kwargs: None)
-
-
-@pytest.fixture(scope="session")
-def model_owner(accounts):
-    return accounts[2]
-
-
-@pytest.fixture(scope="session")
-def datanet_owner(accounts):
-    return accounts[3]
+def _no_revert_diagnostics(quiet_reverts):
+    """Every test here asserts revert reasons only (see ``quiet_reverts``)."""
 
 
 @pytest.fixture(scope="session")
 def payer(accounts):
     return accounts[4]
-
-
-@pytest.fixture(scope="session")
-def stranger(accounts):
-    return accounts[5]
-
-
-@pytest.fixture(scope="session")
-def operator(accounts):
-    return accounts[6]
 
 
 @pytest.fixture(scope="session")
@@ -82,36 +57,6 @@ def oracle_keys(oracle_accounts):
 @pytest.fixture(scope="session")
 def oracles(oracle_keys, chain):
     return Oracles(oracle_keys, chain.chain_id)
-
-
-@pytest.fixture(scope="session")
-def token(project, governance):
-    return project.OpenToken.deploy(CAP, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def datanet_registry(project, token, treasury, governance):
-    return project.DatanetRegistry.deploy(token, treasury, CREATION_FEE, sender=governance)
-
-
-@pytest.fixture(scope="session")
-def datanet_version(datanet_registry, token, governance, datanet_owner):
-    """(datanetId, version) of a published version with two approved contributions."""
-    token.mint(datanet_owner, CREATION_FEE, sender=governance)
-    token.approve(datanet_registry, CREATION_FEE, sender=datanet_owner)
-    datanet_id = datanet_registry.createDatanet("medical-qa", "ipfs://meta", 0, sender=datanet_owner).return_value
-    hashes = [content_hash("settlement-a"), content_hash("settlement-b")]
-    for h in hashes:
-        cid = datanet_registry.contribute(datanet_id, h, "blob://x", 1, 0, sender=datanet_owner).return_value
-        datanet_registry.approve(cid, sender=datanet_owner)
-    root = MerkleTree(hashes).root
-    version = datanet_registry.publishVersion(datanet_id, root, 2, "ipfs://v1", sender=datanet_owner).return_value
-    return datanet_id, version
-
-
-@pytest.fixture(scope="session")
-def model_registry(project, datanet_registry, governance):
-    return project.ModelRegistry.deploy(datanet_registry, PROTOCOL_FEE_BPS, sender=governance)
 
 
 @pytest.fixture(scope="session")

@@ -140,6 +140,19 @@ def test_eval_recomputes_the_recorded_held_out_loss(trained) -> None:
     assert report["recomputed"]["loss"] == pytest.approx(report["recorded"]["loss"], rel=1e-6)
 
 
+def test_the_base_models_held_out_loss_is_recorded_beside_the_tuned_one(trained) -> None:
+    world, result, _ = trained
+    metrics = result.manifest["metrics"]
+    tuned, base = metrics["eval"], metrics["eval_base"]
+    assert base["tokens"] == tuned["tokens"] > 0 and base["chunks"] == tuned["chunks"]
+    assert base["loss"] != tuned["loss"]  # the adapter is on for one and off for the other
+    assert base["perplexity"] == pytest.approx(2.718281828459045 ** base["loss"])
+    # the base model alone (no LoRA wrapper at all) scores the held-out chunks the same
+    report = evaluate_manifest(world.store, result.manifest_digest)
+    assert report["recorded_base"] == base
+    assert report["base"]["loss"] == pytest.approx(base["loss"], rel=1e-6)
+
+
 def test_adapter_blobs_are_byte_identical_for_equal_inputs() -> None:
     state = {"b.weight": torch.ones(2, 3), "a.weight": torch.arange(6.0).reshape(3, 2)}
     config = {"r": 2, "lora_alpha": 4, "target_modules": ["q_proj"], "lora_dropout": 0.0, "bias": "none"}
