@@ -10,8 +10,10 @@ Rows (each is ``load_model_scorer`` + ``ModelScorer.scores``, what the oracle ca
 
 - ``reference``: ``query_path="reference"``, the path before this change: float64 model, per-example ``vmap``
   gradients of the whole padded query (``Attributor.query_features``), float projection.
-- ``fast``: the default path (``attribution.query_gradients``): float32 model, one backward through the LoRA
+- ``fast``: the default path (``attribution.query_gradients``): float64 model, one backward through the LoRA
   parameters, logits only where output tokens are predicted, one intra-op thread, exact int8-sign projection.
+- ``fast float32 (opt-in)``: the same path on a float32 model (``dtype=torch.float32``), safe only for a fleet of
+  nodes on identical kernels.
 - ``fast batched``: ``ModelScorer.scores_many`` over all queries at once (an oracle step), time per inference.
 
 Columns: wall-clock p50 per inference, the scoring thread's CPU time p50 (what one idle core would take; the machine
@@ -117,6 +119,13 @@ def main() -> None:
     rows["fast batched"] = {"wall_ms_p50": 1000 * (time.perf_counter() - w) / len(queries),
                             "cpu_ms_p50": 1000 * (time.thread_time() - c) / len(queries), "timed": len(queries),
                             "same_as_one_at_a_time": batched == fast_results}  # fmt: skip
+    fast32 = load_model_scorer(store, info["manifest"], cache, dtype=torch.float32)  # opt-in: identical kernels only
+    fast32.scores(queries[0].prompt, queries[0].output)
+    results32, wall, cpu = timed(lambda q: fast32.scores(q.prompt, q.output), queries)
+    it = iter(results32)
+    rows["fast float32 (opt-in)"] = {**lm.evaluate(lambda q: next(it), queries, corpus, owners),
+                                     "wall_ms_p50": statistics.median(wall), "cpu_ms_p50": statistics.median(cpu),
+                                     "timed": len(queries)}  # fmt: skip
     reference = load_model_scorer(store, info["manifest"], cache, query_path="reference")
     ref_queries = queries[: args.reference_queries]
     reference.scores(ref_queries[0].prompt, ref_queries[0].output)
@@ -137,7 +146,8 @@ def main() -> None:
     agreement = {"same_top1": sum(same_top) / max(1, len(same_top)), "min_feature_cosine": min(cosines)}
     load_after = os.getloadavg()
     keys = ["wall_ms_p50", "cpu_ms_p50", "timed", "recall_at_1", "mrr", "author_share"]
-    table = lm.fmt_table({k: rows[k] for k in ("reference", "fast (reference's queries)", "fast", "fast batched")},
+    table = lm.fmt_table({k: rows[k] for k in ("reference", "fast (reference's queries)", "fast", "fast batched",
+                                             "fast float32 (opt-in)")},
                          keys)  # fmt: skip
     ratio = rows["reference"]["wall_ms_p50"] / rows["fast"]["wall_ms_p50"]
     cpu_ratio = rows["reference"]["cpu_ms_p50"] / rows["fast"]["cpu_ms_p50"]
