@@ -47,15 +47,15 @@ from random_adapters import random_adapter_blob  # noqa: E402
 
 from attribution_oracle.agent import Agent, AgentVaultClient  # noqa: E402
 from attribution_oracle.agent.vault import named_contract  # noqa: E402
-from attribution_oracle.chain.client import ChainClient  # noqa: E402
 from attribution_oracle.chain.deployments import load_deployment  # noqa: E402
 from attribution_oracle.chain.wallets import dev_signer  # noqa: E402
+from attribution_oracle.chain.web3_client import ChainClient  # noqa: E402
 from attribution_oracle.cli.main import cli  # noqa: E402
 from attribution_oracle.models import load_base_model  # noqa: E402
 from attribution_oracle.serving.facilitator import FacilitatorSender  # noqa: E402
+from attribution_oracle.serving.http_server import ServerThread  # noqa: E402
+from attribution_oracle.serving.openlora_service import OpenLoraService  # noqa: E402
 from attribution_oracle.serving.payments import prompt_hash  # noqa: E402
-from attribution_oracle.serving.server import ServerThread  # noqa: E402
-from attribution_oracle.serving.service import OpenLoraService  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 
 ONE = 10**18
@@ -142,7 +142,7 @@ def gas(client: ChainClient, deployment, vault: AgentVaultClient) -> dict:
         direct = client.send(market.functions.payForInference(1, h, ONE), payer, "direct pay")
         via_vault = client.send(vault.contract.functions.pay(1, h, ONE), key_owner, "vault pay")
         out["direct_pay_gas"], out["vault_pay_gas"] = int(direct["gasUsed"]), int(via_vault["gasUsed"])
-    from attribution_oracle.agent.typed_data import PaymentAuthorization, sign_payment
+    from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, sign_payment
 
     server = dev_signer("dev:6")
     for i in range(2):

@@ -2,14 +2,14 @@
 
 World: 10,000 inferences, 2,000 contributions, 100 epochs (synthetic rows through the product's own ingestion:
 ``Catalog.apply`` for registry events, ``Explorer.ingest`` for market and distributor events, real
-``settlement.report`` documents in a blob store; ``attribution_oracle.explorer.synthetic``). The app runs under
+``settlement.epoch_report`` documents in a blob store; ``attribution_oracle.explorer.synthetic``). The app runs under
 uvicorn in this process and is queried over real HTTP (httpx, one client, sequential requests) for the inference,
 contributor and leaderboard pages (random ids per request, fixed seed). Goal: p95 <= 150 ms on 2 cores.
 Leaderboards are cached per ledger version; ``leaderboard_after_change`` times them recomputed on every request
 (as after each new inference or epoch).
 
 Naive baseline: the contributor's earnings computed as `report show` does, re-reading every accepted report from
-the content store on each request (``settlement.service.load_report``), instead of the explorer's ledger.
+the content store on each request (``settlement.report_service.load_report``), instead of the explorer's ledger.
 
 First render: Debian's Chromium (Playwright) loads an inference page; first-contentful-paint from the browser's
 own Paint Timing, median of runs.
@@ -36,9 +36,9 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from attribution_oracle.explorer.app import create_app  # noqa: E402
+from attribution_oracle.explorer.explorer_app import create_app  # noqa: E402
 from attribution_oracle.explorer.synthetic import Sizes, build_explorer  # noqa: E402
-from attribution_oracle.settlement.service import load_report  # noqa: E402
+from attribution_oracle.settlement.report_service import load_report  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",

@@ -51,13 +51,13 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD
 
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.chain.deploy import deploy_all
-from attribution_oracle.chain.node import LocalNode, find_anvil
+from attribution_oracle.chain.anvil_process import LocalNode, find_anvil
+from attribution_oracle.chain.contract_deploy import deploy_all
 from attribution_oracle.chain.wallets import dev_account
-from attribution_oracle.settlement.service import report_uri
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.settlement.report_service import report_uri
+from attribution_oracle.settlement.report_typed_data import ReportMessage, order_for_contract, sign_report
 from attribution_oracle.settlement.trees import RewardsTree
-from attribution_oracle.settlement.typed_data import ReportMessage, order_for_contract, sign_report
 from attribution_oracle.store.merkle import MerkleTree
 
 ROOT = Path(__file__).resolve().parent.parent

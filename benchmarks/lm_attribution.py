@@ -329,7 +329,7 @@ def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Met
     (every variant reports the query-time cost of the first, which computed its query gradients)."""
     from attribution_oracle.attribution import Projector
     from attribution_oracle.attribution.gradients import per_example_grads
-    from attribution_oracle.factory.state import load_state
+    from attribution_oracle.factory.run_state import load_state
 
     model = setup.model32
     names = [n for n, p in model.named_parameters() if p.requires_grad]
@@ -671,9 +671,9 @@ def retrained_likelihoods(texts: list[str], base: str, config: TrainConfig, quer
     need; return each query's teacher-forced output log-likelihood under the trained adapter."""
     from attribution_oracle.factory.chunking import split_eval, tokenize_documents
     from attribution_oracle.factory.fetch import Document
-    from attribution_oracle.factory.lora import attach_lora
-    from attribution_oracle.factory.sources import ApprovedContribution
+    from attribution_oracle.factory.peft_lora import attach_lora
     from attribution_oracle.factory.trainer import train_loop
+    from attribution_oracle.factory.version_sources import ApprovedContribution
     from attribution_oracle.models import load_base_model
 
     loaded = load_base_model(base)
@@ -817,8 +817,8 @@ def make_setup(info: dict, corpus: Corpus, proj_dim: int) -> Setup:
     """Load the trained model's scorer (as the oracle does) and a float32 copy of the model for the peers."""
     from attribution_oracle.factory.chunking import tokenize_documents
     from attribution_oracle.factory.fetch import Document
-    from attribution_oracle.factory.lora import attach_lora, load_adapter_state
-    from attribution_oracle.factory.sources import ApprovedContribution
+    from attribution_oracle.factory.peft_lora import attach_lora, load_adapter_state
+    from attribution_oracle.factory.version_sources import ApprovedContribution
     from attribution_oracle.models import load_base_model, unpack_adapter
 
     root = Path(info["root"])

@@ -53,8 +53,8 @@ from oracle_harness import (  # noqa: E402
     make_market,
 )
 
-from attribution_oracle.chain.events import LogDecoder, fetch_events  # noqa: E402
-from attribution_oracle.settlement.report import Report  # noqa: E402
+from attribution_oracle.chain.event_decoding import LogDecoder, fetch_events  # noqa: E402
+from attribution_oracle.settlement.epoch_report import Report  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 
 GOAL_PER_S = 100.0  # issue 16 (was 50)
@@ -160,9 +160,9 @@ def scoring_comparison(market: Market, root: Path, scorer: str, n: int = 128) ->
     The same scorer and records as the nodes; rounds interleaved (single, batched) so the shared machine's load
     hits both alike. Also checks that both give the same scores.
     """
-    from attribution_oracle.chain.client import ChainClient
+    from attribution_oracle.chain.web3_client import ChainClient
     from attribution_oracle.oracle.scoring import ScorerContext, load_provider
-    from attribution_oracle.oracle.sources import StoreServedRecords, records_for
+    from attribution_oracle.oracle.served_sources import StoreServedRecords, records_for
 
     shutil.copytree(market.root / "setup" / "blobs", root / "cmp" / "blobs")
     context = ScorerContext(ChainClient(market.rpc), market.deployment, BlobStore(root / "cmp" / "blobs"),
@@ -191,11 +191,11 @@ def scoring_comparison(market: Market, root: Path, scorer: str, n: int = 128) ->
 
 def profile_node(market: Market, root: Path, scorer: str) -> str:
     """cProfile of one in-process node catching up on ``market``'s chain (fresh state): top entries."""
-    from attribution_oracle.chain.client import ChainClient
     from attribution_oracle.chain.wallets import dev_account
-    from attribution_oracle.oracle.node import NodeConfig, OracleNode
+    from attribution_oracle.chain.web3_client import ChainClient
+    from attribution_oracle.oracle.oracle_node import NodeConfig, OracleNode
     from attribution_oracle.oracle.scoring import ScorerContext, load_provider
-    from attribution_oracle.oracle.sources import StoreServedRecords
+    from attribution_oracle.oracle.served_sources import StoreServedRecords
 
     client = ChainClient(market.rpc)
     shutil.copytree(market.root / "setup" / "blobs", root / "profile" / "blobs")  # the model's manifest and files

@@ -50,8 +50,8 @@ from random_adapters import random_adapter_blob  # noqa: E402
 
 from attribution_oracle.models import load_base_model, unpack_adapter  # noqa: E402
 from attribution_oracle.serving.adapter_cache import AdapterCache  # noqa: E402
-from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest  # noqa: E402
-from attribution_oracle.serving.lora import LoraPool, LoraWeights  # noqa: E402
+from attribution_oracle.serving.continuous_batching import BatchGenerator, GenerationRequest  # noqa: E402
+from attribution_oracle.serving.multi_lora import LoraPool, LoraWeights  # noqa: E402
 from attribution_oracle.serving.quantised import quantise_base  # noqa: E402
 from attribution_oracle.store.blobs import BlobStore  # noqa: E402
 

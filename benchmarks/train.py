@@ -46,9 +46,9 @@ from _common import machine
 from attribution_oracle.factory.chunking import Chunk, tokenize_documents
 from attribution_oracle.factory.config import TrainConfig
 from attribution_oracle.factory.fetch import Document
-from attribution_oracle.factory.lora import attach_lora
-from attribution_oracle.factory.sources import ApprovedContribution
+from attribution_oracle.factory.peft_lora import attach_lora
 from attribution_oracle.factory.trainer import train_loop
+from attribution_oracle.factory.version_sources import ApprovedContribution
 from attribution_oracle.models import load_base_model
 
 ROOT = Path(__file__).resolve().parent.parent

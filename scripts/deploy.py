@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ape import accounts, chain
 
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.chain.deploy import deploy_all
+from attribution_oracle.chain.contract_deploy import deploy_all
 from attribution_oracle.chain.wallets import Wallets
+from attribution_oracle.chain.web3_client import ChainClient
 
 
 def _deployer():

@@ -64,10 +64,10 @@ def main() -> None:
         httpx.get(base + "/inferences/1", timeout=120)
         from playwright.sync_api import sync_playwright
 
-        from attribution_oracle.chain.client import ChainClient
         from attribution_oracle.chain.deployments import load_deployment
+        from attribution_oracle.chain.web3_client import ChainClient
         from attribution_oracle.settlement.chain_data import submissions
-        from attribution_oracle.settlement.service import load_report
+        from attribution_oracle.settlement.report_service import load_report
         from attribution_oracle.store.blobs import BlobStore
 
         client = ChainClient(world.rpc)

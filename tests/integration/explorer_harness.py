@@ -17,9 +17,9 @@ from pathlib import Path
 
 from cli_harness import Cli, free_port, make_cli
 
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.settlement.report import InferenceShares, build_report
-from attribution_oracle.settlement.service import load_report, report_uri
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.epoch_report import InferenceShares, build_report
+from attribution_oracle.settlement.report_service import load_report, report_uri
 from attribution_oracle.store.blobs import BlobStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,14 +23,14 @@ import httpx
 import torch
 from cli_harness import PASSWORD, free_port, make_cli
 
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.chain.deploy import deploy_all
+from attribution_oracle.chain.anvil_process import LocalNode
+from attribution_oracle.chain.contract_deploy import deploy_all
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.events import LogDecoder, fetch_events
-from attribution_oracle.chain.node import LocalNode
+from attribution_oracle.chain.event_decoding import LogDecoder, fetch_events
 from attribution_oracle.chain.wallets import Wallets, dev_account
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.settlement.report import Report
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.epoch_report import Report
 from attribution_oracle.store.blobs import BlobStore
 
 ROOT = Path(__file__).resolve().parents[2]

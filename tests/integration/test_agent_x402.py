@@ -26,14 +26,14 @@ from x402.http.utils import decode_payment_required_header, decode_payment_respo
 from attribution_oracle.agent import Agent, AgentVaultClient, BudgetExceededError
 from attribution_oracle.agent.pricing import token_rates
 from attribution_oracle.agent.scheme import VaultSchemeClient
-from attribution_oracle.agent.typed_data import PaymentAuthorization, sign_payment
 from attribution_oracle.agent.vault import named_contract
-from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, sign_payment
 from attribution_oracle.chain.deployments import load_deployment
 from attribution_oracle.chain.wallets import dev_signer
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.models import load_base_model
-from attribution_oracle.serving.server import ServerThread
-from attribution_oracle.serving.service import OpenLoraService
+from attribution_oracle.serving.http_server import ServerThread
+from attribution_oracle.serving.openlora_service import OpenLoraService
 from attribution_oracle.store.blobs import BlobStore
 
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"

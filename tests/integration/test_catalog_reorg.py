@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.wallets import dev_account
+from attribution_oracle.chain.web3_client import ChainClient
 
 
 def _rpc(chain_cli, method: str, params: list) -> object:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.store.merkle import MerkleTree
 
 OPEN = 10**18

@@ -23,10 +23,10 @@ from cli_harness import free_port
 from explorer_harness import ROOT, build_world, serve
 from playwright import sync_api as playwright_api
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.settlement.chain_data import submissions
-from attribution_oracle.settlement.service import load_report
+from attribution_oracle.settlement.report_service import load_report
 from attribution_oracle.store.blobs import BlobStore
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.factory import verify_manifest
 from attribution_oracle.store.blobs import BlobStore
 

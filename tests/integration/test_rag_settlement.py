@@ -21,10 +21,10 @@ from oracle_harness import PAYER, Driver, Market, NodeProcess, accepted_reports,
 from attribution_oracle.chain.wallets import dev_account, dev_signer
 from attribution_oracle.models import load_base_model
 from attribution_oracle.oracle.db import OracleDB
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.serving.retrieval import DEFAULT_TOP_K, retriever_for_model
-from attribution_oracle.serving.server import ServerThread
-from attribution_oracle.serving.service import OpenLoraService
+from attribution_oracle.serving.http_server import ServerThread
+from attribution_oracle.serving.openlora_service import OpenLoraService
+from attribution_oracle.serving.rag_retriever import DEFAULT_TOP_K, retriever_for_model
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
 from attribution_oracle.settlement.allocation import ServedInference, allocate
 from attribution_oracle.settlement.chain_data import training_data
 from attribution_oracle.store.blobs import BlobStore
@@ -171,7 +171,7 @@ def _uri(report) -> str:
 
 
 def _datanet_pool(market: Market, request_id: int) -> int:
-    from attribution_oracle.chain.events import fetch_events
+    from attribution_oracle.chain.event_decoding import fetch_events
 
     contract = market.contract("InferenceMarket")
     head = market.client.block("latest")["number"]

@@ -16,14 +16,14 @@ import torch
 from cli_harness import free_port, make_cli
 from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
 from attribution_oracle.chain.wallets import dev_signer
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.models import load_base_model, pack_adapter, unpack_adapter
 from attribution_oracle.serving.adapter_cache import AdapterError
+from attribution_oracle.serving.http_server import ServerThread
+from attribution_oracle.serving.openlora_service import OpenLoraService
 from attribution_oracle.serving.served_access import served_query_headers
-from attribution_oracle.serving.server import ServerThread
-from attribution_oracle.serving.service import OpenLoraService
 from attribution_oracle.store.blobs import BlobStore
 
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"

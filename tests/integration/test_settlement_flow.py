@@ -9,8 +9,8 @@ import pytest
 from cli_harness import free_port, make_cli
 
 from attribution_oracle.attribution.shares import contributor_shares
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import load_deployment
+from attribution_oracle.chain.web3_client import ChainClient
 
 OPEN = 10**18
 CORPUS = Path(__file__).resolve().parents[2] / "demo" / "corpus"

@@ -43,7 +43,7 @@ def test_two_process_gloo_index_build_equals_one_process(capture: str, tmp_path:
         config = TrainConfig(steps=3, batch_size=2, seq_len=24, proj_dim=16, eval_fraction=0.1, index_capture=capture)
         tokenizer = load_base_model("tiny:3").tokenizer
         from attribution_oracle.factory.fetch import Document
-        from attribution_oracle.factory.sources import ApprovedContribution
+        from attribution_oracle.factory.version_sources import ApprovedContribution
 
         docs = [Document(ApprovedContribution(1, i + 1, "0x" + "0" * 40, "0" * 64), t.encode()) for i, t in
                 enumerate(TEXTS * 2)]  # fmt: skip

@@ -4,10 +4,10 @@
 cap check), ``PaymentAuthorization`` and the EIP-712 helpers.
 """
 
-from .budget import BudgetExceededError, check_call
-from .client import Agent, AgentCall, AgentError
-from .typed_data import PaymentAuthorization, sign_payment
-from .vault import AgentStatus, AgentVaultClient, SessionKeyState
+from attribution_oracle.agent.budget import BudgetExceededError, check_call
+from attribution_oracle.agent.paying_agent import Agent, AgentCall, AgentError
+from attribution_oracle.agent.vault import AgentStatus, AgentVaultClient, SessionKeyState
+from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, sign_payment
 
 __all__ = [
     "Agent",

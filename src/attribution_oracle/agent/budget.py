@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from ..errors import UserError
-from .vault import AgentStatus, SessionKeyState
+from attribution_oracle.agent.vault import AgentStatus, SessionKeyState
+from attribution_oracle.errors import UserError
 
 __all__ = ["BudgetExceededError", "check_call"]
 

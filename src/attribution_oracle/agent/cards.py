@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from ..errors import UserError
-from ..store.blobs import BlobStore
+from attribution_oracle.errors import UserError
+from attribution_oracle.store.blobs import BlobStore
 
 __all__ = ["CARD_TYPE", "build_card", "store_card", "load_card"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from eth_account.signers.local import LocalAccount
 
-from ..chain.client import ChainClient
-from ..chain.deployments import Deployment
-from ..errors import UserError
-from .vault import named_contract
+from attribution_oracle.agent.vault import named_contract
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.errors import UserError
 
 __all__ = ["set_token_rates", "token_rates"]
 

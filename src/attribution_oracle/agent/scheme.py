@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from x402.schemas import PaymentRequirements
 
-from .typed_data import PaymentAuthorization, sign_payment
+from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, sign_payment
 
 __all__ = [
     "SCHEME",

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
-from .client import Agent, AgentCall
-from .vault import AgentVaultClient
+from attribution_oracle.agent.paying_agent import Agent, AgentCall
+from attribution_oracle.agent.vault import AgentVaultClient
+from attribution_oracle.errors import UserError
 
 __all__ = ["TaskStep", "load_task", "run_task", "CallEarnings", "earnings"]
 

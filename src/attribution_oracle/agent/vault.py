@@ -14,10 +14,10 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
 
-from ..chain.client import ChainClient
-from ..chain.deployments import Deployment
-from ..chain.token import ensure_allowance, events_of
-from ..errors import UserError
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.open_token import ensure_allowance, events_of
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.errors import UserError
 
 __all__ = ["AgentVaultClient", "AgentStatus", "SessionKeyState", "named_contract"]
 

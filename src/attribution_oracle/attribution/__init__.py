@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from attribution_oracle.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the ``X as X`` form marks a re-export for type checkers and linters
-    from attribution_oracle.attribution.engine import Attributor as Attributor
     from attribution_oracle.attribution.estimators import ESTIMATORS as ESTIMATORS
+    from attribution_oracle.attribution.gradient_attributor import Attributor as Attributor
     from attribution_oracle.attribution.index import AttributionIndex as AttributionIndex
     from attribution_oracle.attribution.index import TopK as TopK
     from attribution_oracle.attribution.projection import Projector as Projector
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the ``X as X`` form marks a re-export for type checkers and
 # Imported on first use (PEP 562): ``shares`` is pure Python, so the oracle and settlement code that only splits
 # amounts does not pay for importing torch; ``from attribution_oracle.attribution import X`` works as before.
 _LAZY = {
-    "Attributor": "engine",
+    "Attributor": "gradient_attributor",
     "ESTIMATORS": "estimators",
     "AttributionIndex": "index",
     "TopK": "index",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attribution_oracle.attribution.spans_index import SpanIndex, SpanIndexError
+from attribution_oracle.attribution.spans_index import SpanIndexError, StoredSpanIndex
 
 TEXT_MIN_LEN = 32
 TOKEN_MIN_LEN = 12
@@ -74,7 +74,7 @@ class CopyReport:
 
 
 def find_copies(
-    index_or_documents: SpanIndex | Sequence[tuple[str, Tokens]],
+    index_or_documents: StoredSpanIndex | Sequence[tuple[str, Tokens]],
     candidate: Tokens,
     *,
     min_len: int | None = None,
@@ -84,27 +84,29 @@ def find_copies(
 ) -> CopyReport:
     """Report how much of ``candidate`` is copied from the indexed contributions.
 
-    ``index_or_documents`` is a ``SpanIndex`` or the earlier contributions as ``(id, text)`` (text mode) or
+    ``index_or_documents`` is a ``StoredSpanIndex`` or the earlier contributions as ``(id, text)`` (text mode) or
     ``(id, token ids)`` (then ``vocab_size`` is needed), in approval order. ``before`` names a contribution in
     the index: only contributions before it count as sources (to audit an indexed contribution against the ones
     approved earlier).
     """
     if not 0 < threshold <= 1:
         raise SpanIndexError(f"threshold must lie in (0, 1], got {threshold!r}")
-    if isinstance(index_or_documents, SpanIndex):
+    if isinstance(index_or_documents, StoredSpanIndex):
         return _find(index_or_documents, candidate, min_len, before, threshold)
     documents = list(index_or_documents)
     with tempfile.TemporaryDirectory(prefix="copies-") as tmp:
         if all(isinstance(doc, str) for _, doc in documents):
-            index = SpanIndex.build_text(Path(tmp) / "index", documents)  # type: ignore[arg-type]
+            index = StoredSpanIndex.build_text(Path(tmp) / "index", documents)  # type: ignore[arg-type]
         else:
             if vocab_size is None:
                 raise SpanIndexError("token documents need vocab_size")
-            index = SpanIndex.build(Path(tmp) / "index", documents, vocab_size)  # type: ignore[arg-type]
+            index = StoredSpanIndex.build(Path(tmp) / "index", documents, vocab_size)  # type: ignore[arg-type]
         return _find(index, candidate, min_len, before, threshold)
 
 
-def _find(index: SpanIndex, candidate: Tokens, min_len: int | None, before: str | None, threshold: float) -> CopyReport:
+def _find(
+    index: StoredSpanIndex, candidate: Tokens, min_len: int | None, before: str | None, threshold: float
+) -> CopyReport:
     if min_len is None:
         min_len = TEXT_MIN_LEN if index.mode == "text" else TOKEN_MIN_LEN
     if isinstance(min_len, bool) or not isinstance(min_len, int) or min_len < 1:

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from attribution_oracle.attribution.spans_index import SpanIndex as StoredSpanIndex
-from attribution_oracle.attribution.spans_index import SpanIndexError
+from attribution_oracle.attribution.spans_index import SpanIndexError, StoredSpanIndex
 from attribution_oracle.attribution.spans_query import (
     DEFAULT_COMMON_P,
     DEFAULT_MAX_COUNT,

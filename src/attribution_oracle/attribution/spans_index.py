@@ -92,7 +92,7 @@ def _pack_pointers(sa: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(wide.view(np.uint8).reshape(-1, 8)[:, :width])
 
 
-class SpanIndex:
+class StoredSpanIndex:
     """Suffix-array index of documents (contribution id, tokens): exact counts and maximal matching spans."""
 
     def __init__(self, path: Path) -> None:
@@ -122,7 +122,7 @@ class SpanIndex:
     # ------------------------------------------------------------------ build
 
     @classmethod
-    def open(cls, path: Path) -> SpanIndex:
+    def open(cls, path: Path) -> StoredSpanIndex:
         """Open an index built by ``build``/``build_text`` (cheap: nothing is read until the first query)."""
         return cls(path)
 
@@ -134,7 +134,7 @@ class SpanIndex:
         vocab_size: int,
         *,
         overwrite: bool = True,
-    ) -> SpanIndex:
+    ) -> StoredSpanIndex:
         """Index ``documents`` (contribution id, token ids in ``[0, vocab_size)``) in the given order.
 
         The order matters: it is the approval order used by the copies rule (earliest document first).
@@ -154,7 +154,7 @@ class SpanIndex:
         return cls._write(path, [d for d, _ in documents], arrays, dtype, vocab_size, vocab_size, "tokens", overwrite)
 
     @classmethod
-    def build_text(cls, path: Path, documents: Sequence[tuple[str, str]], *, overwrite: bool = True) -> SpanIndex:
+    def build_text(cls, path: Path, documents: Sequence[tuple[str, str]], *, overwrite: bool = True) -> StoredSpanIndex:
         """Index texts in byte mode: tokens are the UTF-8 bytes (u8), the separator is 0xFF."""
         arrays = []
         for doc_id, text in documents:
@@ -175,7 +175,7 @@ class SpanIndex:
         separator: int,
         mode: str,
         overwrite: bool,
-    ) -> SpanIndex:
+    ) -> StoredSpanIndex:
         path = Path(path)
         if any(not isinstance(i, str) or "\n" in i or "\r" in i for i in ids):
             raise SpanIndexError("contribution ids must be strings without line breaks")
@@ -453,7 +453,7 @@ def _buckets(corpus: np.ndarray, sa: np.ndarray, depth: int, alphabet: int) -> n
     return buckets
 
 
-def iter_ids(index: SpanIndex, doc_indices: Iterable[int]) -> list[str]:
+def iter_ids(index: StoredSpanIndex, doc_indices: Iterable[int]) -> list[str]:
     """Contribution ids of document indices."""
     index._load()
     return [index.ids[int(i)] for i in doc_indices]

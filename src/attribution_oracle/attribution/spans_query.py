@@ -1,4 +1,4 @@
-"""Maximal matching spans of an output against a ``SpanIndex``, and span scores per contribution.
+"""Maximal matching spans of an output against a ``StoredSpanIndex``, and span scores per contribution.
 
 **Maximal spans** (as in OLMoTrace): a span ``output[i:j]`` is maximal if it occurs in the corpus and
 neither ``output[i-1:j]`` nor ``output[i:j+1]`` does. With ``L[i]`` the length of the longest prefix of
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attribution_oracle.attribution.spans_index import SpanIndex, SpanIndexError
+from attribution_oracle.attribution.spans_index import SpanIndexError, StoredSpanIndex
 
 DEFAULT_MIN_LEN = 8
 #: Distinct documents listed per span (earliest first); ``Span.count`` is always exact.
@@ -74,7 +74,7 @@ def _check_len(min_len: int) -> None:
         raise SpanIndexError(f"min_len must be a positive integer, got {min_len!r}")
 
 
-def longest_matches(index: SpanIndex, tokens: Sequence[int] | np.ndarray | str) -> tuple[bytes, list[int]]:
+def longest_matches(index: StoredSpanIndex, tokens: Sequence[int] | np.ndarray | str) -> tuple[bytes, list[int]]:
     """The encoded output and ``L[i]``: the longest prefix of ``output[i:]`` occurring in the corpus."""
     pattern = index.encode(tokens)
     step = index.dtype.itemsize
@@ -82,7 +82,7 @@ def longest_matches(index: SpanIndex, tokens: Sequence[int] | np.ndarray | str) 
     return pattern, [index.longest_prefix(pattern[i * step :]) for i in range(n)]
 
 
-def _raw_spans(index: SpanIndex, tokens, min_len: int) -> tuple[bytes, list[tuple[int, int]]]:
+def _raw_spans(index: StoredSpanIndex, tokens, min_len: int) -> tuple[bytes, list[tuple[int, int]]]:
     pattern, longest = longest_matches(index, tokens)
     spans = []
     for i, length in enumerate(longest):
@@ -91,18 +91,18 @@ def _raw_spans(index: SpanIndex, tokens, min_len: int) -> tuple[bytes, list[tupl
     return pattern, spans
 
 
-def _occurring_documents(index: SpanIndex, lo: int, hi: int) -> np.ndarray:
+def _occurring_documents(index: StoredSpanIndex, lo: int, hi: int) -> np.ndarray:
     """Distinct document indices (ascending) holding the suffixes ranked ``lo..hi-1``."""
     return np.unique(index.documents_of(index.pointers(lo, hi)))
 
 
-def _earliest_document(index: SpanIndex, pattern: bytes) -> int:
+def _earliest_document(index: StoredSpanIndex, pattern: bytes) -> int:
     lo, hi = index.range(pattern)
     return int(index.documents_of(index.pointers(lo, hi).min(keepdims=True))[0])
 
 
 def _earliest_owners(
-    index: SpanIndex, pattern: bytes, start: int, end: int, min_len: int, info: np.ndarray
+    index: StoredSpanIndex, pattern: bytes, start: int, end: int, min_len: int, info: np.ndarray
 ) -> list[tuple[int, float]]:
     """Rule 4: each token of the span goes to the earliest document holding a ``min_len`` window covering it."""
     step = index.dtype.itemsize
@@ -118,7 +118,7 @@ def _earliest_owners(
 
 
 def maximal_spans(
-    index: SpanIndex,
+    index: StoredSpanIndex,
     tokens: Sequence[int] | np.ndarray | str,
     min_len: int = 1,
     *,
@@ -146,7 +146,7 @@ def maximal_spans(
 
 
 def _weighted_spans(
-    index: SpanIndex, tokens: Sequence[int] | np.ndarray | str, min_len: int, common_p: float
+    index: StoredSpanIndex, tokens: Sequence[int] | np.ndarray | str, min_len: int, common_p: float
 ) -> tuple[bytes, list[tuple[int, int]], np.ndarray, np.ndarray] | None:
     """The output's pattern bytes, its raw maximal spans, each token's self-information and whether it is common
     (unigram probability >= ``common_p``); None when nothing spans or the corpus is empty."""
@@ -162,7 +162,7 @@ def _weighted_spans(
 
 
 def attribute(
-    index: SpanIndex,
+    index: StoredSpanIndex,
     tokens: Sequence[int] | np.ndarray | str,
     *,
     min_len: int = DEFAULT_MIN_LEN,
@@ -193,7 +193,7 @@ def attribute(
 
 
 def attribute_ranked(
-    index: SpanIndex,
+    index: StoredSpanIndex,
     tokens: Sequence[int] | np.ndarray | str,
     rank: dict[str, float],
     *,
@@ -212,7 +212,7 @@ def attribute_ranked(
 
 
 def _kept_spans(
-    index: SpanIndex, tokens: Sequence[int] | np.ndarray | str, min_len: int, max_count: int, common_p: float
+    index: StoredSpanIndex, tokens: Sequence[int] | np.ndarray | str, min_len: int, max_count: int, common_p: float
 ) -> Iterator[tuple[bytes, np.ndarray, int, int, int, int]]:
     """The maximal spans that count: ``(pattern, info, start, end, lo, hi)`` for each span of the output that is
     not all common tokens and occurs at most ``max_count`` times (``lo:hi`` its suffix-array range)."""
@@ -229,6 +229,6 @@ def _kept_spans(
             yield pattern, info, start, end, lo, hi
 
 
-def _by_contribution_id(index: SpanIndex, scores: dict[int, float]) -> dict[str, float]:
+def _by_contribution_id(index: StoredSpanIndex, scores: dict[int, float]) -> dict[str, float]:
     """Document scores keyed by contribution id, sorted by id, positive ones only."""
     return {index.ids[d]: scores[d] for d in sorted(scores, key=lambda d: index.ids[d]) if scores[d] > 0}

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 from web3.contract import Contract
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.events import LogDecoder, fetch_events, rpc_request
+from attribution_oracle.chain.event_decoding import LogDecoder, fetch_events, rpc_request
+from attribution_oracle.chain.web3_client import ChainClient
 
 DEFAULT_MAX_STEP_BLOCKS = 2_000
 

@@ -18,7 +18,7 @@ from eth_abi import encode
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.web3_client import ChainClient
 
 REVEAL_WAIT_S = 120.0
 #: Chains that mine only on demand (Anvil/Hardhat automine): after this wait the next block is mined by RPC.

@@ -15,7 +15,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from attribution_oracle.chain.errors import ChainError
+from attribution_oracle.chain.chain_errors import ChainError
 from attribution_oracle.files import atomic_write
 
 

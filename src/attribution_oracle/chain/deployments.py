@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from attribution_oracle.chain.errors import DeploymentNotFoundError
+from attribution_oracle.chain.chain_errors import DeploymentNotFoundError
 from attribution_oracle.files import atomic_write
 
 FORMAT_VERSION = 1

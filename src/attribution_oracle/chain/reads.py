@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.chain_errors import ChainError
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.errors import ChainError
+from attribution_oracle.chain.web3_client import ChainClient
 
 __all__ = [
     "APPROVED_PAGE",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from attribution_oracle.chain.client import DEFAULT_RPC
-from attribution_oracle.cli.app import App, default_home
+from attribution_oracle.chain.web3_client import DEFAULT_RPC
+from attribution_oracle.cli.cli_context import App, default_home
 from attribution_oracle.errors import UserError
 
 EXIT_USER_ERROR = 1
@@ -107,38 +107,38 @@ def cli(ctx: click.Context, home: Path | None, rpc: str | None, json_output: boo
 
 def _register() -> None:
     from attribution_oracle.cli import (
-        agent,
-        datanet,
-        deploy,
-        explorer,
-        market,
-        model,
-        node,
-        oracle,
-        report,
-        rewards,
-        serve,
-        token,
-        wallet,
+        agent_commands,
+        datanet_commands,
+        deploy_commands,
+        explorer_commands,
+        market_commands,
+        model_commands,
+        node_commands,
+        oracle_commands,
+        report_commands,
+        rewards_commands,
+        serve_commands,
+        token_commands,
+        wallet_commands,
     )
 
     for module in (
-        node,
-        deploy,
-        wallet,
-        token,
-        datanet,
-        model,
-        market,
-        serve,
-        report,
-        rewards,
-        oracle,
-        explorer,
-        agent,
+        node_commands,
+        deploy_commands,
+        wallet_commands,
+        token_commands,
+        datanet_commands,
+        model_commands,
+        market_commands,
+        serve_commands,
+        report_commands,
+        rewards_commands,
+        oracle_commands,
+        explorer_commands,
+        agent_commands,
     ):
         cli.add_command(module.command)
-    cli.add_command(serve.infer)
+    cli.add_command(serve_commands.infer)
 
 
 _register()

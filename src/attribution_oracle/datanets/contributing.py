@@ -13,11 +13,11 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from attribution_oracle.chain.client import ChainClient, format_eth
+from attribution_oracle.chain.chain_errors import TransactionError
 from attribution_oracle.chain.commit_reveal import BoundContribution, contribute_bound_many
-from attribution_oracle.chain.errors import TransactionError
+from attribution_oracle.chain.open_token import ensure_allowance, events_of
 from attribution_oracle.chain.reads import ChainReader
-from attribution_oracle.chain.token import ensure_allowance, events_of
+from attribution_oracle.chain.web3_client import ChainClient, format_eth
 from attribution_oracle.errors import UserError
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import content_uri, digest_to_bytes32

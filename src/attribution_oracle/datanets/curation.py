@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from eth_account.signers.local import LocalAccount
 
-from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.errors import UserError
 
 __all__ = ["CurationError", "curate"]

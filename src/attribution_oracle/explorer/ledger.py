@@ -1,6 +1,6 @@
 """The explorer's in-memory ledger: inferences, epochs and earnings folded from chain events and reports.
 
-Everything here is derived from decoded contract events (``chain.events.fetch_events`` dicts), the epoch
+Everything here is derived from decoded contract events (``chain.event_decoding.fetch_events`` dicts), the epoch
 reports they point to and the served records; the ledger never talks to the chain itself, so the benchmark
 and the live poller feed it the same way. Amounts are integers in wei. ``version`` grows with every change,
 so views can cache what they derive from it.
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from attribution_oracle.settlement.report import Report
+from attribution_oracle.settlement.epoch_report import Report
 
 
 @dataclass

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from attribution_oracle.explorer import leaderboards as boards
-from attribution_oracle.explorer.audit import Audits
+from attribution_oracle.explorer.audit_verdicts import Audits
+from attribution_oracle.explorer.explorer_state import Explorer
 from attribution_oracle.explorer.ledger import Inference
 from attribution_oracle.explorer.paging import paginate
 from attribution_oracle.explorer.signals import Signals
-from attribution_oracle.explorer.state import Explorer
-from attribution_oracle.store.errors import StoreError
+from attribution_oracle.store.store_errors import StoreError
 
 SNIPPET = 240
 BLOB_LIMIT = 200_000
@@ -399,8 +399,8 @@ _verified: dict[tuple[int, str], Any] = {}
 
 
 def verification(explorer: Explorer, uri: str):
-    """``settlement.service.rederive_report`` (what ``report verify`` runs), cached per report URI."""
-    from attribution_oracle.settlement.service import rederive_report
+    """``settlement.report_service.rederive_report`` (what ``report verify`` runs), cached per report URI."""
+    from attribution_oracle.settlement.report_service import rederive_report
 
     key = (id(explorer), uri)
     if key not in _verified:

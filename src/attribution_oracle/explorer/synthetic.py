@@ -1,9 +1,9 @@
 """A synthetic ledger for the explorer's benchmark and unit tests, fed through the product's own ingestion.
 
 Registry events go through ``Catalog.apply`` (the catalog's own API), market and distributor events through
-``Explorer.ingest``, reports are real ``settlement.report`` documents (shares from ``settlement.allocation``)
+``Explorer.ingest``, reports are real ``settlement.epoch_report`` documents (shares from ``settlement.allocation``)
 stored in a ``BlobStore``, and served records through ``Explorer.ingest_records``. Nothing is mocked but the
-chain: the events are the dicts ``chain.events.fetch_events`` returns.
+chain: the events are the dicts ``chain.event_decoding.fetch_events`` returns.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attribution_oracle.explorer.state import Explorer
-from attribution_oracle.serving.records import ServedRecord
-from attribution_oracle.settlement.allocation import Contribution as Allocated
+from attribution_oracle.explorer.explorer_state import Explorer
+from attribution_oracle.serving.served_log import ServedRecord
+from attribution_oracle.settlement.allocation import AttributedContribution as Allocated
 from attribution_oracle.settlement.allocation import ServedInference, allocate
-from attribution_oracle.settlement.report import InferenceShares, build_report
-from attribution_oracle.settlement.service import report_uri
+from attribution_oracle.settlement.epoch_report import InferenceShares, build_report
+from attribution_oracle.settlement.report_service import report_uri
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.catalog import Catalog
 from attribution_oracle.store.merkle import MerkleTree

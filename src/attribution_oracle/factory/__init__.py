@@ -18,10 +18,10 @@ from attribution_oracle.lazy import lazy_exports
 # Public names load on first use, so light users (the CLI's `model register`, oracle nodes) do not import torch.
 _LAZY = {
     "TrainConfig": "config",
-    "DataVerificationError": "errors",
-    "FactoryError": "errors",
-    "ManifestError": "errors",
-    "RunMismatchError": "errors",
+    "DataVerificationError": "factory_errors",
+    "FactoryError": "factory_errors",
+    "ManifestError": "factory_errors",
+    "RunMismatchError": "factory_errors",
     "Document": "fetch",
     "TrainingData": "fetch",
     "fetch_training_data": "fetch",
@@ -33,12 +33,12 @@ _LAZY = {
     "TrainedModel": "pipeline",
     "run_name": "pipeline",
     "train_model": "pipeline",
-    "ApprovedContribution": "sources",
-    "CatalogSource": "sources",
-    "ChainSource": "sources",
-    "DatanetSource": "sources",
-    "VersionRecord": "sources",
-    "parse_datanet_spec": "sources",
+    "ApprovedContribution": "version_sources",
+    "CatalogSource": "version_sources",
+    "ChainSource": "version_sources",
+    "DatanetSource": "version_sources",
+    "VersionRecord": "version_sources",
+    "parse_datanet_spec": "version_sources",
 }
 
 

@@ -21,14 +21,13 @@ import torch
 from torch import nn
 
 from attribution_oracle.attribution import Attributor, LanguageModelTask
+from attribution_oracle.factory.chunking import Chunk, example_batch
+from attribution_oracle.factory.config import TrainConfig
+from attribution_oracle.factory.eager_attention import eager_attention
+from attribution_oracle.factory.factory_errors import ManifestError
 from attribution_oracle.models import pack_adapter
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import validate_digest
-
-from .attention import eager_attention
-from .chunking import Chunk, example_batch
-from .config import TrainConfig
-from .errors import ManifestError
 
 __all__ = [
     "ESTIMATOR",
@@ -47,7 +46,7 @@ def store_checkpoints(
     model: nn.Module, snapshots: dict[int, dict[str, torch.Tensor]], lora_config: dict, base_hash: str, store: BlobStore
 ) -> list[dict]:
     """Store each snapshot as an adapter blob; returns ``[{"step", "adapter_sha256"}]`` in step order."""
-    from .lora import adapter_state
+    from attribution_oracle.factory.peft_lora import adapter_state
 
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     current = {n: p.detach().clone() for n, p in params.items()}
@@ -194,7 +193,7 @@ def chunk_gradients(
 ) -> list[dict[str, torch.Tensor]]:
     """Per checkpoint (in step order), ``{parameter: [n_chunks, *shape]}``: the captured chunk gradients, the
     missing ones computed at the checkpoint's parameters; the model's trainable parameters are restored after."""
-    from .index_capture import catch_up_gradients, trainable_names
+    from attribution_oracle.factory.index_capture import catch_up_gradients, trainable_names
 
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     current = {n: p.detach().clone() for n, p in params.items()}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .fetch import Document
+from attribution_oracle.factory.fetch import Document
 
 __all__ = [
     "CHUNKING",

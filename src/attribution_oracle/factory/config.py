@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .errors import FactoryError
+from attribution_oracle.factory.factory_errors import FactoryError
 
 __all__ = ["TrainConfig"]
 

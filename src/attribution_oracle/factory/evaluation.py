@@ -6,17 +6,16 @@ sees; the manifest names them (``chunking.eval_chunks``) so anyone can rebuild a
 
 from __future__ import annotations
 
+from attribution_oracle.factory.chunking import tokenize_documents
+from attribution_oracle.factory.factory_errors import ManifestError
+from attribution_oracle.factory.fetch import Document
+from attribution_oracle.factory.manifest import load_manifest
+from attribution_oracle.factory.peft_lora import attach_lora, load_adapter_state
+from attribution_oracle.factory.trainer import evaluate
+from attribution_oracle.factory.version_sources import ApprovedContribution
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.store.blobs import BlobStore
-from attribution_oracle.store.errors import StoreError
-
-from .chunking import tokenize_documents
-from .errors import ManifestError
-from .fetch import Document
-from .lora import attach_lora, load_adapter_state
-from .manifest import load_manifest
-from .sources import ApprovedContribution
-from .trainer import evaluate
+from attribution_oracle.store.store_errors import StoreError
 
 __all__ = ["evaluate_manifest", "held_out_losses"]
 

@@ -12,13 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from attribution_oracle.datanets.versions import VersionManifestError, read_version_manifest
+from attribution_oracle.factory.factory_errors import DataVerificationError
+from attribution_oracle.factory.version_sources import (
+    ApprovedContribution,
+    DatanetSource,
+    VersionRecord,
+    parse_datanet_spec,
+)
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import digest_of_uri
-from attribution_oracle.store.errors import BlobNotFoundError, CorruptBlobError, InvalidDigestError
 from attribution_oracle.store.merkle import MerkleTree
-
-from .errors import DataVerificationError
-from .sources import ApprovedContribution, DatanetSource, VersionRecord, parse_datanet_spec
+from attribution_oracle.store.store_errors import BlobNotFoundError, CorruptBlobError, InvalidDigestError
 
 __all__ = ["Document", "TrainingData", "fetch_training_data"]
 

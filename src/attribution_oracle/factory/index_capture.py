@@ -2,7 +2,7 @@
 
 Rule (``TrainConfig.index_capture = "backward"``, recorded in the manifest): for an attribution checkpoint at
 completed step ``s``, the *capture window* is the shortest run of optimiser steps ending just before it that trains
-every packed row (about one epoch: the data order is known in advance, ``trainer.DataOrder``; from step 0 when
+every packed row (about one epoch: the data order is known in advance, ``training_batches.DataOrder``; from step 0 when
 training is shorter). Each training chunk's row in that checkpoint's index is the gradient of its own mean token loss
 taken from the training step's forward and backward in which the chunk was last trained inside the window
 (``attribution.linear_capture``: per-segment sums of the LoRA layers' ``dy x^T``), i.e. the gradient the optimiser
@@ -23,17 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from attribution_oracle.attribution.linear_capture import LinearGradientCapture
-
-from .chunking import IGNORE, Chunk, pack_rows, packed_batch
-
-if TYPE_CHECKING:
-    from .trainer import DataOrder
+from attribution_oracle.factory.chunking import IGNORE, Chunk, pack_rows, packed_batch
+from attribution_oracle.factory.training_batches import DataOrder, packed_loss_sum
 
 __all__ = ["BackwardIndexCapture", "capture_windows", "catch_up_gradients"]
 
@@ -135,7 +131,6 @@ def catch_up_gradients(
     caller's). Parameter ``.grad`` fields are left cleared. ``batches = (start, stop)`` computes only those batches
     of ``batch_size`` packed rows (a shard; ``catch_up_batch_count`` gives how many there are): each batch's
     arithmetic is the same whoever computes it."""
-    from .trainer import _loss_sum  # the training loss itself (trainer imports this module)
 
     if not wanted:
         return {}
@@ -156,7 +151,7 @@ def catch_up_gradients(
             segments, ids, counts = batch_segments(rows, subset, batch["targets"].shape[1])
             scale = (1.0 / counts.clamp(min=1)).to(torch.float32)
             with capture.recording(segments.to(device), scale) as grads:
-                loss_sum, _ = _loss_sum(model, batch)
+                loss_sum, _ = packed_loss_sum(model, batch)
                 loss_sum.backward()
             model.zero_grad(set_to_none=True)
             flat = capture.flat(grads).cpu()

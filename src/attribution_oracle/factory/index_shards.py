@@ -36,10 +36,9 @@ import torch.distributed as dist
 from torch import nn
 
 from attribution_oracle.attribution.distributed import shard_bounds
-
-from .attention import eager_attention
-from .chunking import Chunk
-from .index_capture import catch_up_batch_count, catch_up_gradients
+from attribution_oracle.factory.chunking import Chunk
+from attribution_oracle.factory.eager_attention import eager_attention
+from attribution_oracle.factory.index_capture import catch_up_batch_count, catch_up_gradients
 
 __all__ = ["IndexShardGroup", "backend_for_device"]
 
@@ -176,9 +175,8 @@ class IndexShardGroup:
 
 
 def _helper(args: argparse.Namespace) -> None:
+    from attribution_oracle.factory.peft_lora import attach_lora
     from attribution_oracle.models import load_base_model
-
-    from .lora import attach_lora
 
     torch.set_num_threads(args.threads)
     if torch.cuda.is_available():

@@ -35,13 +35,12 @@ import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
+from attribution_oracle.factory.factory_errors import ManifestError
 from attribution_oracle.models import unpack_adapter
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import CONTENT_URI_SCHEME, content_uri
-from attribution_oracle.store.errors import StoreError
 from attribution_oracle.store.merkle import MerkleTree
-
-from .errors import ManifestError
+from attribution_oracle.store.store_errors import StoreError
 
 __all__ = [
     "MANIFEST_FORMAT",

@@ -20,10 +20,7 @@ from pathlib import Path
 from attribution_oracle.attribution.combine import FACTORY_RULE
 from attribution_oracle.attribution.duplicates import RULE as COPIES_RULE
 from attribution_oracle.attribution.duplicates import copy_groups
-from attribution_oracle.models import ADAPTER_FORMAT, BaseModel, load_base_model, pack_adapter
-from attribution_oracle.store.blobs import BlobStore
-
-from .artefacts import (
+from attribution_oracle.factory.artefacts import (
     build_gradient_index,
     build_lexical_index,
     build_span_index,
@@ -31,17 +28,19 @@ from .artefacts import (
     store_checkpoints,
     store_directory,
 )
-from .chunking import CHUNKING, Chunk, split_eval, tokenize_documents
-from .config import TrainConfig
-from .errors import FactoryError
-from .evaluation import held_out_losses
-from .fetch import TrainingData, fetch_training_data
-from .index_shards import IndexShardGroup
-from .lora import adapter_state, attach_lora
-from .manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
-from .sources import DatanetSource
-from .state import bind_run_dir, load_state
-from .trainer import Progress, _pad_id, train_loop
+from attribution_oracle.factory.chunking import CHUNKING, Chunk, split_eval, tokenize_documents
+from attribution_oracle.factory.config import TrainConfig
+from attribution_oracle.factory.evaluation import held_out_losses
+from attribution_oracle.factory.factory_errors import FactoryError
+from attribution_oracle.factory.fetch import TrainingData, fetch_training_data
+from attribution_oracle.factory.index_shards import IndexShardGroup
+from attribution_oracle.factory.manifest import MANIFEST_FORMAT, canonical_json, library_versions, store_manifest
+from attribution_oracle.factory.peft_lora import adapter_state, attach_lora
+from attribution_oracle.factory.run_state import bind_run_dir, load_state
+from attribution_oracle.factory.trainer import Progress, _pad_id, train_loop
+from attribution_oracle.factory.version_sources import DatanetSource
+from attribution_oracle.models import ADAPTER_FORMAT, BaseModel, load_base_model, pack_adapter
+from attribution_oracle.store.blobs import BlobStore
 
 __all__ = ["TrainedModel", "run_name", "train_model", "tokenizer_description"]
 

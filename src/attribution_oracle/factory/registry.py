@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from attribution_oracle.chain.token import events_of
+from attribution_oracle.chain.open_token import events_of
 from attribution_oracle.datanets.specs import parse_spec
 from attribution_oracle.errors import UserError
 from attribution_oracle.store.digests import digest_to_bytes32

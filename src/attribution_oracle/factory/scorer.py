@@ -43,14 +43,13 @@ from attribution_oracle.attribution.combine import CombineRule, combine
 from attribution_oracle.attribution.duplicates import fold
 from attribution_oracle.attribution.fixed_point import grouped_sums, quantise, scores_float
 from attribution_oracle.attribution.query_gradients import LoraQueryFeaturizer
+from attribution_oracle.factory.artefacts import load_preconditioner, make_attributor, restore_directory
+from attribution_oracle.factory.factory_errors import ManifestError, ScoringError
+from attribution_oracle.factory.manifest import load_manifest
+from attribution_oracle.factory.peft_lora import attach_lora, load_adapter_state
 from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
-
-from .artefacts import load_preconditioner, make_attributor, restore_directory
-from .errors import ManifestError, ScoringError
-from .lora import attach_lora, load_adapter_state
-from .manifest import load_manifest
 
 __all__ = ["ModelScorer", "TrainingContribution", "load_model_scorer"]
 
@@ -331,7 +330,7 @@ def load_model_scorer(
     load_adapter_state(model, adapter.state_dict)
     model.eval()
     if query_path == "reference" and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")  # see factory.attention: vmap needs it
+        model.set_attn_implementation("eager")  # see factory.eager_attention: vmap needs it
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "scorers"
     root = cache / manifest_digest
     gradient = manifest["attribution"]["gradient_index"]

@@ -9,7 +9,6 @@ resumed run repeats exactly what an uninterrupted one does.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,11 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .attention import eager_attention
-from .chunking import IGNORE, Chunk, pack_rows, packed_batch
-from .config import TrainConfig
-from .index_capture import BackwardIndexCapture
-from .state import RunState, load_state, save_state
+from attribution_oracle.factory.chunking import Chunk, pack_rows, packed_batch
+from attribution_oracle.factory.config import TrainConfig
+from attribution_oracle.factory.eager_attention import eager_attention
+from attribution_oracle.factory.index_capture import BackwardIndexCapture
+from attribution_oracle.factory.run_state import RunState, load_state, save_state
+from attribution_oracle.factory.training_batches import DataOrder, packed_loss_sum
 
 __all__ = ["DataOrder", "TrainOutcome", "evaluate", "train_loop"]
 
@@ -44,38 +44,6 @@ class TrainOutcome:
     captured: dict[int, dict[int, torch.Tensor]] | None = None
 
 
-class DataOrder:
-    """Which packed rows each step trains on: epochs of seeded permutations, consumed ``batch_size`` at a time."""
-
-    def __init__(self, n_rows: int, batch_size: int, seed: int) -> None:
-        """Bind to ``n_rows`` packed rows."""
-        self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
-        self._perms: dict[int, list[int]] = {}
-
-    def _perm(self, epoch: int) -> list[int]:
-        if epoch not in self._perms:
-            digest = hashlib.sha256(f"data-order:{self.seed}:{epoch}".encode()).digest()
-            gen = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
-            self._perms[epoch] = torch.randperm(self.n_rows, generator=gen).tolist()
-        return self._perms[epoch]
-
-    def rows(self, step: int) -> list[int]:
-        """Row indices of 0-based ``step``."""
-        positions = range(step * self.batch_size, (step + 1) * self.batch_size)
-        return [self._perm(p // self.n_rows)[p % self.n_rows] for p in positions]
-
-
-def _loss_sum(model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]:
-    logits = model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
-    ).logits
-    targets = batch["targets"]
-    loss = nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
-    )
-    return loss, int((targets != IGNORE).sum())
-
-
 def _pad_id(tokenizer) -> int:
     return int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
 
@@ -90,7 +58,7 @@ def train_loop(
 ) -> TrainOutcome:
     """Train the trainable parameters of ``model`` on ``chunks``; resumes from ``run_dir``'s checkpoint if any.
 
-    Runs with eager attention (see ``factory.attention``)."""
+    Runs with eager attention (see ``factory.eager_attention``)."""
     with eager_attention(model):
         return _train_loop(model, tokenizer, chunks, config, run_dir, progress)
 
@@ -164,7 +132,7 @@ def _train_loop(
             group["lr"] = config.lr_at(step)
         optimizer.zero_grad(set_to_none=True)
         with capture.step(step, picked, batch) if capture is not None else nullcontext():
-            loss_sum, count = _loss_sum(model, batch)
+            loss_sum, count = packed_loss_sum(model, batch)
             loss = loss_sum / max(count, 1)
             loss.backward()
         if config.max_grad_norm > 0:
@@ -205,7 +173,7 @@ def _evaluate(model: nn.Module, tokenizer, chunks: Sequence[Chunk], seq_len: int
             k: v.to(device)
             for k, v in packed_batch(rows[start : start + batch_size], _pad_id(tokenizer), dtype).items()
         }
-        loss_sum, n = _loss_sum(model, batch)
+        loss_sum, n = packed_loss_sum(model, batch)
         total += float(loss_sum.double())
         count += n
     if was_training:

@@ -5,8 +5,14 @@ Face directory, or a tiny random config for tests) together with its tokenizer a
 ``adapters`` packs a LoRA adapter into one safetensors blob and reads it back.
 """
 
-from .adapters import ADAPTER_FORMAT, AdapterBlob, AdapterFormatError, pack_adapter, unpack_adapter
-from .base import BaseModel, BaseModelError, load_base_model, tiny_base_spec
+from attribution_oracle.models.adapters import (
+    ADAPTER_FORMAT,
+    AdapterBlob,
+    AdapterFormatError,
+    pack_adapter,
+    unpack_adapter,
+)
+from attribution_oracle.models.base import BaseModel, BaseModelError, load_base_model, tiny_base_spec
 
 __all__ = [
     "ADAPTER_FORMAT",

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from ..errors import UserError
+from attribution_oracle.errors import UserError
 
 __all__ = ["ADAPTER_FORMAT", "AdapterBlob", "AdapterFormatError", "pack_adapter", "unpack_adapter"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from attribution_oracle.errors import UserError
 
 __all__ = [
     "SMOLLM2_GGUF",

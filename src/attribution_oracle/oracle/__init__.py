@@ -3,9 +3,9 @@
 Construct an ``OracleNode`` (``node.py``) and ``run()`` it, or use ``attribution-oracle oracle run``.
 """
 
-from attribution_oracle.oracle.node import NodeConfig, OracleNode, node_status
+from attribution_oracle.oracle.oracle_node import NodeConfig, OracleNode, node_status
 from attribution_oracle.oracle.scoring import Scorer, ScorerContext, load_provider
-from attribution_oracle.oracle.sources import HttpServedRecords, StoreServedRecords, open_source
+from attribution_oracle.oracle.served_sources import HttpServedRecords, StoreServedRecords, open_source
 
 __all__ = [
     "HttpServedRecords",

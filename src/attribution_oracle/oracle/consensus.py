@@ -22,15 +22,15 @@ import time
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.chain_errors import TransactionError
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.errors import TransactionError
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.epochs import Draft, EpochBuilder
 from attribution_oracle.oracle.logs import log, warn
-from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.node_metrics import Metrics
 from attribution_oracle.oracle.peers import Peers
-from attribution_oracle.settlement.typed_data import (
+from attribution_oracle.settlement.report_typed_data import (
     SECP256K1_HALF_N,
     ReportMessage,
     Signature,

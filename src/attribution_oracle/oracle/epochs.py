@@ -14,7 +14,7 @@ Rule (every node derives the same report from the same chain and records):
 - After a veto the epoch is also above every epoch the distributor has seen (vetoed ones included), while
   ``previous`` stays the last report standing, so the vetoed inferences are covered again.
 - Its report covers ``[previous.toBlock + 1, end]``: every inference marked served in those blocks, built with
-  ``settlement.report.build_report`` on top of the previous report's cumulative amounts.
+  ``settlement.epoch_report.build_report`` on top of the previous report's cumulative amounts.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.oracle.attributor import load_retrieved, load_scores, load_shares
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import log, warn
-from attribution_oracle.settlement.report import InferenceShares, Report, build_report
-from attribution_oracle.settlement.service import URI_PREFIX, report_uri
-from attribution_oracle.settlement.typed_data import ReportMessage
+from attribution_oracle.oracle.record_attribution import load_retrieved, load_scores, load_shares
+from attribution_oracle.settlement.epoch_report import InferenceShares, Report, build_report
+from attribution_oracle.settlement.report_service import URI_PREFIX, report_uri
+from attribution_oracle.settlement.report_typed_data import ReportMessage
 from attribution_oracle.store.blobs import BlobStore
 
 

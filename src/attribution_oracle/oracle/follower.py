@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from attribution_oracle.chain.block_follower import BlockFollower, FollowStep
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.logs import log
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.errors import UserError
-from attribution_oracle.settlement.allocation import Contribution
+from attribution_oracle.settlement.allocation import AttributedContribution
 from attribution_oracle.settlement.chain_data import training_data
 from attribution_oracle.store.blobs import BlobStore, bytes32_to_digest
 from attribution_oracle.store.digests import CONTENT_URI_SCHEME
@@ -50,10 +50,10 @@ class ScorerContext:
     deployment: Deployment
     store: BlobStore
     cache_dir: Path | None = None
-    _training: dict[int, tuple[list[Contribution], dict[int, str]]] = field(default_factory=dict)
+    _training: dict[int, tuple[list[AttributedContribution], dict[int, str]]] = field(default_factory=dict)
     _adapters: dict[int, str] = field(default_factory=dict)
 
-    def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
+    def training_data(self, model_id: int) -> tuple[list[AttributedContribution], dict[int, str]]:
         """The model's contributions and Datanet owners (read from the chain once per model)."""
         if model_id not in self._training:
             self._training[model_id] = training_data(self.client, self.deployment, model_id)

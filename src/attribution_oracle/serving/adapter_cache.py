@@ -16,11 +16,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
-from ..errors import UserError
-from ..models import unpack_adapter
-from ..store.blobs import BlobStore
-from ..store.errors import BlobNotFoundError, CorruptBlobError
-from .lora import LoraWeights
+from attribution_oracle.errors import UserError
+from attribution_oracle.models import unpack_adapter
+from attribution_oracle.serving.multi_lora import LoraWeights
+from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.store_errors import BlobNotFoundError, CorruptBlobError
 
 __all__ = ["AdapterCache", "AdapterError"]
 

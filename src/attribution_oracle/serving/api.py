@@ -10,7 +10,7 @@ request gets HTTP 402 with ``type: "payment_required"`` and a ``code`` among ``m
 ``service_window_closing``.
 
 A model served with retrieval (``serve --rag``) answers with ``retrieved``: the contribution ids placed in its
-context, best first (the citations the oracle pays, ``serving.retrieval``).
+context, best first (the citations the oracle pays, ``serving.rag_retriever``).
 
 Limits (checked before any payment lookup): a body above ``MAX_BODY_BYTES`` gets 413 before it is parsed
 (by ``Content-Length`` or while reading it), and every field is bounded (``FIELD_LIMITS``). ``GET /v1/served``
@@ -31,11 +31,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import UserError
-from .chat import ChatFormatError, render_chat
-from .payments import PaymentRequiredError
-from .served_access import ServedAccess
-from .service import ModelNotServedError, OpenLoraService, Ticket
+from attribution_oracle.errors import UserError
+from attribution_oracle.serving.chat import ChatFormatError, render_chat
+from attribution_oracle.serving.openlora_service import ModelNotServedError, OpenLoraService, Ticket
+from attribution_oracle.serving.payments import PaymentRequiredError
+from attribution_oracle.serving.served_access import ServedAccess
 
 __all__ = ["create_app"]
 
@@ -332,7 +332,7 @@ def create_app(service: OpenLoraService) -> FastAPI:
             prompt = render_chat(service.base.tokenizer, _chat_messages(body))
         except ChatFormatError as exc:
             raise BadRequestError(str(exc)) from None
-        from .payments import prompt_hash
+        from attribution_oracle.serving.payments import prompt_hash
 
         return JSONResponse({"prompt": prompt, "input_hash": "0x" + prompt_hash(prompt).hex()})
 

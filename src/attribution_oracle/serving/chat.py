@@ -9,7 +9,7 @@ test model), ``FALLBACK_TEMPLATE``: ``<|im_start|>{role}\\n{content}<|im_end|>\\
 
 from __future__ import annotations
 
-from ..errors import UserError
+from attribution_oracle.errors import UserError
 
 __all__ = ["FALLBACK_TEMPLATE", "ChatFormatError", "render_chat"]
 

@@ -18,8 +18,8 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from ..chain.client import ChainClient, revert_reason
-from ..chain.errors import TransactionError
+from attribution_oracle.chain.chain_errors import TransactionError
+from attribution_oracle.chain.web3_client import ChainClient, revert_reason
 
 __all__ = ["FacilitatorSender"]
 

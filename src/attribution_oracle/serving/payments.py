@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ..chain.client import ChainClient
-from ..chain.deployments import Deployment
-from ..errors import UserError
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.errors import UserError
 
 __all__ = ["Payment", "PaymentGate", "PaymentRequiredError", "prompt_hash"]
 

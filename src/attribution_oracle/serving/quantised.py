@@ -2,7 +2,7 @@
 
 Serving is bound by the base model's own matmuls (``benchmarks/serving.py``: our engine runs at most at the bare
 base model's speed), so the base's linears (the LM head included) are swapped for ``LowPrecisionLinear`` modules
-holding bfloat16 weights; the LoRA wrappers (``serving.lora.MultiLoraLinear``) wrap them like any linear and add
+holding bfloat16 weights; the LoRA wrappers (``serving.multi_lora.MultiLoraLinear``) wrap them like any linear and add
 each row's adapter delta in full precision. Embeddings, norms and attention stay in the model's dtype; activations
 are cast to bfloat16 for each base matmul and the result back. The weights are converted once, in place.
 

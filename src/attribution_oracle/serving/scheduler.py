@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from .adapter_cache import AdapterCache
-from .engine import BatchGenerator, GenerationRequest
+from attribution_oracle.serving.adapter_cache import AdapterCache
+from attribution_oracle.serving.continuous_batching import BatchGenerator, GenerationRequest
 
 __all__ = ["Scheduler"]
 

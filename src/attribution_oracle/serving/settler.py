@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
 
-from .payments import STATUS_PAID, PaymentGate
-from .records import ServedRecordStore
+from attribution_oracle.serving.payments import STATUS_PAID, PaymentGate
+from attribution_oracle.serving.served_log import ServedRecordStore
 
 __all__ = ["ServiceMarker"]
 

@@ -31,20 +31,20 @@ from x402.http.utils import (
 )
 from x402.schemas import PaymentPayload, PaymentRequired, PaymentRequirements, ResourceInfo, SettleResponse
 
-from ..agent.scheme import (
+from attribution_oracle.agent.scheme import (
     PAYMENT_REQUIRED_HEADER,
     PAYMENT_RESPONSE_HEADER,
     PAYMENT_SIGNATURE_HEADER,
     SCHEME,
     VaultSchemeClient,
 )
-from ..agent.typed_data import PaymentAuthorization, recover_payment_signer
-from ..agent.vault import named_contract
-from ..chain.client import ChainClient, revert_reason
-from ..chain.deployments import Deployment
-from ..settlement.typed_data import Signature
-from .facilitator import FacilitatorSender
-from .payments import PaymentRequiredError, prompt_hash
+from attribution_oracle.agent.vault import named_contract
+from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, recover_payment_signer
+from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.web3_client import ChainClient, revert_reason
+from attribution_oracle.serving.facilitator import FacilitatorSender
+from attribution_oracle.serving.payments import PaymentRequiredError, prompt_hash
+from attribution_oracle.settlement.report_typed_data import Signature
 
 __all__ = [
     "PAYMENT_REQUIRED_HEADER",

@@ -13,7 +13,7 @@ model's training data (the ``equal`` fallback of ``contributor_shares``). Every 
 result sums exactly to the two pools.
 
 An inference served with retrieval (``serve --rag``) passes its ``retrieved`` contribution ids: the scores are
-first mixed by ``attribution.retrieval.rag_scores`` (the retrieved ids share a documented part of the pool), and
+first mixed by ``attribution.rag_shares.rag_scores`` (the retrieved ids share a documented part of the pool), and
 both pools then follow the mixed scores exactly as above.
 """
 
@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from attribution_oracle.attribution.retrieval import rag_scores
+from attribution_oracle.attribution.rag_shares import rag_scores
 from attribution_oracle.attribution.shares import contributor_shares, quantise, split_by_weight
 
 
 @dataclass(frozen=True)
-class Contribution:
+class AttributedContribution:
     """What the allocation needs to know about one training contribution."""
 
     id: str
@@ -57,7 +57,7 @@ def merge(*parts: Mapping[str, int]) -> dict[str, int]:
 def allocate(
     inference: ServedInference,
     scores: Mapping[str, float],
-    contributions: Sequence[Contribution],
+    contributions: Sequence[AttributedContribution],
     datanet_owners: Mapping[int, str],
     retrieved: Sequence[str] = (),
 ) -> dict[str, int]:

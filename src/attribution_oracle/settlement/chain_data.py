@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.deployments import Deployment
-from attribution_oracle.chain.events import fetch_events
+from attribution_oracle.chain.event_decoding import fetch_events
 from attribution_oracle.chain.reads import ChainReader
-from attribution_oracle.settlement.allocation import Contribution, ServedInference
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.settlement.allocation import AttributedContribution, ServedInference
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,16 @@ def served_inferences(
 
 def training_data(
     client: ChainClient, deployment: Deployment, model_id: int
-) -> tuple[list[Contribution], dict[int, str]]:
+) -> tuple[list[AttributedContribution], dict[int, str]]:
     """The contributions in the Datanet versions a model was trained on, and those Datanets' owners."""
     reader = ChainReader(client, deployment)
-    contributions: list[Contribution] = []
+    contributions: list[AttributedContribution] = []
     owners: dict[int, str] = {}
     for datanet_id, version in reader.model_sources(model_id):
         owners[datanet_id] = reader.datanet(datanet_id).owner
         count = reader.version(datanet_id, version).count
         for c in reader.approved_contributions(datanet_id, count):
-            contributions.append(Contribution(str(c.contribution_id), c.contributor, datanet_id))
+            contributions.append(AttributedContribution(str(c.contribution_id), c.contributor, datanet_id))
     return contributions, owners
 
 
@@ -117,7 +117,7 @@ def receipts(client: ChainClient, deployment: Deployment, request_ids: list[int]
             splits[request_id] = event["args"]
     missing = sorted(wanted - paid.keys())
     if missing:
-        from attribution_oracle.chain.errors import ChainError
+        from attribution_oracle.chain.chain_errors import ChainError
 
         raise ChainError(f"unknown request {missing[0]} (no InferencePaid event)")
     return [

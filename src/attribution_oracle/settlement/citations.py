@@ -2,7 +2,7 @@
 
 A report entry served with ``serve --rag`` holds the retrieved contribution ids (rank order) next to the model's
 scores. Each citation is the contribution, its contributor (from the chain's training data) and its share of the
-inference's contributor pool: its weight in ``attribution.retrieval.rag_scores(scores, retrieved)``, the same mixed
+inference's contributor pool: its weight in ``attribution.rag_shares.rag_scores(scores, retrieved)``, the same mixed
 scores the exact integer split was made from (so it includes what the contribution also earned by attribution).
 """
 
@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from attribution_oracle.attribution.retrieval import rag_scores
-from attribution_oracle.settlement.report import InferenceShares
+from attribution_oracle.attribution.rag_shares import rag_scores
+from attribution_oracle.settlement.epoch_report import InferenceShares
 
 __all__ = ["Citation", "citations"]
 

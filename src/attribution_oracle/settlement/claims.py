@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 
-from attribution_oracle.chain.client import ChainClient, format_eth
 from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.web3_client import ChainClient, format_eth
 from attribution_oracle.errors import UserError
 from attribution_oracle.settlement.chain_data import submissions
-from attribution_oracle.settlement.service import load_report
+from attribution_oracle.settlement.report_service import load_report
 from attribution_oracle.store.blobs import BlobStore
 
 __all__ = [

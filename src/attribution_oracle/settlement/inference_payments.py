@@ -9,10 +9,10 @@ import hashlib
 
 from eth_account.signers.local import LocalAccount
 
-from attribution_oracle.chain.client import ChainClient, format_eth
 from attribution_oracle.chain.deployments import Deployment
+from attribution_oracle.chain.open_token import ensure_allowance, events_of
 from attribution_oracle.chain.reads import ChainReader
-from attribution_oracle.chain.token import ensure_allowance, events_of
+from attribution_oracle.chain.web3_client import ChainClient, format_eth
 from attribution_oracle.errors import UserError
 
 __all__ = ["check_payable", "input_hash", "pay_for_hashes"]

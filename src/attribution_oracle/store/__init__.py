@@ -3,10 +3,19 @@
 ``merkle`` is imported on its own (``attribution_oracle.store.merkle``) since it needs eth-utils.
 """
 
-from .blobs import BlobStore
-from .catalog import Catalog
-from .digests import bytes32_to_digest, digest_to_bytes32, normalize_digest, validate_digest
-from .errors import (
+from attribution_oracle.store.blobs import BlobStore
+from attribution_oracle.store.catalog import Catalog
+from attribution_oracle.store.catalog_records import (
+    CONTRIBUTION_STATUSES,
+    Contribution,
+    Datanet,
+    LocalFile,
+    Model,
+    ModelSource,
+    Version,
+)
+from attribution_oracle.store.digests import bytes32_to_digest, digest_to_bytes32, normalize_digest, validate_digest
+from attribution_oracle.store.store_errors import (
     BlobNotFoundError,
     CatalogError,
     CorruptBlobError,
@@ -14,7 +23,6 @@ from .errors import (
     StoreError,
     UnknownIdError,
 )
-from .records import CONTRIBUTION_STATUSES, Contribution, Datanet, LocalFile, Model, ModelSource, Version
 
 __all__ = [
     "CONTRIBUTION_STATUSES",

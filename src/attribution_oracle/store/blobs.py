@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .digests import bytes32_to_digest, digest_to_bytes32, validate_digest
-from .errors import BlobNotFoundError, CorruptBlobError
+from attribution_oracle.store.digests import bytes32_to_digest, digest_to_bytes32, validate_digest
+from attribution_oracle.store.store_errors import BlobNotFoundError, CorruptBlobError
 
 __all__ = ["CHUNK_SIZE", "BlobStore", "bytes32_to_digest", "digest_to_bytes32"]
 

@@ -16,11 +16,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .digests import validate_digest
-from .errors import CatalogError, UnknownIdError
-from .events import EventRef, apply_event, normalize_hash32, parse_event
-from .records import CONTRIBUTION_STATUSES, Contribution, Datanet, LocalFile, Model, ModelSource, Version
-from .schema import SCHEMA_VERSION, create_chain_tables, create_local_tables, drop_chain_tables
+from attribution_oracle.store.catalog_events import EventRef, apply_event, normalize_hash32, parse_event
+from attribution_oracle.store.catalog_records import (
+    CONTRIBUTION_STATUSES,
+    Contribution,
+    Datanet,
+    LocalFile,
+    Model,
+    ModelSource,
+    Version,
+)
+from attribution_oracle.store.digests import validate_digest
+from attribution_oracle.store.schema import SCHEMA_VERSION, create_chain_tables, create_local_tables, drop_chain_tables
+from attribution_oracle.store.store_errors import CatalogError, UnknownIdError
 
 __all__ = ["Catalog"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidDigestError
+from attribution_oracle.store.store_errors import InvalidDigestError
 
 __all__ = [
     "CONTENT_URI_SCHEME",

@@ -19,7 +19,7 @@ from agent_helpers import (
 )
 from eth_utils import keccak
 
-from attribution_oracle.agent.typed_data import PaymentAuthorization, sign_payment, sign_validation
+from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, sign_payment, sign_validation
 
 PROMPT = keccak(text="plan the spring inspection")
 
@@ -183,7 +183,7 @@ def test_attack_unknown_session_key_refused(vault, agent_id, stranger, models):
 def test_signed_authorization_paid_by_the_named_server(vault, agent_id, signing_key, operator, models, market, chain):
     auth = _auth(vault, signing_key, operator, models[0], chain=chain)
     assert bytes(vault.paymentDigest(auth.as_tuple())) == __import__(
-        "attribution_oracle.agent.typed_data", fromlist=["payment_digest"]
+        "attribution_oracle.agent.vault_typed_data", fromlist=["payment_digest"]
     ).payment_digest(auth, chain.chain_id, vault.address)
     tx = vault.payWithAuthorization(auth.as_tuple(), _sign(auth, vault, signing_key, chain.chain_id), sender=operator)
     assert receipts_of(market, tx)[0].fee == PRICE

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from attribution_oracle.agent.typed_data import PaymentAuthorization, sign_payment
+from attribution_oracle.agent.vault_typed_data import PaymentAuthorization, sign_payment
 
 KEYS = [Account.from_key(keccak(text=f"agent-machine:key-{i}")) for i in range(2)]
 PERIOD = 1_000

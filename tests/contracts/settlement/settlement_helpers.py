@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
 from attribution_oracle.settlement.trees import RewardsTree, attribution_root
-from attribution_oracle.settlement.typed_data import ReportMessage, Signature, order_for_contract, sign_report
+from attribution_oracle.settlement.report_typed_data import ReportMessage, Signature, order_for_contract, sign_report
 
 ONE = 10**18
 PRICE = 10 * ONE

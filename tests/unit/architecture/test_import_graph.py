@@ -93,10 +93,9 @@ def _parent_package_edges(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 def test_the_graph_sees_the_package():
     graph = import_graph()
     assert "attribution_oracle.cli.main" in graph
-    assert "attribution_oracle.cli.app" in graph["attribution_oracle.cli.main"]
-    assert "attribution_oracle.chain.reads" in graph["attribution_oracle.cli.app"]
-    # relative imports resolve: serving.api does `from .service import ...`
-    assert "attribution_oracle.serving.service" in graph["attribution_oracle.serving.api"]
+    assert "attribution_oracle.cli.cli_context" in graph["attribution_oracle.cli.main"]
+    assert "attribution_oracle.chain.reads" in graph["attribution_oracle.cli.cli_context"]
+    assert "attribution_oracle.serving.openlora_service" in graph["attribution_oracle.serving.api"]
 
 
 def test_cycle_detection_finds_a_planted_cycle():

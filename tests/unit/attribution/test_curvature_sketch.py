@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from attribution_oracle.attribution import Attributor, ClassificationTask
-from attribution_oracle.attribution.engine import CURVATURES
+from attribution_oracle.attribution.gradient_attributor import CURVATURES
 from attribution_oracle.attribution.task import AttributionTask
 
 

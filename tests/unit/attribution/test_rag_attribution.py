@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from attribution_oracle.attribution import contributor_shares
-from attribution_oracle.attribution.retrieval import rag_scores
+from attribution_oracle.attribution.rag_shares import rag_scores
 
 OWNERS = {"1": "0xa", "2": "0xb", "3": "0xc"}
 

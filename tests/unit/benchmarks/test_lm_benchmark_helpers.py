@@ -95,9 +95,9 @@ def test_less_peer_scores_the_query_own_text_as_the_most_helpful_chunk(lm, tmp_p
     from attribution_oracle.factory import TrainConfig
     from attribution_oracle.factory.chunking import tokenize_documents
     from attribution_oracle.factory.fetch import Document
-    from attribution_oracle.factory.lora import attach_lora
-    from attribution_oracle.factory.sources import ApprovedContribution
+    from attribution_oracle.factory.peft_lora import attach_lora
     from attribution_oracle.factory.trainer import train_loop
+    from attribution_oracle.factory.version_sources import ApprovedContribution
     from attribution_oracle.models import load_base_model
 
     base = load_base_model("tiny:0")

@@ -14,7 +14,7 @@ from web3._utils.method_formatters import log_entry_formatter
 from web3.datastructures import AttributeDict
 
 from attribution_oracle.chain.compile import compile_contract
-from attribution_oracle.chain.events import EventDecoder, LogDecoder, _topic_type, _type_str
+from attribution_oracle.chain.event_decoding import EventDecoder, LogDecoder, _topic_type, _type_str
 
 CONTRACTS = ("OpenToken", "DatanetRegistry", "ModelRegistry", "InferenceMarket", "RewardDistributor")
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

@@ -7,7 +7,7 @@ import json
 import pytest
 from eth_account import Account
 
-from attribution_oracle.chain.errors import WalletError
+from attribution_oracle.chain.chain_errors import WalletError
 from attribution_oracle.chain.wallets import Wallets, dev_account
 
 ANVIL_KEY_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"

@@ -13,13 +13,13 @@ from attribution_oracle.datanets.versions import (
     encode_version_manifest,
     read_version_manifest,
 )
-from attribution_oracle.factory.errors import DataVerificationError
+from attribution_oracle.factory.factory_errors import DataVerificationError
 from attribution_oracle.factory.fetch import fetch_training_data
-from attribution_oracle.factory.sources import ApprovedContribution, VersionRecord
+from attribution_oracle.factory.version_sources import ApprovedContribution, VersionRecord
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.digests import content_uri, digest_of_uri
-from attribution_oracle.store.errors import InvalidDigestError
 from attribution_oracle.store.merkle import MerkleTree
+from attribution_oracle.store.store_errors import InvalidDigestError
 
 TEXTS = [b"Bees fan their wings.", b"Smoke calms the guards.", b"Queens lay in spring."]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from attribution_oracle.explorer.ledger import Ledger, citations_of
-from attribution_oracle.serving.records import ServedRecord
-from attribution_oracle.settlement.report import InferenceShares, build_report
+from attribution_oracle.serving.served_log import ServedRecord
+from attribution_oracle.settlement.epoch_report import InferenceShares, build_report
 
 A, B = "0x" + "a" * 40, "0x" + "b" * 40
 
@@ -78,7 +78,7 @@ def test_the_poller_thread_applies_events_to_the_catalog(tmp_path):
     """Regression: the background poller used the catalog's connection from another thread and failed."""
     import threading
 
-    from attribution_oracle.explorer.state import Explorer
+    from attribution_oracle.explorer.explorer_state import Explorer
     from attribution_oracle.store.catalog import Catalog
 
     explorer = Explorer(Catalog(tmp_path / "catalog.sqlite", "test"))

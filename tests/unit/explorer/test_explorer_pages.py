@@ -13,7 +13,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from attribution_oracle.explorer.app import create_app
+from attribution_oracle.explorer.explorer_app import create_app
 from attribution_oracle.explorer.synthetic import Sizes, build_explorer
 
 MARKUP = '<script>alert("x")</script><img src=x onerror=alert(1)>'

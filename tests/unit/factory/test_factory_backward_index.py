@@ -21,15 +21,16 @@ from attribution_oracle.attribution import Attributor, LanguageModelTask
 from attribution_oracle.attribution.fixed_point import error_bound, quantise, scores_float
 from attribution_oracle.attribution.gradients import per_example_grads
 from attribution_oracle.factory.artefacts import adam_preconditioner, chunk_gradients
-from attribution_oracle.factory.attention import eager_attention
 from attribution_oracle.factory.chunking import example_batch, pack_rows, tokenize_documents
 from attribution_oracle.factory.config import TrainConfig
+from attribution_oracle.factory.eager_attention import eager_attention
 from attribution_oracle.factory.fetch import Document
 from attribution_oracle.factory.index_capture import capture_windows, catch_up_gradients, trainable_names
-from attribution_oracle.factory.lora import attach_lora
-from attribution_oracle.factory.sources import ApprovedContribution
-from attribution_oracle.factory.state import load_state
-from attribution_oracle.factory.trainer import DataOrder, train_loop
+from attribution_oracle.factory.peft_lora import attach_lora
+from attribution_oracle.factory.run_state import load_state
+from attribution_oracle.factory.trainer import train_loop
+from attribution_oracle.factory.training_batches import DataOrder
+from attribution_oracle.factory.version_sources import ApprovedContribution
 from attribution_oracle.models import load_base_model
 
 TEXTS = [

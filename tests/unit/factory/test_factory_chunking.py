@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from attribution_oracle.factory.chunking import Chunk, pack_rows, packed_batch, split_eval, tokenize_documents
 from attribution_oracle.factory.fetch import Document
-from attribution_oracle.factory.sources import ApprovedContribution
-from attribution_oracle.factory.trainer import DataOrder, _loss_sum
+from attribution_oracle.factory.training_batches import DataOrder, packed_loss_sum
+from attribution_oracle.factory.version_sources import ApprovedContribution
 from attribution_oracle.models import load_base_model
 
 chunk_lists = st.lists(st.integers(2, 40), min_size=1, max_size=30).map(
@@ -57,11 +57,11 @@ def test_a_packed_row_loss_is_exactly_the_sum_of_its_chunks_losses() -> None:
     chunks = [Chunk("1", 0, (5, 9, 3, 7, 2)), Chunk("2", 0, (4, 4, 8)), Chunk("3", 0, (2, 6, 6, 9, 1, 5, 7))]
     rows = [[chunks[i] for i in row] for row in pack_rows(chunks, 16)]
     assert len(rows) == 1
-    packed, count = _loss_sum(model, packed_batch(rows, 257, torch.float64))
-    alone = [_loss_sum(model, packed_batch([[c]], 257, torch.float64)) for c in chunks]
+    packed, count = packed_loss_sum(model, packed_batch(rows, 257, torch.float64))
+    alone = [packed_loss_sum(model, packed_batch([[c]], 257, torch.float64)) for c in chunks]
     assert count == sum(n for _, n in alone) == sum(len(c.tokens) - 1 for c in chunks)
     torch.testing.assert_close(packed, sum(loss for loss, _ in alone), rtol=1e-12, atol=1e-12)
-    padded, _ = _loss_sum(model, packed_batch([[chunks[0]], [chunks[1], chunks[2]]], 257, torch.float64))
+    padded, _ = packed_loss_sum(model, packed_batch([[chunks[0]], [chunks[1], chunks[2]]], 257, torch.float64))
     torch.testing.assert_close(padded, packed, rtol=1e-12, atol=1e-12)
 
 

@@ -16,7 +16,7 @@ from world import CONTRIBUTORS, TEXTS, make_world
 
 from attribution_oracle.attribution import contributor_shares
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model
-from attribution_oracle.factory.errors import ScoringError
+from attribution_oracle.factory.factory_errors import ScoringError
 from attribution_oracle.factory.scorer import load_model_scorer
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -108,7 +108,7 @@ def test_two_processes_give_byte_identical_signals(copied) -> None:
 
 
 def test_the_rag_retriever_serves_verified_texts_from_the_training_index(copied) -> None:
-    from attribution_oracle.serving.retrieval import Retriever
+    from attribution_oracle.serving.rag_retriever import Retriever
 
     world, result, _, _, root = copied
     retriever = Retriever.from_manifest(world.store, result.manifest, root / "rag")

@@ -12,7 +12,7 @@ import torch
 from world import CONTRIBUTORS, make_world
 
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model
-from attribution_oracle.factory.errors import ScoringError
+from attribution_oracle.factory.factory_errors import ScoringError
 from attribution_oracle.factory.scorer import load_model_scorer
 
 CONFIG = TrainConfig(steps=3, batch_size=2, seq_len=48, proj_dim=32, checkpoint_every=2, eval_fraction=0.0,
@@ -127,18 +127,18 @@ def test_the_query_gradient_does_not_depend_on_the_callers_thread_count(scorer) 
 
 
 def _oracle_with_records(tmp_path, scorer, records: dict[int, tuple[str, str]]):
-    """Run one oracle attribution step (the real ``oracle.attributor.Attributor``) over served records of the
-    model; returns ``{request id: (scores, shares)}``, the recorded fallback reasons and the owners."""
-    from attribution_oracle.chain.client import ChainClient
+    """Run one oracle attribution step (the real ``oracle.record_attribution.RecordAttributor``) over served
+    records of the model; returns ``{request id: (scores, shares)}``, the recorded fallback reasons and the owners."""
     from attribution_oracle.chain.compile import compile_contract
     from attribution_oracle.chain.deployments import ContractRecord, Deployment
-    from attribution_oracle.oracle.attributor import Attributor, load_scores, load_shares
+    from attribution_oracle.chain.web3_client import ChainClient
     from attribution_oracle.oracle.db import OracleDB
-    from attribution_oracle.oracle.metrics import Metrics
+    from attribution_oracle.oracle.node_metrics import Metrics
+    from attribution_oracle.oracle.record_attribution import RecordAttributor, load_scores, load_shares
     from attribution_oracle.oracle.scoring import ScorerContext
-    from attribution_oracle.oracle.sources import StoreServedRecords
-    from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-    from attribution_oracle.settlement.allocation import Contribution
+    from attribution_oracle.oracle.served_sources import StoreServedRecords
+    from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+    from attribution_oracle.settlement.allocation import AttributedContribution
     from attribution_oracle.store.blobs import BlobStore
 
     adapter = scorer.manifest["adapter"]["sha256"]
@@ -146,7 +146,7 @@ def _oracle_with_records(tmp_path, scorer, records: dict[int, tuple[str, str]]):
 
     class Training(ScorerContext):
         def training_data(self, model_id: int):
-            return [Contribution(k, v, 1) for k, v in owners.items()], {1: "0x" + "c3" * 20}
+            return [AttributedContribution(k, v, 1) for k, v in owners.items()], {1: "0x" + "c3" * 20}
 
         def adapter_hash(self, model_id: int) -> str:
             return adapter
@@ -159,7 +159,7 @@ def _oracle_with_records(tmp_path, scorer, records: dict[int, tuple[str, str]]):
     db = OracleDB(tmp_path / "o.sqlite")
     log = ServedRecordStore(tmp_path / "served.sqlite")
     context = Training(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp_path / "blobs"))
-    attributor = Attributor(db, StoreServedRecords(log.path), lambda _: scorer, context, Metrics(), 0)
+    attributor = RecordAttributor(db, StoreServedRecords(log.path), lambda _: scorer, context, Metrics(), 0)
     with db.transaction() as c:
         for request_id, (prompt, output) in records.items():
             c.execute("INSERT INTO payments VALUES (?, 1, 9, '1000', '0')", (request_id,))

@@ -16,7 +16,7 @@ from attribution_oracle.factory import CatalogSource, ManifestError, TrainConfig
 from attribution_oracle.factory.artefacts import restore_directory
 from attribution_oracle.factory.evaluation import evaluate_manifest
 from attribution_oracle.factory.manifest import MANIFEST_FORMAT, canonical_json, load_manifest
-from attribution_oracle.factory.state import load_state
+from attribution_oracle.factory.run_state import load_state
 from attribution_oracle.models import load_base_model, pack_adapter, unpack_adapter
 
 CONFIG = TrainConfig(

@@ -9,18 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.oracle.attributor import Attributor, load_scores, load_shares
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB
-from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.node_metrics import Metrics
+from attribution_oracle.oracle.record_attribution import RecordAttributor, load_scores, load_shares
 from attribution_oracle.oracle.scoring import ScorerContext
-from attribution_oracle.oracle.sources import StoreServedRecords
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.settlement.allocation import Contribution, ServedInference, allocate
+from attribution_oracle.oracle.served_sources import StoreServedRecords
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.allocation import AttributedContribution, ServedInference, allocate
 from attribution_oracle.store.blobs import BlobStore
 
 ALICE, BOB, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
-CONTRIBUTIONS = [Contribution("1", ALICE, 1), Contribution("2", ALICE, 1), Contribution("3", BOB, 1)]
+CONTRIBUTIONS = [
+    AttributedContribution("1", ALICE, 1),
+    AttributedContribution("2", ALICE, 1),
+    AttributedContribution("3", BOB, 1),
+]
 OWNERS = {1: OWNER}
 ADAPTER = "22" * 32
 
@@ -28,7 +32,7 @@ ADAPTER = "22" * 32
 class GivenTrainingData(ScorerContext):
     """The model's contributions and Datanet owners as the chain would give them (no RPC in a unit test)."""
 
-    def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
+    def training_data(self, model_id: int) -> tuple[list[AttributedContribution], dict[int, str]]:
         return CONTRIBUTIONS, OWNERS
 
     def adapter_hash(self, model_id: int) -> str:
@@ -42,13 +46,13 @@ class FixedScorer:
         return {"1": 3.0, "2": -1.0, "3": 1.0}
 
 
-def make(tmp: Path, grace: int, deployment) -> tuple[Attributor, OracleDB, ServedRecordStore, Metrics]:
+def make(tmp: Path, grace: int, deployment) -> tuple[RecordAttributor, OracleDB, ServedRecordStore, Metrics]:
     db = OracleDB(tmp / "o.sqlite")
     log = ServedRecordStore(tmp / "served.sqlite")
     context = GivenTrainingData(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp / "blobs"))
     metrics = Metrics()
     return (
-        Attributor(db, StoreServedRecords(log.path), lambda _: FixedScorer(), context, metrics, grace),
+        RecordAttributor(db, StoreServedRecords(log.path), lambda _: FixedScorer(), context, metrics, grace),
         db,
         log,
         metrics,
@@ -171,12 +175,12 @@ def test_attack_tampered_served_log_steers_the_rewards(tmp_path, deployment) -> 
     prompt's tokenization are not scored: the equal fallback applies and the report says why."""
     import hashlib
 
-    from attribution_oracle.settlement.report import InferenceShares, Report, build_report
+    from attribution_oracle.settlement.epoch_report import InferenceShares, Report, build_report
 
     db = OracleDB(tmp_path / "o.sqlite")
     log = ServedRecordStore(tmp_path / "served.sqlite")
     context = GivenTrainingData(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp_path / "blobs"))
-    attributor = Attributor(db, StoreServedRecords(log.path), lambda _: TokenizingScorer(), context, Metrics(), 5)
+    attributor = RecordAttributor(db, StoreServedRecords(log.path), lambda _: TokenizingScorer(), context, Metrics(), 5)
     paid = "0x" + hashlib.sha256(b"p").hexdigest()
     records = {
         1: ServedRecord(1, 1, ADAPTER, "p", (112,), (111,), "o", 0.0),  # honest

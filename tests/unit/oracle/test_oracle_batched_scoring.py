@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.oracle.attributor import Attributor, load_scores, load_shares
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB
-from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.node_metrics import Metrics
+from attribution_oracle.oracle.record_attribution import RecordAttributor, load_scores, load_shares
 from attribution_oracle.oracle.scoring import ScorerContext
-from attribution_oracle.oracle.sources import StoreServedRecords
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.settlement.allocation import Contribution, ServedInference, allocate
+from attribution_oracle.oracle.served_sources import StoreServedRecords
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.allocation import AttributedContribution, ServedInference, allocate
 from attribution_oracle.store.blobs import BlobStore
 
 ALICE, BOB, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
-CONTRIBUTIONS = [Contribution("1", ALICE, 1), Contribution("2", BOB, 1)]
+CONTRIBUTIONS = [AttributedContribution("1", ALICE, 1), AttributedContribution("2", BOB, 1)]
 
 
 class Context(ScorerContext):
-    def training_data(self, model_id: int) -> tuple[list[Contribution], dict[int, str]]:
+    def training_data(self, model_id: int) -> tuple[list[AttributedContribution], dict[int, str]]:
         return CONTRIBUTIONS, {1: OWNER}
 
     def adapter_hash(self, model_id: int) -> str:
@@ -46,7 +46,7 @@ def test_a_step_scores_each_models_pending_inferences_in_one_call(tmp_path: Path
     log = ServedRecordStore(tmp_path / "served.sqlite")
     scorers = {1: BatchScorer(), 2: BatchScorer()}
     context = Context(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp_path / "blobs"))
-    attributor = Attributor(db, StoreServedRecords(log.path), scorers.__getitem__, context, Metrics(), 5)
+    attributor = RecordAttributor(db, StoreServedRecords(log.path), scorers.__getitem__, context, Metrics(), 5)
     plan = {1: (1, (3, 4)), 2: (2, (9,)), 3: (1, (1,)), 4: (1, (2, 2, 2)), 5: (2, (5, 6))}
     with db.transaction() as c:
         for request_id, (model_id, _) in plan.items():

@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attribution_oracle.chain.client import ChainClient
 from attribution_oracle.chain.wallets import dev_account
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.consensus import Consensus
 from attribution_oracle.oracle.db import OracleDB
 from attribution_oracle.oracle.epochs import BlockEpochs, Draft, EpochBuilder
-from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.node_metrics import Metrics
 from attribution_oracle.oracle.peers import Peers
-from attribution_oracle.settlement.report import InferenceShares, build_report
-from attribution_oracle.settlement.service import report_uri
-from attribution_oracle.settlement.typed_data import sign_report
+from attribution_oracle.settlement.epoch_report import InferenceShares, build_report
+from attribution_oracle.settlement.report_service import report_uri
+from attribution_oracle.settlement.report_typed_data import sign_report
 from attribution_oracle.store.blobs import BlobStore
 
 SIGNERS = [dev_account(k) for k in (7, 8, 9)]

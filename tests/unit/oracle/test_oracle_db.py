@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attribution_oracle.chain.client import ChainClient
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB, StateMismatchError
 from attribution_oracle.oracle.follower import ChainFollower
 

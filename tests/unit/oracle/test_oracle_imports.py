@@ -10,7 +10,8 @@ import pytest
 
 def test_node_and_cli_do_not_import_torch() -> None:
     code = (
-        "import sys, attribution_oracle.oracle.node, attribution_oracle.cli.main, attribution_oracle.settlement.report;"
+        "import sys, attribution_oracle.oracle.oracle_node, attribution_oracle.cli.main;"
+        "import attribution_oracle.settlement.epoch_report;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
@@ -19,7 +20,8 @@ def test_node_and_cli_do_not_import_torch() -> None:
 
 def test_every_public_name_of_attribution_resolves() -> None:
     import attribution_oracle.attribution as attribution
-    from attribution_oracle.attribution import engine, shares
+    from attribution_oracle.attribution import gradient_attributor as engine
+    from attribution_oracle.attribution import shares
 
     assert attribution.Attributor is engine.Attributor
     assert attribution.contributor_shares is shares.contributor_shares

@@ -13,25 +13,29 @@ from eth_account import Account
 from eth_utils import keccak
 
 from attribution_oracle.attribution.lexical import LexicalIndex
-from attribution_oracle.attribution.retrieval import rag_scores
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.oracle.attributor import Attributor, load_retrieved, load_scores, load_shares
+from attribution_oracle.attribution.rag_shares import rag_scores
+from attribution_oracle.chain.web3_client import ChainClient
 from attribution_oracle.oracle.db import OracleDB
-from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.node_metrics import Metrics
+from attribution_oracle.oracle.record_attribution import RecordAttributor, load_retrieved, load_scores, load_shares
 from attribution_oracle.oracle.scoring import ScorerContext
-from attribution_oracle.oracle.sources import StoreServedRecords
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.serving.retrieval import MAX_TOP_K, Retriever, augment
-from attribution_oracle.settlement.allocation import Contribution, ServedInference, allocate
+from attribution_oracle.oracle.served_sources import StoreServedRecords
+from attribution_oracle.serving.rag_retriever import MAX_TOP_K, Retriever, augment
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.allocation import AttributedContribution, ServedInference, allocate
 from attribution_oracle.settlement.citations import citations
-from attribution_oracle.settlement.report import InferenceShares, Report, build_report
+from attribution_oracle.settlement.epoch_report import InferenceShares, Report, build_report
+from attribution_oracle.settlement.report_typed_data import recover_signer, sign_report
 from attribution_oracle.settlement.trees import retrieved_hash, shares_hash
-from attribution_oracle.settlement.typed_data import recover_signer, sign_report
 from attribution_oracle.store.blobs import BlobStore
 from attribution_oracle.store.merkle import MerkleTree
 
 ALICE, BOB, CAROL, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "d4" * 20, "0x" + "c3" * 20
-CONTRIBUTIONS = [Contribution("1", ALICE, 1), Contribution("2", BOB, 1), Contribution("3", CAROL, 1)]
+CONTRIBUTIONS = [
+    AttributedContribution("1", ALICE, 1),
+    AttributedContribution("2", BOB, 1),
+    AttributedContribution("3", CAROL, 1),
+]
 TEXTS = {
     "1": "Varroa mites are counted with an alcohol wash of three hundred bees.",
     "2": "A smoker calms the colony before the hive is opened.",
@@ -68,11 +72,11 @@ def retriever() -> Retriever:
     return Retriever(LexicalIndex.from_texts(sorted(TEXTS.items())), dict(TEXTS))
 
 
-def make(tmp: Path, deployment) -> tuple[Attributor, OracleDB, ServedRecordStore]:
+def make(tmp: Path, deployment) -> tuple[RecordAttributor, OracleDB, ServedRecordStore]:
     db = OracleDB(tmp / "o.sqlite")
     log = ServedRecordStore(tmp / "served.sqlite")
     context = GivenTrainingData(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp / "blobs"))
-    attributor = Attributor(db, StoreServedRecords(log.path), lambda _: ByteScorer(), context, Metrics(), 0)
+    attributor = RecordAttributor(db, StoreServedRecords(log.path), lambda _: ByteScorer(), context, Metrics(), 0)
     attributor._retrievers[1] = retriever()  # what retriever_for_model rebuilds from the manifest on a real chain
     return attributor, db, log
 

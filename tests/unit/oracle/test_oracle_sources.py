@@ -14,15 +14,15 @@ from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attribution_oracle.oracle import sources
-from attribution_oracle.oracle.sources import (
+from attribution_oracle.oracle import served_sources as sources
+from attribution_oracle.oracle.served_sources import (
     HttpServedRecords,
     ServedSourceError,
     StoreServedRecords,
     open_source,
     records_for,
 )
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
 
 IDS = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377]
 

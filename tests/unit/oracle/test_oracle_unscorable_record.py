@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from attribution_oracle.chain.client import ChainClient
-from attribution_oracle.factory.errors import ScoringError
-from attribution_oracle.oracle.attributor import Attributor, load_scores, load_shares
+from attribution_oracle.chain.web3_client import ChainClient
+from attribution_oracle.factory.factory_errors import ScoringError
 from attribution_oracle.oracle.db import OracleDB
-from attribution_oracle.oracle.metrics import Metrics
+from attribution_oracle.oracle.node_metrics import Metrics
+from attribution_oracle.oracle.record_attribution import RecordAttributor, load_scores, load_shares
 from attribution_oracle.oracle.scoring import ScorerContext
-from attribution_oracle.oracle.sources import StoreServedRecords
-from attribution_oracle.serving.records import ServedRecord, ServedRecordStore
-from attribution_oracle.settlement.allocation import Contribution
+from attribution_oracle.oracle.served_sources import StoreServedRecords
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordStore
+from attribution_oracle.settlement.allocation import AttributedContribution
 from attribution_oracle.store.blobs import BlobStore
 
 ALICE, BOB, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
@@ -18,7 +18,7 @@ ALICE, BOB, OWNER = "0x" + "a1" * 20, "0x" + "b2" * 20, "0x" + "c3" * 20
 
 class Training(ScorerContext):
     def training_data(self, model_id: int):
-        return [Contribution("1", ALICE, 1), Contribution("2", BOB, 1)], {1: OWNER}
+        return [AttributedContribution("1", ALICE, 1), AttributedContribution("2", BOB, 1)], {1: OWNER}
 
     def adapter_hash(self, model_id: int) -> str:
         return "22" * 32  # what the records name, so they pass the oracle's record checks
@@ -37,7 +37,7 @@ def test_an_unscorable_record_falls_back_to_the_equal_split(tmp_path, deployment
     db = OracleDB(tmp_path / "o.sqlite")
     log = ServedRecordStore(tmp_path / "served.sqlite")
     context = Training(ChainClient("http://127.0.0.1:9"), deployment, BlobStore(tmp_path / "blobs"))
-    attributor = Attributor(db, StoreServedRecords(log.path), lambda _: VocabularyCheckingScorer(), context,
+    attributor = RecordAttributor(db, StoreServedRecords(log.path), lambda _: VocabularyCheckingScorer(), context,
                             Metrics(), 0)  # fmt: skip
     with db.transaction() as c:
         for request_id, output in ((1, (999999,)), (2, (111,))):

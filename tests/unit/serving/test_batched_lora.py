@@ -12,8 +12,8 @@ from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from random_adapters import random_adapter_blob
 
 from attribution_oracle.models import load_base_model, unpack_adapter
-from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest
-from attribution_oracle.serving.lora import LoraPool, LoraWeights, UnsupportedAdapterError
+from attribution_oracle.serving.continuous_batching import BatchGenerator, GenerationRequest
+from attribution_oracle.serving.multi_lora import LoraPool, LoraWeights, UnsupportedAdapterError
 
 ATOL = 1e-4
 # (rank, targets) per adapter: different ranks and different target modules in one batch

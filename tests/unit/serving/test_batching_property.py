@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from random_adapters import random_adapter_blob
 
 from attribution_oracle.models import load_base_model, unpack_adapter
-from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest
-from attribution_oracle.serving.lora import LoraPool, LoraWeights
+from attribution_oracle.serving.continuous_batching import BatchGenerator, GenerationRequest
+from attribution_oracle.serving.multi_lora import LoraPool, LoraWeights
 
 TIE = 1e-4
 

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attribution_oracle.serving.engine import GenerationRequest, _length_groups
+from attribution_oracle.serving.continuous_batching import GenerationRequest, _length_groups
 from attribution_oracle.serving.kv_cache import PreallocatedLayer
 
 
@@ -40,7 +40,7 @@ def test_preallocated_layer_grows_and_equals_concatenation():
 def test_folded_gqa_attention_equals_hf_sdpa():
     """One decode step with the query heads folded onto their key/value heads equals HF's sdpa (float noise)."""
     from attribution_oracle.models import load_base_model
-    from attribution_oracle.serving.attention import NAME, use_folded_gqa
+    from attribution_oracle.serving.gqa_attention import NAME, use_folded_gqa
 
     torch.set_num_threads(1)
     model = load_base_model("tiny:0").model  # 4 query heads over 2 key/value heads

@@ -14,8 +14,8 @@ from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 from random_adapters import random_adapter_blob
 
 from attribution_oracle.models import load_base_model, unpack_adapter
-from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest, stop_token_ids_of
-from attribution_oracle.serving.lora import LoraPool, LoraWeights
+from attribution_oracle.serving.continuous_batching import BatchGenerator, GenerationRequest, stop_token_ids_of
+from attribution_oracle.serving.multi_lora import LoraPool, LoraWeights
 
 N_ADAPTERS = 3
 TOKENS = 24

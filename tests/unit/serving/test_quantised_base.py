@@ -8,8 +8,8 @@ from random_adapters import random_adapter_blob
 from torch import nn
 
 from attribution_oracle.models import load_base_model, unpack_adapter
-from attribution_oracle.serving.engine import BatchGenerator, GenerationRequest
-from attribution_oracle.serving.lora import LoraPool, LoraWeights
+from attribution_oracle.serving.continuous_batching import BatchGenerator, GenerationRequest
+from attribution_oracle.serving.multi_lora import LoraPool, LoraWeights
 from attribution_oracle.serving.quantised import LowPrecisionLinear, quantise_base, resolve_mode
 
 PROMPTS = ["The bees", "Honey is made from nectar by", "Hi", "A hive in winter keeps warm", "x", "Queen"]

@@ -6,7 +6,7 @@ import pytest
 
 from attribution_oracle.attribution.lexical import LexicalIndex
 from attribution_oracle.serving.chat import FALLBACK_TEMPLATE
-from attribution_oracle.serving.retrieval import (
+from attribution_oracle.serving.rag_retriever import (
     CONTEXT_HEADER,
     MAX_PASSAGE_CHARS,
     MAX_TOP_K,

@@ -6,7 +6,7 @@ import multiprocessing
 
 import pytest
 
-from attribution_oracle.serving.records import ServedRecord, ServedRecordConflictError, ServedRecordStore
+from attribution_oracle.serving.served_log import ServedRecord, ServedRecordConflictError, ServedRecordStore
 
 
 def _record(request_id: int, text: str = "out") -> ServedRecord:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from attribution_oracle.store import blobs as blobs_module
 from attribution_oracle.store.blobs import CHUNK_SIZE, BlobStore, bytes32_to_digest, digest_to_bytes32
 from attribution_oracle.store.digests import normalize_digest
-from attribution_oracle.store.errors import BlobNotFoundError, CorruptBlobError, InvalidDigestError, StoreError
+from attribution_oracle.store.store_errors import BlobNotFoundError, CorruptBlobError, InvalidDigestError, StoreError
 
 
 def _files_under(root: Path) -> list[Path]:

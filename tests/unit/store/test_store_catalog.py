@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attribution_oracle.store.catalog import Catalog
-from attribution_oracle.store.errors import CatalogError, InvalidDigestError, StoreError, UnknownIdError
+from attribution_oracle.store.catalog_records import ModelSource
 from attribution_oracle.store.merkle import MerkleTree
-from attribution_oracle.store.records import ModelSource
+from attribution_oracle.store.store_errors import CatalogError, InvalidDigestError, StoreError, UnknownIdError
 
 OWNER = "0x1111111111111111111111111111111111111111"
 NEW_OWNER = "0x2222222222222222222222222222222222222222"
