@@ -108,32 +108,28 @@ def main() -> None:
     owners = {str(i + 1): lm.address(c) for i, c in enumerate(corpus.contributors)}
     fast = load_model_scorer(store, info["manifest"], cache)
     queries = queries_for(corpus, fast.tokenizer, args.queries)
-    fast.scores(queries[0].prompt, queries[0].output)  # warm-up (first-call allocations)
     rows: dict[str, dict] = {}
-    fast_results, wall, cpu = timed(lambda q: fast.scores(q.prompt, q.output), queries)
-    it = iter(fast_results)
-    rows["fast"] = {**lm.evaluate(lambda q: next(it), queries, corpus, owners), "wall_ms_p50": statistics.median(wall),
-                    "cpu_ms_p50": statistics.median(cpu), "timed": len(queries)}  # fmt: skip
+
+    def measured(scorer, timed_queries: list) -> tuple[list[dict], dict]:
+        """One warm-up call, then each query timed; the results and their row (quality, wall and CPU p50)."""
+        scorer.scores(timed_queries[0].prompt, timed_queries[0].output)  # first-call allocations
+        results, wall, cpu = timed(lambda q: scorer.scores(q.prompt, q.output), timed_queries)
+        it = iter(results)
+        return results, {**lm.evaluate(lambda q: next(it), timed_queries, corpus, owners),
+                         "wall_ms_p50": statistics.median(wall), "cpu_ms_p50": statistics.median(cpu),
+                         "timed": len(timed_queries)}  # fmt: skip
+
+    fast_results, rows["fast"] = measured(fast, queries)
     w, c = time.perf_counter(), time.thread_time()
     batched = fast.scores_many([(q.prompt, q.output) for q in queries])
     rows["fast batched"] = {"wall_ms_p50": 1000 * (time.perf_counter() - w) / len(queries),
                             "cpu_ms_p50": 1000 * (time.thread_time() - c) / len(queries), "timed": len(queries),
                             "same_as_one_at_a_time": batched == fast_results}  # fmt: skip
     fast32 = load_model_scorer(store, info["manifest"], cache, dtype=torch.float32)  # opt-in: identical kernels only
-    fast32.scores(queries[0].prompt, queries[0].output)
-    results32, wall, cpu = timed(lambda q: fast32.scores(q.prompt, q.output), queries)
-    it = iter(results32)
-    rows["fast float32 (opt-in)"] = {**lm.evaluate(lambda q: next(it), queries, corpus, owners),
-                                     "wall_ms_p50": statistics.median(wall), "cpu_ms_p50": statistics.median(cpu),
-                                     "timed": len(queries)}  # fmt: skip
+    _, rows["fast float32 (opt-in)"] = measured(fast32, queries)
     reference = load_model_scorer(store, info["manifest"], cache, query_path="reference")
     ref_queries = queries[: args.reference_queries]
-    reference.scores(ref_queries[0].prompt, ref_queries[0].output)
-    ref_results, wall, cpu = timed(lambda q: reference.scores(q.prompt, q.output), ref_queries)
-    it = iter(ref_results)
-    rows["reference"] = {**lm.evaluate(lambda q: next(it), ref_queries, corpus, owners),
-                         "wall_ms_p50": statistics.median(wall), "cpu_ms_p50": statistics.median(cpu),
-                         "timed": len(ref_queries)}  # fmt: skip
+    ref_results, rows["reference"] = measured(reference, ref_queries)
     it = iter(fast_results)
     rows["fast (reference's queries)"] = lm.evaluate(lambda q: next(it), ref_queries, corpus, owners)
     pairs = zip(fast_results, ref_results, strict=False)
