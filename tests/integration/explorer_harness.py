@@ -100,20 +100,31 @@ def serve(world: World, prompts: list[str], quotes: list[str]) -> list[int]:
     return ids
 
 
-def scores_of(world: World, request_ids: list[int]) -> dict[str, dict[str, float]]:
-    """The real factory scorer's combined scores of the served records (what an oracle node computes)."""
+def _scorer_and_records(world: World):
     import torch
 
     from attribution_oracle.factory.scorer import load_model_scorer
 
     torch.set_num_threads(1)
     scorer = load_model_scorer(BlobStore(world.home / "blobs"), world.manifest, cache_dir=world.home / "scorer-cache")
-    store = ServedRecordStore(world.served_log)
+    return scorer, ServedRecordStore(world.served_log)
+
+
+def scores_of(world: World, request_ids: list[int]) -> dict[str, dict[str, float]]:
+    """The real factory scorer's combined scores of the served records (what an oracle node computes)."""
+    scorer, store = _scorer_and_records(world)
     result = {}
     for rid in request_ids:
         record = store.get(rid)
         result[str(rid)] = scorer.scores(record.prompt_token_ids, record.output_token_ids)
     return result
+
+
+def signals_of(world: World, request_id: int) -> dict[str, dict[str, float]]:
+    """The real factory scorer's separate sides (gradient, span, lexical) of one served record."""
+    scorer, store = _scorer_and_records(world)
+    record = store.get(request_id)
+    return scorer.signals(record.prompt_token_ids, record.output_token_ids)
 
 
 def settle(world: World, epoch: int, request_ids: list[int], tamper: bool = False) -> str:

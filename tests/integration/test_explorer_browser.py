@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cli_harness import free_port
-from explorer_harness import ROOT, build_world, serve
+from explorer_harness import ROOT, build_world, serve, signals_of
 from playwright import sync_api as playwright_api
 
 from attribution_oracle.chain.deployments import load_deployment
@@ -155,6 +155,25 @@ def test_clicking_a_highlighted_span_shows_the_contribution_holding_it(explorer,
     page.wait_for_function("document.querySelector('.s-gradient').textContent !== '…'")
     page.click(".sorter button[data-rank=span]")
     assert page.locator(".sorter button.active").inner_text() == "span"
+    assert page.errors == []
+
+
+def test_signals_panel_shows_every_side_the_oracle_combines(explorer, page):
+    """The panel's gradient, span and lexical scores are the scorer's own sides (the span side with the prompt)."""
+    world, base = explorer
+    expected = signals_of(world, 1)
+    shown = httpx.get(base + "/api/inferences/1/signals", timeout=120).json()
+    assert shown["available"] is True
+    for kind in ("gradient", "span", "lexical"):
+        assert shown[kind].keys() == {str(k) for k in expected[kind]}, kind
+        for cid, value in expected[kind].items():
+            assert shown[kind][str(cid)] == pytest.approx(value, rel=1e-9, abs=1e-12), (kind, cid)
+    assert any(shown["lexical"].values())  # the lexical side carries fact tracing: it must be visible
+    page.goto(base + "/inferences/1")
+    page.wait_for_function("document.querySelector('.s-lexical').textContent !== '…'")
+    page.click(".sorter button[data-rank=lexical]")
+    first = page.locator("#contributions-panel li.doc-card").first.get_attribute("data-contribution")
+    assert shown["lexical"].get(first, 0) == max(shown["lexical"].values())
     assert page.errors == []
 
 

@@ -155,7 +155,9 @@ class Signals:
         return evidence
 
     def scores(self, inference: Inference, metadata_uri: str) -> dict[str, dict[str, float]]:
-        """``{"gradient": {...}, "span": {...}}`` contribution scores of the inference from the model's scorer."""
+        """``{"gradient": {...}, "span": {...}, "lexical": {...}}`` contribution scores of the inference from the model's
+        scorer: the sides its manifest's rule combines, computed as an oracle node computes them (the span side
+        sees the prompt too; a side whose weight is 0 is empty)."""
         if inference.request_id in self._scores:
             return self._scores[inference.request_id]
         found = self.artefacts(metadata_uri)
@@ -164,9 +166,15 @@ class Signals:
         scorer = found.scorer(self.store, self.cache_dir)
         prompt, output = list(inference.prompt_token_ids), list(inference.output_token_ids)
         result: dict[str, dict[str, Any]] = {}
-        if hasattr(scorer, "gradient_scores"):
-            result["gradient"] = {str(k): float(v) for k, v in scorer.gradient_scores(prompt, output).items()}
-        if hasattr(scorer, "span_scores"):
-            result["span"] = {str(k): float(v) for k, v in scorer.span_scores(output).items()}
+        if hasattr(scorer, "signals"):  # the factory scorer: every side as the oracle combines it, copies folded
+            sides = scorer.signals(prompt, output)
+        else:
+            sides = {}
+            if hasattr(scorer, "gradient_scores"):
+                sides["gradient"] = scorer.gradient_scores(prompt, output)
+            if hasattr(scorer, "span_scores"):
+                sides["span"] = scorer.span_scores(output, prompt)
+        for kind, scores in sides.items():
+            result[kind] = {str(k): float(v) for k, v in scores.items()}
         self._scores[inference.request_id] = result
         return result

@@ -55,7 +55,7 @@
     clear.addEventListener("click", showAll);
   }
 
-  // ---- signals: gradient and span scores from the model's scorer, then rank the panel by any of them
+  // ---- signals: gradient, span and lexical scores from the model's scorer, then rank the panel by any of them
   var panelSection = document.getElementById("panel");
   var signals = null;
   function rank(kind) {
@@ -74,14 +74,14 @@
       b.addEventListener("click", function () { rank(b.getAttribute("data-rank")); });
     });
     var status = document.getElementById("signals-status");
-    status.textContent = "computing gradient and span scores…";
+    status.textContent = "computing gradient, span and lexical scores…";
     fetch(panelSection.getAttribute("data-signals")).then(function (r) { return r.json(); }).then(function (data) {
       if (!data.available) { status.textContent = data.reason || "signals unavailable"; return; }
       signals = data;
       status.textContent = "";
       panel.querySelectorAll("li.doc-card").forEach(function (li) {
         var cid = li.getAttribute("data-contribution");
-        ["gradient", "span"].forEach(function (kind) {
+        ["gradient", "span", "lexical"].forEach(function (kind) {
           var v = (data[kind] || {})[cid];
           li.querySelector(".s-" + kind).textContent = v === undefined ? "—" : Number(v).toPrecision(4);
         });
