@@ -155,8 +155,8 @@ class Signals:
         return evidence
 
     def scores(self, inference: Inference, metadata_uri: str) -> dict[str, dict[str, float]]:
-        """``{"gradient": {...}, "span": {...}, "lexical": {...}}`` contribution scores of the inference from the model's
-        scorer: the sides its manifest's rule combines, computed as an oracle node computes them (the span side
+        """``{"gradient": {...}, "span": {...}, "lexical": {...}}`` contribution scores of the inference from the
+        model's scorer: the sides its manifest's rule combines, computed as an oracle node computes them (the span side
         sees the prompt too; a side whose weight is 0 is empty)."""
         if inference.request_id in self._scores:
             return self._scores[inference.request_id]
