@@ -82,6 +82,9 @@ def test_serve_rag_records_what_the_models_retriever_returns(market, rag_server,
         assert len(expected) == DEFAULT_TOP_K
         assert answer["retrieved"] == expected and list(record.retrieved) == expected
         assert len(record.prompt_token_ids) > len(record.prompt.encode()), "the passages are in the model's context"
+        usage = answer["usage"]  # the model read the passages; the payer is metered for the paid prompt only
+        assert usage["prompt_tokens"] == len(record.prompt_token_ids)
+        assert usage["billed_prompt_tokens"] == len(record.prompt.encode()) < usage["prompt_tokens"]
     health = httpx.get(f"{rag_server.url}/health").json()
     assert health["rag"] == {"models": [1], "top_k": DEFAULT_TOP_K}
 

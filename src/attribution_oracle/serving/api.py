@@ -218,11 +218,14 @@ def create_app(service: OpenLoraService) -> FastAPI:
 
         def usage(record) -> dict:
             prompt_tokens, completion_tokens = len(record.prompt_token_ids), len(record.output_token_ids)
-            return {
+            counts = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             }
+            if record.retrieved:  # the model read the passages too, but only the paid prompt's tokens are metered
+                counts["billed_prompt_tokens"] = service.metered_input_tokens(record)
+            return counts
 
         if not body.get("stream"):
             while await queue.get() is not None:

@@ -169,7 +169,7 @@ class OpenLoraService:
         """
         self.scheduler.start()
         if self.marker is not None:
-            recovered = self.marker.recover(self.records, self._metered_input_tokens)
+            recovered = self.marker.recover(self.records, self.metered_input_tokens)
             if recovered:
                 log.info("re-queued %d served request(s) for markServed", recovered)
             self.marker.start()
@@ -289,7 +289,7 @@ class OpenLoraService:
             self.metrics.mark_pending.set(self.marker.pending)
         return record
 
-    def _metered_input_tokens(self, record: ServedRecord) -> int:
+    def metered_input_tokens(self, record: ServedRecord) -> int:
         """Input tokens a payment meters for ``record``: the paid prompt's (retrieved passages are not billed)."""
         if not record.retrieved:
             return len(record.prompt_token_ids)
