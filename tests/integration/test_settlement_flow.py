@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cli_harness import free_port, make_cli
 
+from attribution_oracle.attribution.rag_shares import rag_scores
 from attribution_oracle.attribution.shares import contributor_shares
 from attribution_oracle.chain.deployments import load_deployment
 from attribution_oracle.chain.web3_client import ChainClient
@@ -40,7 +41,9 @@ def settled(tmp_path_factory):
         assert [p["requestId"] for p in paid] == [1, 2, 3]
         ao("market", "serve", "1", "2", "3", "--from", "dev:6")
         scores = home / "scores.json"
-        scores.write_text(json.dumps({"1": {"1": 3.0, "3": 1.0}, "2": {"4": 1.0, "2": -1.0}}))  # 3: equal split
+        # 2 was served with retrieval of contribution 1 (the rag form of the file); 3: no scores, equal split
+        by_request = {"1": {"1": 3.0, "3": 1.0}, "2": {"scores": {"4": 1.0, "2": -1.0}, "retrieved": ["1"]}}
+        scores.write_text(json.dumps(by_request))
         built = ao.json("report", "build", "--epoch", "1", "--scores", str(scores))
         yield ao, built
     finally:
@@ -64,6 +67,8 @@ def test_two_of_three_signatures_settle_and_contributors_claim(settled):
     assert by_request[1]["top"] == [{"contribution": "1", "score": 3.0}]
     assert by_request[2]["top"] == [{"contribution": "4", "score": 1.0}]
     assert by_request[3]["top"] == []  # equal split
+    assert [c["contribution"] for c in by_request[2]["citations"]] == ["1"]  # the retrieved id is a citation
+    assert "citations" not in by_request[1] or by_request[1]["citations"] == []
     assert sum(int(v) for v in shown_report["earned"].values()) == int(built["totalCumulative"])
     assert "top contributions per inference" in ao("report", "show").output
 
@@ -76,13 +81,15 @@ def test_two_of_three_signatures_settle_and_contributors_claim(settled):
     after = {b["account"]: int(b["open"]) for b in ao.json("wallet", "balance", "dev:1", "dev:2", "dev:3")}
     for account in ("dev:1", "dev:2", "dev:3"):
         assert after[account] - before[account] == int(shown[account]["cumulative"])
-    # inference 1: contribution 1 (dev:2) 3x contribution 3 (dev:3); inference 2: only contribution 4 (dev:3);
-    # inference 3: no scores, equal split between the two contributors
+    # inference 1: contribution 1 (dev:2) 3x contribution 3 (dev:3); inference 2: contribution 4 (dev:3) scored,
+    # contribution 1 (dev:2) retrieved and so paid the documented 20%; inference 3: no scores, equal split
     pool = 38 * OPEN // 100
     first = contributor_shares(pool, {"1": 3.0, "3": 1.0}, {"1": "a", "3": "b"})  # quantised 3:1
     assert abs(first["a"] - pool * 3 // 4) < pool // 2**30
-    assert int(shown["dev:2"]["cumulative"]) == first["a"] + pool // 2
-    assert int(shown["dev:3"]["cumulative"]) == first["b"] + pool + pool // 2
+    second = contributor_shares(pool, rag_scores({"4": 1.0, "2": -1.0}, ["1"]), {"1": "a", "4": "b"})
+    assert abs(second["a"] - pool // 5) < pool // 2**30 and second["a"] + second["b"] == pool
+    assert int(shown["dev:2"]["cumulative"]) == first["a"] + second["a"] + pool // 2
+    assert int(shown["dev:3"]["cumulative"]) == first["b"] + second["b"] + pool // 2
     assert int(shown["dev:1"]["cumulative"]) == 3 * 95 * OPEN // 1000
 
     again = ao("rewards", "claim", "dev:2", "--from", "dev:2", ok=False)

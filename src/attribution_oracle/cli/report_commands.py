@@ -15,6 +15,7 @@ from attribution_oracle.settlement.chain_data import every_party, submissions, t
 from attribution_oracle.settlement.citations import citations
 from attribution_oracle.settlement.report_service import build_epoch_report, load_report, verify_report
 from attribution_oracle.settlement.report_typed_data import Signature, order_for_contract, recover_signer, sign_report
+from attribution_oracle.settlement.scores_file import ScoresFile, ScoresFileError, read_scores_file
 from attribution_oracle.store.digests import CONTENT_URI_SCHEME
 
 
@@ -22,14 +23,13 @@ def _signature_dir(app: App, uri: str) -> Path:
     return app.home / "signatures" / uri.removeprefix(CONTENT_URI_SCHEME)
 
 
-def _read_scores(path: Path | None) -> dict[int, dict[str, float]]:
+def _read_scores(path: Path | None) -> ScoresFile:
     if path is None:
-        return {}
+        return ScoresFile()
     try:
-        raw = json.loads(path.read_text())
-        return {int(r): {str(c): float(s) for c, s in scores.items()} for r, scores in raw.items()}
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise UserError(f"{path}: expected JSON {{request id: {{contribution id: score}}}} ({exc})") from exc
+        return read_scores_file(path)
+    except ScoresFileError as exc:
+        raise UserError(f"{exc} (expected JSON {{request id: {{contribution id: score}}}}, see --help)") from exc
 
 
 @click.group("report")
@@ -44,14 +44,22 @@ def command() -> None:
     "scores_file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="JSON {request id: {contribution id: score}} (the oracle computes these; missing = equal split).",
+    help="JSON {request id: {contribution id: score}} (the oracle computes these; missing = equal split); "
+    'an inference served with --rag: {request id: {"scores": {...}, "retrieved": [contribution id, ...]}}.',
 )
 @click.option("--to-block", type=NON_NEGATIVE, default=None, help="Last block covered (default: the head).")
 @pass_app
 def build(app: App, epoch: int, scores_file: Path | None, to_block: int | None) -> None:
     """Build the next report: every inference served since the last report, split into exact shares."""
+    given = _read_scores(scores_file)
     built = build_epoch_report(
-        app.client, app.deployment, app.store, epoch=epoch, scores=_read_scores(scores_file), to_block=to_block
+        app.client,
+        app.deployment,
+        app.store,
+        epoch=epoch,
+        scores=given.scores,
+        retrieved=given.retrieved,
+        to_block=to_block,
     )
     r = built.report
     data = {

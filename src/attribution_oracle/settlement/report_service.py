@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from attribution_oracle.chain.deployments import Deployment
@@ -64,12 +64,16 @@ def build_epoch_report(
     epoch: int,
     scores: Mapping[int, Mapping[str, float]],
     to_block: int | None = None,
+    retrieved: Mapping[int, Sequence[str]] | None = None,
 ) -> Built:
     """Build the next report from the chain (served inferences since the last report) and given scores.
 
     ``scores`` maps request id to ``{contribution id: score}``; a served request without scores gets the
-    documented equal fallback. The report is stored in the content store; its URI is returned.
+    documented equal fallback. ``retrieved`` maps the request id of an inference served with retrieval to its
+    retrieved contribution ids (rank order): its shares follow ``rag_scores`` and its leaf commits them. The report
+    is stored in the content store; its URI is returned.
     """
+    retrieved = retrieved or {}
     previous = previous_report(client, deployment, store)
     if previous is not None and epoch <= previous.epoch:
         raise SettlementError(f"epoch {epoch} must be greater than the last accepted report's {previous.epoch}")
@@ -85,11 +89,12 @@ def build_epoch_report(
             data_cache[served.model_id] = training_data(client, deployment, served.model_id)
         contributions, owners = data_cache[served.model_id]
         request_scores = {str(k): float(v) for k, v in scores.get(served.request_id, {}).items()}
+        cited = tuple(dict.fromkeys(str(c) for c in retrieved.get(served.request_id, ())))
         try:
-            shares = allocate(served, request_scores, contributions, owners)
+            shares = allocate(served, request_scores, contributions, owners, cited)
         except KeyError as exc:
             raise SettlementError(str(exc.args[0])) from exc
-        inferences.append(InferenceShares(served.request_id, served.model_id, shares, request_scores))
+        inferences.append(InferenceShares(served.request_id, served.model_id, shares, request_scores, retrieved=cited))
     report = build_report(
         chain_id=client.chain_id,
         distributor=deployment.contracts["RewardDistributor"].address,
