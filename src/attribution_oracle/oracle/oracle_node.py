@@ -65,6 +65,7 @@ class NodeConfig:
     submit_delay_s: float = 1.0
     record_grace_blocks: int = DEFAULT_RECORD_GRACE_BLOCKS  # served but no record after this: equal fallback
     overlap: bool = True  # score on a worker thread and send reports without waiting (see ``OracleNode``)
+    busy_poll_interval_s: float = 1.0  # between passes while a job is scored (its end starts a pass at once)
 
 
 class Backoff:
@@ -224,9 +225,11 @@ class OracleNode:
         return self._finish(future.result())
 
     def wait_for_work(self, timeout_s: float) -> None:
-        """Sleep until the next pass: ``timeout_s``, or less when the job in flight finishes first."""
+        """Sleep until the next pass: ``timeout_s``; while a job is scored, until it ends or at most
+        ``busy_poll_interval_s`` (a pass costs chain reads and CPU the scoring thread needs more; the signature
+        pushes of peers are taken by the HTTP server meanwhile)."""
         if self._job is not None:
-            wait_for([self._job], timeout=timeout_s)
+            wait_for([self._job], timeout=max(timeout_s, self.config.busy_poll_interval_s))
         else:
             self.stop_event.wait(timeout_s)
 
