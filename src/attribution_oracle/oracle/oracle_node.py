@@ -148,6 +148,7 @@ class OracleNode:
         Sequential (``overlap`` False): attribute every pending request before going on. Overlapped (the
         config's default): store the job scored meanwhile, start the next one on the worker thread and go on."""
         overlap = self.config.overlap if overlap is None else overlap
+        self.consensus.async_submit = overlap  # a sequential pass (and --once) waits for its report's receipt
         summary = {"events": 0, "attributed": 0, "epoch": None, "action": None}
         while not self.stop_event.is_set():
             step = self.follower.step()
@@ -218,7 +219,7 @@ class OracleNode:
         return done.attributed
 
     def _drain(self) -> int:
-        """Wait for and store the job in flight, if any (before a sequential pass, and when stopping)."""
+        """Wait for and store the job in flight, if any (before a sequential pass)."""
         if self._job is None:
             return 0
         future, self._job = self._job, None
