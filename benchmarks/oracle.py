@@ -442,8 +442,9 @@ Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}; machi
 {os.cpu_count()} cores, Python {platform.python_version()}; load at start: `{load_start}`; at end: `{load}`.
 Anvil with 0.2 s blocks, 2 confirmations, epochs of {args.epoch_blocks} blocks, node processes of \
 `attribution-oracle oracle run` (one torch thread each); the emulated server's record log {served_where}.
-Driver: payments in transactions of 64, {args.in_flight} sent back to back per round (`ChainClient.send_many`), a
-second account writes the round's served records in one transaction and sends its `markServed` transactions the
+Driver: payments in transactions of 64, {args.in_flight} sent back to back per round
+(`ChainClient.send_calldata_many`, calldata encoded with eth_abi), a second account writes the round's served
+records in one transaction and sends its `markServed` transactions the
 same way; outputs made ahead (untimed). The settlement check (every row) reads the chain afterwards: every paid and
 served inference is in exactly one accepted report, its shares sum to its pools to the wei, and the cumulative
 total equals the distributor's `latestTotal` and the sum of the pools.
