@@ -87,8 +87,11 @@ SETUPS = {
         Setup("nodes_3_sequential", 3, "factory", True, "3 nodes, real scorer, sequential loop (before)"),
         Setup("nodes_3_no_model", 3, "oracle_scorers:content_provider",
               what="3 nodes, no model compute (content-hash scorer): the chain and bookkeeping path alone"),
+        Setup("nodes_3_no_model_sequential", 3, "oracle_scorers:content_provider", True,
+              "3 nodes, no model compute, sequential loop"),
     )
 }  # fmt: skip
+DEFAULT_SETUPS = "nodes_1,nodes_3,nodes_3_sequential,nodes_3_no_model"
 
 
 def run_setup(
@@ -378,7 +381,7 @@ def main() -> None:
         default=4,
         help="payment (and markServed) transactions of 64 sent back to back per driver round",
     )
-    parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated, of {', '.join(SETUPS)}")
+    parser.add_argument("--setups", default=DEFAULT_SETUPS, help=f"comma-separated, of {', '.join(SETUPS)}")
     parser.add_argument(
         "--served-log-dir",
         type=Path,
@@ -386,6 +389,8 @@ def main() -> None:
         help="Folder of the emulated server's record log (default: the run's temp folder); /dev/shm keeps the "
         "log's fsyncs out of the measurement of the oracle.",
     )  # fmt: skip
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "oracle.json",
+                        help="where the results JSON goes")  # fmt: skip
     args = parser.parse_args()
     chosen = [SETUPS[k] for k in args.setups.split(",")]
     load_start = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -406,7 +411,7 @@ def main() -> None:
             if args.served_log_dir is not None:
                 shutil.rmtree(market.served_log.parent, ignore_errors=True)  # the log's own mkdtemp folder
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    out = ROOT / "benchmarks" / "results" / "oracle.json"
+    out = args.results
     summary: dict = {k: {"inferences_per_s": v["inferences_per_s"], "p95_s": v["p95_s"]} for k, v in results.items()}
     for key, figures in results.items():
         summary[key].update({k: figures[k] for k in ("offered_per_s", "node_cpu_ms", "node_attribution_ms")})
@@ -430,9 +435,27 @@ def main() -> None:
     )
     three = results.get("nodes_3", {}).get("inferences_per_s")
     verdict = "not run" if three is None else ("met" if three >= GOAL_PER_S else "MISSED")
-    setups_flag = "" if args.setups == ",".join(SETUPS) else f" --setups {args.setups}"
+    setups_flag = "" if args.setups == DEFAULT_SETUPS else f" --setups {args.setups}"
+    if args.results != parser.get_default("results"):
+        setups_flag += f" --results {args.results}"
     served_flag = f" --served-log-dir {args.served_log_dir}" if args.served_log_dir else ""
     served_where = f"in `{args.served_log_dir}`" if args.served_log_dir else "on disk, in the run's temp folder"
+    details = (
+        "(no `nodes_3` row in this run: no scoring comparison or profile)\n"
+        if not profile
+        else f"""\
+Scoring alone, in process, one torch thread, the same scorer and {comparison.get("inferences")} served records
+(best of 2 interleaved rounds): one at a time (`scores`) {comparison.get("single_ms")} ms per inference, one batched
+pass (`scores_many`) {comparison.get("batched_ms")} ms per inference = {comparison.get("speedup")}x; same scores:
+{comparison.get("same_scores")}.
+
+Profile of one node catching up on the 3-node chain (sequential loop, in process, cProfile, cumulative):
+
+```
+{profile}
+```
+"""
+    )
     section = f"""
 ## Oracle, overlapped node loop and a driver that saturates the nodes (`benchmarks/oracle.py`)
 
@@ -451,23 +474,14 @@ total equals the distributor's `latestTotal` and the sum of the pools.
 
 {table}
 
-Goal >= {GOAL_PER_S:.0f} settled inferences/s with 3 nodes (m = 2) and the real scorer: {verdict} ({three}/s).
+Goal >= {GOAL_PER_S:.0f} settled inferences/s with 3 nodes (m = 2) and the real scorer: {verdict}\
+{"" if three is None else f" ({three}/s)"}.
 settled/s = inferences / (last inclusion in an accepted report - first payment). `node CPU ms/inference` = each
 node process's user + system CPU during the run per settled inference (mean over the nodes); `node attribution
 ms/inference` = the node's own `oracle_attribution_seconds` (scoring + allocation wall time, from /metrics). On 2
 cores, n nodes that each score every inference settle at most about 2000 / (n x node CPU ms) inferences/s.
 
-Scoring alone, in process, one torch thread, the same scorer and {comparison.get("inferences")} served records
-(best of 2 interleaved rounds): one at a time (`scores`) {comparison.get("single_ms")} ms per inference, one batched
-pass (`scores_many`) {comparison.get("batched_ms")} ms per inference = {comparison.get("speedup")}x; same scores:
-{comparison.get("same_scores")}.
-
-Profile of one node catching up on the 3-node chain (sequential loop, in process, cProfile, cumulative):
-
-```
-{profile}
-```
-"""
+{details}"""
     with open(ROOT / "BENCHMARKS.md", "a") as handle:
         handle.write(section)
     print(table)
