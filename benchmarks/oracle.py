@@ -86,7 +86,8 @@ SETUPS = {
         Setup("nodes_3", 3, "factory", what="3 nodes (m = 2), real scorer, overlapped loop (the goal row)"),
         Setup("nodes_3_sequential", 3, "factory", True, "3 nodes, real scorer, sequential loop (before)"),
         Setup("nodes_3_no_model", 3, "oracle_scorers:content_provider",
-              what="3 nodes, no model compute (content-hash scorer): the chain and bookkeeping path alone"),
+              what="3 nodes, no model compute (content-hash scorer), overlapped loop: the chain and bookkeeping "
+              "path alone"),
         Setup("nodes_3_no_model_sequential", 3, "oracle_scorers:content_provider", True,
               "3 nodes, no model compute, sequential loop"),
     )
