@@ -13,7 +13,13 @@ import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import BadResponseFormat, ContractLogicError, TimeExhausted, Web3RPCError
+from web3.exceptions import (
+    BadResponseFormat,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
 from web3.types import TxReceipt
 
 from attribution_oracle.chain.chain_errors import ChainError, RpcUnavailableError, TransactionError
@@ -125,6 +131,23 @@ class ChainClient:
         """
         return self._send(lambda params: fn.build_transaction(params), signer, what, value)
 
+    def send_nowait(self, fn: Any, signer: LocalAccount, what: str) -> str:
+        """Build, check, sign and send a contract transaction like ``send``, without waiting for it to be mined.
+
+        Returns the transaction hash (0x hex); ``receipt`` tells later whether it was mined and succeeded."""
+        with self.rpc():
+            nonce = self.w3.eth.get_transaction_count(signer.address, "pending")
+        _tx, tx_hash = self._submit(lambda params: fn.build_transaction(params), signer, what, 0, nonce)
+        return "0x" + bytes(tx_hash).hex()
+
+    def receipt(self, tx_hash: str) -> TxReceipt | None:
+        """The receipt of a sent transaction, or None while it is not mined (or unknown to the node)."""
+        with self.rpc():
+            try:
+                return self.w3.eth.get_transaction_receipt(tx_hash)
+            except TransactionNotFound:
+                return None
+
     def send_eth(self, signer: LocalAccount, to: str, value: int, what: str = "ETH transfer") -> TxReceipt:
         """Send plain ETH."""
         return self._send(self._eth_transfer(to), signer, what, value)
@@ -164,6 +187,29 @@ class ChainClient:
         return self._send_many(
             [(lambda params, fn=fn: fn.build_transaction(params), what, 0) for fn, what in calls], signer
         )
+
+    def send_calldata_many(self, calls: list[tuple[str, bytes, str]], signer: LocalAccount) -> list[TxReceipt]:
+        """``send_many`` for calls given as ``(contract address, ABI-encoded calldata, what)``.
+
+        For senders that encode their own calldata (``eth_abi``; web3's encoder is slow on large struct arrays).
+        Each call is still checked with ``eth_estimateGas`` (a revert raises ``TransactionError`` before sending),
+        signed and sent with consecutive nonces; the receipts are awaited together."""
+        fees = self._fees()
+
+        def build(to: str, data: bytes) -> Callable[[dict], dict]:
+            def params_of(params: dict) -> dict:
+                tx = {**params, "to": Web3.to_checksum_address(to), "data": "0x" + bytes(data).hex(), **fees}
+                try:
+                    tx["gas"] = self.w3.eth.estimate_gas({k: tx[k] for k in ("from", "to", "data", "value")})
+                except Web3RPCError as exc:  # Anvil reports a revert of eth_estimateGas as an RPC error
+                    if "revert" in str(exc).lower():
+                        raise ContractLogicError(str(exc)) from exc
+                    raise
+                return tx
+
+            return params_of
+
+        return self._send_many([(build(to, data), what, 0) for to, data, what in calls], signer)
 
     def _send_many(
         self, builds: list[tuple[Callable[[dict], dict], str, int]], signer: LocalAccount

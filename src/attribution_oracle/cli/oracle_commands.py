@@ -61,6 +61,9 @@ def command() -> None:
 @click.option("--record-grace-blocks", type=NON_NEGATIVE, default=100, show_default=True,
               help="Blocks a served inference may lack its record before its pools are split equally.")  # fmt: skip
 @click.option("--once", is_flag=True, help="One pass (catch up, attribute, advance the epoch), then exit.")
+@click.option("--sequential", is_flag=True,
+              help="Score on the loop thread and wait for each report transaction (default: scoring overlaps "
+                   "the chain I/O and the signature exchange).")  # fmt: skip
 @pass_app
 def run(
     app: App,
@@ -79,6 +82,7 @@ def run(
     submit_delay: float,
     record_grace_blocks: int,
     once: bool,
+    sequential: bool,
 ) -> None:
     """Run a node until SIGTERM: follow the chain, attribute, build, sign, exchange and submit reports."""
     from attribution_oracle.chain.chain_errors import RpcUnavailableError
@@ -118,6 +122,7 @@ def run(
                     poll_interval_s=poll_interval,
                     submit_delay_s=submit_delay,
                     record_grace_blocks=record_grace_blocks,
+                    overlap=not sequential,
                 ),
             )
             break

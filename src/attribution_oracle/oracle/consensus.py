@@ -40,6 +40,8 @@ from attribution_oracle.settlement.report_typed_data import (
 )
 
 MAX_LEAVES_LOGGED = 20
+#: An asynchronously sent report transaction not mined after this long is sent again.
+SUBMIT_TIMEOUT_S = 30.0
 #: The "signer" recorded for a disagreement with the report the distributor accepted.
 ACCEPTED_ON_CHAIN = "accepted-on-chain"
 
@@ -65,8 +67,12 @@ class Consensus:
         builder: EpochBuilder,
         metrics: Metrics,
         submit_delay_s: float = 1.0,
+        async_submit: bool = False,
     ) -> None:
-        """Sign as ``signer``; ``submit_delay_s`` spaces out the nodes' submissions of the same epoch."""
+        """Sign as ``signer``; ``submit_delay_s`` spaces out the nodes' submissions of the same epoch.
+
+        ``async_submit``: send the report transaction and return at once (the node loop goes on scoring and
+        following the chain); later steps watch its receipt and send again only if it reverted or was lost."""
         self.client = client
         self.deployment = deployment
         self.db = db
@@ -75,6 +81,8 @@ class Consensus:
         self.builder = builder
         self.metrics = metrics
         self.submit_delay_s = submit_delay_s
+        self.async_submit = async_submit
+        self._in_flight: dict[tuple[int, str], tuple[str, float]] = {}  # (epoch, uri) -> (tx hash, sent at)
         self.distributor = client.contract(deployment, "RewardDistributor")
         self._oracle_set: tuple[list[str], int] | None = None
         self._ready_at: dict[tuple[int, str], float] = {}
@@ -85,6 +93,7 @@ class Consensus:
         self._oracle_set = None
         if _ancestor is not None:
             self._conflicts.clear()
+            self._in_flight.clear()  # a reorg may have dropped a sent report: the next step checks and resends
 
     def refresh_config(self) -> bool:
         """Re-read the distributor's config digest; on a change (rotation, veto) drop the cached set, the
@@ -202,7 +211,6 @@ class Consensus:
             log("epoch signed", epoch=draft.epoch, uri=draft.uri)
             self.peers.push(own)
         signers, threshold = self.oracle_set()
-        report = draft.report
         matching = self._matching(draft)
         if len(matching) < threshold:
             for sig in self.peers.pull(draft.epoch):
@@ -228,20 +236,51 @@ class Consensus:
             draft.uri,
             [s.as_tuple() for s in chosen],
         )  # fmt: skip
+        key = (draft.epoch, draft.uri)
+        sent = self._in_flight.get(key) if self.async_submit else None
+        if sent is not None and (state := self._submission_state(draft, *sent)) != "retry":
+            return state
+        what = f"submit report for epoch {draft.epoch}"
         try:
-            receipt = self.client.send(fn, self.signer, f"submit report for epoch {draft.epoch}")
-        except TransactionError as exc:
+            if self.async_submit:  # checked (it would not revert now) and signed, not awaited
+                tx, gas = self.client.send_nowait(fn, self.signer, what), None
+                self._in_flight[key] = (tx, time.monotonic())
+            else:
+                receipt = self.client.send(fn, self.signer, what)
+                tx, gas = receipt["transactionHash"].to_0x_hex(), receipt["gasUsed"]
+        except TransactionError:
             if int(self.client.call(self.distributor.functions.latestEpoch())) >= draft.epoch:
                 log("epoch submitted by a peer", epoch=draft.epoch)
                 return "accepted"
-            raise exc
-        tx = receipt["transactionHash"].to_0x_hex()
+            raise
+        self._submitted_log(draft, tx, len(chosen), gas)
+        return "submitted"
+
+    def _submission_state(self, draft: Draft, tx: str, sent_at: float) -> str:
+        """What became of this node's report transaction ``tx`` (the distributor has not accepted the epoch yet):
+        ``submitting`` while it is not mined, ``retry`` once it reverted or was lost (sent again, once per loss).
+
+        The distributor accepts one report per epoch (``epoch > latestEpoch``), so a resend can never settle an
+        epoch twice: at worst it reverts, and the next step sees the epoch accepted."""
+        receipt = self.client.receipt(tx)
+        if receipt is None:
+            if time.monotonic() - sent_at < SUBMIT_TIMEOUT_S:
+                return "submitting"
+            warn("report transaction not mined in time: sending again", epoch=draft.epoch, tx=tx)
+        elif receipt["status"] == 1:
+            return "submitting"  # mined: the follower sees ReportSubmitted once it is confirmed
+        else:
+            warn("report transaction reverted: sending again", epoch=draft.epoch, tx=tx)
+            self.metrics.submit_retries.inc()
+        self._in_flight.pop((draft.epoch, draft.uri), None)
+        return "retry"
+
+    def _submitted_log(self, draft: Draft, tx: str, signatures: int, gas: int | None) -> None:
         with self.db.transaction() as db:
             db.execute("UPDATE epochs SET status = 'submitting', submit_tx = ? WHERE epoch = ?", (tx, draft.epoch))
         self.metrics.epochs_submitted.inc()
-        log("epoch submitted", epoch=draft.epoch, uri=draft.uri, tx=tx, signatures=len(chosen),
-            inferences=len(report.inferences), gas=receipt["gasUsed"])  # fmt: skip
-        return "submitted"
+        log("epoch submitted", epoch=draft.epoch, uri=draft.uri, tx=tx, signatures=signatures,
+            inferences=len(draft.report.inferences), gas=gas)  # fmt: skip
 
     def _matching(self, draft: Draft) -> list[dict]:
         message = draft.message

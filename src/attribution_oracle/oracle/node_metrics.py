@@ -33,6 +33,9 @@ class Metrics:
         self.latest_epoch = Gauge("oracle_latest_epoch", "Latest epoch accepted on-chain", registry=r)
         self.epochs_built = Counter("oracle_epochs_built", "Epoch reports built and signed by this node", registry=r)
         self.epochs_submitted = Counter("oracle_epochs_submitted", "Epoch reports this node submitted", registry=r)
+        self.submit_retries = Counter(
+            "oracle_submit_retries", "Report transactions sent again after a revert or loss", registry=r
+        )
         self.disagreements = Counter("oracle_disagreements", "Peer signatures over a different report", registry=r)
         self.rpc_errors = Counter("oracle_rpc_errors", "Failed steps (RPC or source errors), retried", registry=r)
         self.missing_records = Counter(

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from attribution_oracle.errors import UserError
 from attribution_oracle.oracle.db import OracleDB
@@ -55,6 +55,25 @@ class Attributed:
     attributed: int
     waiting: int
     last: int = -1  # the highest request id looked at (the next step starts after it)
+
+
+@dataclass
+class AttributionJob:
+    """One attribution step in flight: read by ``prepare``, scored by ``score``, stored by ``finish``."""
+
+    rows: list[tuple]
+    records: dict
+    confirmed: int  # the node's confirmed cursor when the rows were read (the grace rule)
+    fallbacks: dict[int, str]
+    scorers: dict[int, object]
+    generation: int
+    scored: dict[int, dict[str, float]] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def needs_scoring(self) -> bool:
+        """Whether any request of the job has a record that passed its checks (model compute to do)."""
+        return any(self.records.get(r[0]) is not None and r[0] not in self.fallbacks for r in self.rows)
 
 
 class RecordAttributor:
@@ -81,9 +100,11 @@ class RecordAttributor:
         self._scorers: dict[int, object] = {}
         self._retrievers: dict[int, object] = {}  # model id -> Retriever, or why the model has none (str)
         self._warned: set[int] = set()
+        self.generation = 0  # bumped by ``forget``: a job prepared before it stores nothing
 
     def forget(self, _ancestor: int | None = None) -> None:
         """Drop cached scorers and training data (after a reorg a model id may mean another model)."""
+        self.generation += 1
         self._scorers.clear()
         self._retrievers.clear()
         self.context._adapters.clear()
@@ -101,17 +122,44 @@ class RecordAttributor:
 
     def step(self, after: int = -1) -> Attributed:
         """Attribute up to ``BATCH`` pending requests (ids above ``after``) whose records are available."""
+        job = self.prepare(after)
+        if job is None:
+            return Attributed(0, 0, after)
+        self.score(job)
+        return self.finish(job)
+
+    def prepare(self, after: int = -1) -> AttributionJob | None:
+        """Read up to ``BATCH`` pending requests (ids above ``after``), their records and checks (None if none).
+
+        Runs on the node's loop thread: it resolves every scorer the job needs, so ``score`` (which may run on
+        another thread) never touches this attributor's caches."""
         rows = self.pending(after=after)
         if not rows:
-            return Attributed(0, 0, after)
+            return None
         records = records_for(self.source, [r[0] for r in rows])
         cursor = self.db.cursor()
-        confirmed = cursor[0] if cursor else -1
+        fallbacks = self._checks(rows, records)
+        scorers = {model_id: self._scorer(model_id) for _, model_id, *_ in rows if model_id in self._scorers}
+        return AttributionJob(rows, records, cursor[0] if cursor else -1, fallbacks, scorers, self.generation)
+
+    def score(self, job: AttributionJob) -> AttributionJob:
+        """Score ``job`` (the model compute, one batched pass per model); safe on a worker thread."""
+        job.scored, job.seconds = self._score_batches(job.rows, job.records, job.fallbacks, job.scorers)
+        return job
+
+    def finish(self, job: AttributionJob) -> Attributed:
+        """Allocate and store ``job``'s attributions in one transaction (on the node's loop thread).
+
+        A job prepared before a rollback (``forget``) stores nothing; a request whose payment or served mark
+        changed or went while it was scored (a reorg) is left pending, so it is attributed again from what the
+        chain now says, never from what it said before."""
+        if job.generation != self.generation:
+            return Attributed(0, len(job.rows), job.rows[-1][0])
+        rows, records, confirmed, fallbacks = job.rows, job.records, job.confirmed, job.fallbacks
+        scored, seconds = job.scored, job.seconds
         done: list[tuple] = []
         retrieved_rows: list[tuple[int, str]] = []
         delays: list[float] = []
-        fallbacks = self._checks(rows, records)
-        scored, seconds = self._score_batches(rows, records, fallbacks)
         for request_id, model_id, block, contributors, datanets, seen_at, _input_hash in rows:
             record = records.get(request_id)
             started = time.perf_counter()
@@ -148,6 +196,20 @@ class RecordAttributor:
         if done:
             now = time.time()
             with self.db.transaction() as db:
+                # the rows as the chain says now: a request whose payment or served mark moved is not stored
+                current = {
+                    row[0]: row[1:5]
+                    for row in db.execute(
+                        "SELECT s.request_id, p.model_id, s.block_number, p.contributors_amount, "
+                        "p.datanet_owners_amount FROM served s JOIN payments p USING (request_id) "
+                        f"WHERE s.request_id IN ({','.join('?' * len(done))})",
+                        [row[0] for row in done],
+                    )
+                }
+                used = {row[0]: tuple(row[1:5]) for row in rows}
+                kept = [row for row in done if current.get(row[0]) == used[row[0]]]
+                done = kept
+                kept_ids = {row[0] for row in kept}
                 db.executemany(
                     "INSERT OR IGNORE INTO attributions VALUES (?, ?, ?, ?, ?, ?)", [(*row[:5], now) for row in done]
                 )
@@ -155,7 +217,10 @@ class RecordAttributor:
                     "INSERT OR IGNORE INTO attribution_fallbacks VALUES (?, ?)",
                     [(row[0], row[5]) for row in done if row[5] is not None],
                 )
-                db.executemany("INSERT OR IGNORE INTO attribution_retrieved VALUES (?, ?)", retrieved_rows)
+                db.executemany(
+                    "INSERT OR IGNORE INTO attribution_retrieved VALUES (?, ?)",
+                    [row for row in retrieved_rows if row[0] in kept_ids],
+                )
             self.metrics.attributed.inc(len(done))
             for delay in delays:
                 self.metrics.attribution_delay.observe(delay)
@@ -227,7 +292,7 @@ class RecordAttributor:
         return None, augment(record.prompt, expected)
 
     def _score_batches(
-        self, rows: list[tuple], records: dict, skip: dict[int, str]
+        self, rows: list[tuple], records: dict, skip: dict[int, str], scorers: dict[int, object]
     ) -> tuple[dict[int, dict[str, float]], dict[int, float]]:
         """Scores of every pending request whose record is here and passed its checks: one batched pass per model.
 
@@ -243,7 +308,7 @@ class RecordAttributor:
         seconds: dict[int, float] = {}
         for model_id, request_ids in by_model.items():
             started = time.perf_counter()
-            scorer = self._scorer(model_id)
+            scorer = scorers[model_id]
             items = [(records[r].prompt_token_ids, records[r].output_token_ids) for r in request_ids]
             many = getattr(scorer, "scores_many", None)
             try:

@@ -107,37 +107,37 @@ class ServedRecordStore:
 
     def add(self, record: ServedRecord) -> bool:
         """Record ``record``; returns False if the same record was already there, raises on a different one."""
-        row = (
-            record.request_id,
-            record.model_id,
-            record.adapter_hash,
-            record.prompt,
-            json.dumps(list(record.prompt_token_ids)),
-            json.dumps(list(record.output_token_ids)),
-            record.output_text,
-            record.served_at,
-            json.dumps(list(record.retrieved)),
-        )
+        return self.add_many([record]) == 1
+
+    def add_many(self, records: list[ServedRecord]) -> int:
+        """Record several records in one transaction (all or none); returns how many were new.
+
+        A record already there unchanged is skipped; one already there with other content raises
+        ``ServedRecordConflictError`` and nothing of the call is written."""
+        added = 0
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                existing = self._get(db, record.request_id)
-                if existing is not None:
-                    db.execute("ROLLBACK")
-                    if existing != record:
-                        raise ServedRecordConflictError(f"request {record.request_id} was already served differently")
-                    return False
-                db.execute(
-                    "INSERT INTO served (request_id, model_id, adapter_hash, prompt, prompt_token_ids, "
-                    "output_token_ids, output_text, served_at, retrieved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+                for record in records:
+                    existing = self._get(db, record.request_id)
+                    if existing is not None:
+                        if existing != record:
+                            raise ServedRecordConflictError(
+                                f"request {record.request_id} was already served differently"
+                            )
+                        continue
+                    db.execute(
+                        "INSERT INTO served (request_id, model_id, adapter_hash, prompt, prompt_token_ids, "
+                        "output_token_ids, output_text, served_at, retrieved) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        _record_row(record),
+                    )
+                    added += 1
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-        return True
+        return added
 
     def get(self, request_id: int) -> ServedRecord | None:
         """The record of ``request_id``, or None if it was never served here."""
@@ -161,6 +161,21 @@ class ServedRecordStore:
     def _get(db: sqlite3.Connection, request_id: int) -> ServedRecord | None:
         row = db.execute("SELECT * FROM served WHERE request_id = ?", (request_id,)).fetchone()
         return _row_to_record(row) if row else None
+
+
+def _record_row(record: ServedRecord) -> tuple:
+    """The ``served`` table row of ``record``."""
+    return (
+        record.request_id,
+        record.model_id,
+        record.adapter_hash,
+        record.prompt,
+        json.dumps(list(record.prompt_token_ids)),
+        json.dumps(list(record.output_token_ids)),
+        record.output_text,
+        record.served_at,
+        json.dumps(list(record.retrieved)),
+    )
 
 
 def _row_to_record(row: tuple) -> ServedRecord:

@@ -24,6 +24,17 @@ def test_add_is_idempotent_and_conflicts_are_refused(tmp_path):
     assert store.count() == 1
 
 
+def test_add_many_is_one_transaction_idempotent_and_refuses_a_conflict_whole(tmp_path):
+    store = ServedRecordStore(tmp_path / "served.db")
+    assert store.add_many([_record(1), _record(2), _record(3)]) == 3
+    assert store.add_many([_record(2), _record(4)]) == 1, "the unchanged record 2 is skipped"
+    with pytest.raises(ServedRecordConflictError):
+        store.add_many([_record(5), _record(3, text="different")])
+    assert store.get(5) is None, "nothing of the refused call is written"
+    assert [r.request_id for r in store.after(0)] == [1, 2, 3, 4]
+    assert store.add_many([]) == 0
+
+
 def test_after_pages_in_request_order_and_survives_reopening(tmp_path):
     store = ServedRecordStore(tmp_path / "served.db")
     for request_id in (9, 2, 7, 4):
