@@ -68,12 +68,12 @@ def test_the_manifest_is_complete(trained) -> None:
     assert len(metrics["train_losses"]) == 12 and metrics["eval"]["tokens"] > 0
     assert metrics["eval"]["perplexity"] == pytest.approx(2.718281828459045 ** metrics["eval"]["loss"])
     grad = manifest["attribution"]["gradient_index"]
-    assert set(grad["files"]) == {"manifest.json", "features-00000.safetensors", "transforms.safetensors",
-                                  "preconditioner.safetensors"}  # fmt: skip
+    # graddot (the default estimator) has no curvature transform to store
+    assert set(grad["files"]) == {"manifest.json", "features-00000.safetensors", "preconditioner.safetensors"}
     assert grad["normalize"] is True and grad["preconditioner"].startswith("(sqrt(AdamW v)")
     assert set(manifest["attribution"]["lexical_index"]["files"]) == {"lexical.json"}
     assert manifest["copies"]["groups"] == {}
-    assert grad["checkpoint_steps"] == [6, 12] and grad["estimator"] == "influence"
+    assert grad["checkpoint_steps"] == [6, 12] and grad["estimator"] == "graddot"
 
 
 def test_every_hash_in_the_manifest_verifies(trained) -> None:
