@@ -29,7 +29,11 @@ which the ground truth does not need (the run checks that this retrain reproduce
 Ground truth is the log-likelihood of held-out query answers (teacher-forced) under each subset's adapter, cached
 per subset under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries), so
 a stopped run resumes. Each method's scores on the full model predict it by subset sums; LDS = mean Spearman
-over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals.
+over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals,
+``meta.lds_info.author_only_lds`` the LDS of the map that scores only the fact's own document (what any rule that
+pays the author most of the pool is held to). The ground truth's cache key leaves out the settings that shape only
+the attribution index (``INDEX_ONLY``), so the index ablations (``--gradient-estimator``, ``--proj-dim``,
+``--attribution-checkpoints``, ``--index-capture``, ``--plain-gradients``) reuse the 32 cached retrains.
 
 Peers' knobs (``--sweep``): LESS with and without AdamW preconditioning and unit normalisation, TRAK at
 projection dimensions 256 / 512 / 2048, EK-FAC at damping 1e-8 (kronfluence's default) / 1e-4 / its heuristic
