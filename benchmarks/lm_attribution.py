@@ -29,7 +29,11 @@ which the ground truth does not need (the run checks that this retrain reproduce
 Ground truth is the log-likelihood of held-out query answers (teacher-forced) under each subset's adapter, cached
 per subset under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries), so
 a stopped run resumes. Each method's scores on the full model predict it by subset sums; LDS = mean Spearman
-over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals.
+over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals,
+``meta.lds_info.author_only_lds`` the LDS of the map that scores only the fact's own document (what any rule that
+pays the author most of the pool is held to). The ground truth's cache key leaves out the settings that shape only
+the attribution index (``INDEX_ONLY``), so the index ablations (``--gradient-estimator``, ``--proj-dim``,
+``--attribution-checkpoints``, ``--index-capture``, ``--plain-gradients``) reuse the 32 cached retrains.
 
 Peers' knobs (``--sweep``): LESS with and without AdamW preconditioning and unit normalisation, TRAK at
 projection dimensions 256 / 512 / 2048, EK-FAC at damping 1e-8 (kronfluence's default) / 1e-4 / its heuristic
@@ -88,7 +92,7 @@ CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
 KEY = "31337:0xRegistry:lm-attribution"
 POOL = 10**18
-ARTEFACTS_VERSION = 6  # bump when what the factory builds changes
+ARTEFACTS_VERSION = 8  # bump when what the factory builds changes (8: graddot index, session-5 combine rule)
 
 
 def address(i: int) -> str:
@@ -130,7 +134,7 @@ def publish(root: Path, texts: list[str], contributors: list[int]) -> tuple[Blob
 def config_for(base: str, steps: int | None, **extra: Any) -> TrainConfig:
     """Training settings: tiny trains on bytes (longer rows), SmolLM2 on BPE tokens; ``extra`` overrides."""
     if base.startswith("tiny"):
-        settings = {"batch_size": 8, "seq_len": 384, "lr": 3e-3, "proj_dim": 256}
+        settings = {"batch_size": 8, "seq_len": 384, "lr": 3e-3, "proj_dim": 1024}
     else:
         settings = {"batch_size": 8, "seq_len": 256, "lr": 2e-3, "proj_dim": 512}
     settings |= {"rank": 8, "eval_fraction": 0.0, "checkpoint_every": 1000} | extra
@@ -697,8 +701,8 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
     """Ground truth ``[subsets, queries]``: each subset retrained (``retrained_likelihoods``), every subset cached
     under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries)."""
     truth = np.zeros((len(masks), len(queries)))
-    common = {"base": base, "config": config.to_dict(), "queries": [[q.prompt, q.output] for q in queries],
-              "v": ARTEFACTS_VERSION}  # fmt: skip
+    common = {"base": base, "config": truth_config(config), "queries": [[q.prompt, q.output] for q in queries],
+              "v": TRUTH_VERSION}  # fmt: skip
     for s, mask in enumerate(masks):
         keep = [texts[i] for i in np.flatnonzero(mask)]
         path = CACHE / "lm_lds" / f"{base.replace(':', '')}-{_digest({**common, 'texts': keep})}.json"
@@ -713,6 +717,21 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
         truth[s] = values
         print(f"  lds subset {s + 1}/{len(masks)} retrained in {time.perf_counter() - started:.1f} s", flush=True)
     return truth
+
+
+TRUTH_VERSION = 6  # the cache key's version of the ground truth (ARTEFACTS_VERSION when it was made)
+# settings that shape only the attribution artefacts, not the trained adapter: the ground truth's cache key holds
+# them at these values (those of the cached runs), so trying another index does not retrain the 32 subsets
+# (``lm_lds`` checks that the retrain reproduces the full model's likelihoods, whatever the index settings)
+INDEX_ONLY = {"attribution_checkpoints": 1, "proj_dim": 256, "index_batch_size": 8, "precondition": True,
+              "normalize_gradients": True, "index_capture": "backward", "span_min_len": None}  # fmt: skip
+INDEX_ONLY_NEW = ("gradient_estimator",)  # added after the cache was made: left out of the key
+
+
+def truth_config(config: TrainConfig) -> dict[str, Any]:
+    """``config.to_dict()`` with the index-only settings fixed (see ``INDEX_ONLY``): the ground truth's key."""
+    data = {k: v for k, v in config.to_dict().items() if k not in INDEX_ONLY_NEW}
+    return data | {k: v for k, v in INDEX_ONLY.items() if k in data}
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -749,7 +768,9 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
     texts, contributors = corpus.texts[:n], corpus.contributors[:n]
     facts = [f for f in corpus.facts if f.doc < n]
     family = base.split(":")[0]
-    config = config_for(base, args.lds_steps or LDS_STEPS[family], **LDS_SETTINGS.get(family, {}))
+    config = config_for(
+        base, args.lds_steps or LDS_STEPS[family], **LDS_SETTINGS.get(family, {}), **index_settings(args)
+    )
     full = trained_model(texts, contributors, base, config, f"lds-full-{base.replace(':', '')}")
     sub = Corpus(texts, contributors, facts, {})
     setup = make_setup(full, corpus=sub, proj_dim=config.proj_dim)
@@ -783,8 +804,17 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
         print(f"  lds {name}: {out[name]}", flush=True)
     info = {"docs": n, "subsets": int(len(masks)), "queries": len(queries), "config": config.to_dict(),
             "truth_seconds": truth_seconds, "truth_loglik_std_over_subsets": float(truth.std(0).mean()),
-            "full_model": full, "rule_sweep": lds_rule_sweep(kept, masks, truth, ids)}  # fmt: skip
+            "full_model": full, "rule_sweep": lds_rule_sweep(kept, masks, truth, ids),
+            "author_only_lds": author_only_lds(queries, masks, truth)}  # fmt: skip
     return {"methods": out, "info": info}
+
+
+def author_only_lds(queries: list[Query], masks: np.ndarray, truth: np.ndarray) -> list[float]:
+    """LDS and its standard error of the score map that gives the fact's document 1 and every other 0: how much of
+    the ground truth is explained by whether the document that states the fact was trained on. A rule that pays
+    the author most of the pool cannot rank subsets much better than this on the queries where it does so."""
+    preds = np.stack([masks[:, q.doc].astype(float) for q in queries], 1)
+    return list(lds_with_error(preds, truth))
 
 
 LDS_STEPS = {"tiny": 40, "smollm2": 24}
@@ -800,13 +830,26 @@ def lds_rule_sweep(kept: dict[str, list], masks: np.ndarray, truth: np.ndarray, 
     if not all(kept.get(n) for n in names):
         return []
     rows = []
-    for g, s, lex in [(0.2, 0.2, 0.6), (0.5, 0.5, 0.0), (0.34, 0.33, 0.33), (0.6, 0.2, 0.2), (0.8, 0.1, 0.1),
-                      (1.0, 0.0, 0.0), (0.5, 0.0, 0.5)]:  # fmt: skip
-        for power in (1, 2, 4, 8):
-            rule = CombineRule(g, s, lex, power)
-            results = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
-            preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
-            rows.append({"rule": rule.to_dict(), "lds": lds_of(preds, truth)})
+    candidates = [
+        CombineRule(g, s, lex, power)
+        for g, s, lex in [
+            (0.2, 0.2, 0.6),
+            (0.5, 0.5, 0.0),
+            (0.34, 0.33, 0.33),
+            (0.6, 0.2, 0.2),
+            (0.8, 0.1, 0.1),
+            (1.0, 0.0, 0.0),
+            (0.5, 0.0, 0.5),
+        ]
+        for power in (1, 2, 4, 8)
+    ]
+    # session 5: the gradient side linear, the span and lexical sides sharpened (the form of FACTORY_RULE)
+    candidates += [CombineRule(g, s, lex, power, gradient_power=1) for g, s, lex in [(0.2, 0.2, 0.6), (0.3, 0.0, 0.7),
+                   (0.4, 0.0, 0.6), (0.3, 0.175, 0.525)] for power in (8, 16)]  # fmt: skip
+    for rule in candidates:
+        results = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
+        preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
+        rows.append({"rule": rule.to_dict(), "lds": lds_of(preds, truth)})
     return rows
 
 
@@ -868,14 +911,15 @@ def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, o
     rows = []
     weights = [(0.5, 0.5, 0.0), (0.25, 0.25, 0.5), (0.2, 0.2, 0.6), (0.15, 0.15, 0.7), (0.1, 0.1, 0.8),
                (0.34, 0.33, 0.33), (0.3, 0.0, 0.7), (0.0, 0.0, 1.0)]  # fmt: skip
-    for g, s, lex in weights:
-        for power in (1, 2, 4, 8, 16):
-            rule = CombineRule(g, s, lex, power)
-            combined = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
-            it = iter(combined)
-            row = evaluate(lambda q, it=it: next(it), queries, corpus, owners)
-            rows.append({"rule": rule.to_dict(), **{k: row[k] for k in ("recall_at_1", "mrr", "author_share",
-                         "copy_original_share", "copy_copier_share")}})  # fmt: skip
+    candidates = [CombineRule(g, s, lex, power) for g, s, lex in weights for power in (1, 2, 4, 8, 16)]
+    candidates += [CombineRule(g, s, lex, power, gradient_power=1) for g, s, lex in [(0.2, 0.2, 0.6), (0.3, 0.0, 0.7),
+                   (0.4, 0.0, 0.6), (0.3, 0.175, 0.525)] for power in (8, 16)]  # fmt: skip
+    for rule in candidates:
+        combined = [combine(a, b, rule, c) for a, b, c in zip(*(kept[n] for n in names), strict=True)]
+        it = iter(combined)
+        row = evaluate(lambda q, it=it: next(it), queries, corpus, owners)
+        rows.append({"rule": rule.to_dict(), **{k: row[k] for k in ("recall_at_1", "mrr", "author_share",
+                     "copy_original_share", "copy_copier_share")}})  # fmt: skip
     for row in sorted(rows, key=lambda r: (-r["author_share"], -r["recall_at_1"]))[:8]:
         print(f"  sweep {row}", flush=True)
     return rows
@@ -1013,6 +1057,16 @@ def keep_other_part(path: Path, result: dict, facts: bool, lds: bool) -> None:
     result["meta"]["parts"] = parts
 
 
+def index_settings(args) -> dict[str, Any]:
+    """The ``TrainConfig`` overrides of the index ablations (``--plain-gradients``, ``--index-capture``,
+    ``--gradient-estimator``, ``--proj-dim``, ``--attribution-checkpoints``); both parts use them."""
+    out: dict[str, Any] = {"precondition": False, "normalize_gradients": False} if args.plain_gradients else {}
+    for name in ("index_capture", "gradient_estimator", "proj_dim", "attribution_checkpoints"):
+        if getattr(args, name, None) is not None:
+            out[name] = getattr(args, name)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="tiny:0", help="tiny:0 (fast mode) or smollm2")
@@ -1043,6 +1097,12 @@ def main() -> None:
         default=None,
         help="how the factory takes the index's gradients (default: the factory's, backward)",
     )
+    parser.add_argument("--gradient-estimator", choices=["graddot", "influence"], default=None,
+                        help="ablation: the index's estimator (default: the factory's, graddot)")  # fmt: skip
+    parser.add_argument("--proj-dim", type=int, default=None, help="ablation: projection dimension of our index "
+                        "(and the LESS peer's; default 1024 on tiny, 512 on SmolLM2)")  # fmt: skip
+    parser.add_argument("--attribution-checkpoints", type=int, default=None,
+                        help="ablation: checkpoints in our index (default: the factory's, 1)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
@@ -1053,9 +1113,7 @@ def main() -> None:
     for name in names:
         method_factory(name)  # unknown names fail before any training
     corpus = make_corpus(seed=args.seed)
-    plain = {"precondition": False, "normalize_gradients": False} if args.plain_gradients else {}
-    capture = {"index_capture": args.index_capture} if args.index_capture else {}
-    config = config_for(args.base, args.steps, **plain, **capture)
+    config = config_for(args.base, args.steps, **index_settings(args))
     print(f"corpus: {len(corpus.texts)} contributions, {len(set(corpus.contributors))} contributors, "
           f"{len(corpus.facts)} facts, {len(corpus.copies)} copies", flush=True)  # fmt: skip
     part_a = {} if args.lds_only else fact_tracing(args, corpus, config, names)
@@ -1109,11 +1167,19 @@ def main() -> None:
             parts.append("\nEvery variant (a peer's later variants reuse its first one's gradients):\n\n"
                          + fmt_table(lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
         sweep = sorted(info["rule_sweep"], key=lambda r: -r["lds"])[:5]
+
+        def label(rule: dict) -> str:
+            power = f"power {rule['power']}" + (
+                f" (gradient {rule['gradient_power']})" if rule.get("gradient_power") else ""
+            )
+            return f"{rule['gradient_weight']}/{rule['span_weight']}/{rule['lexical_weight']} {power}"
+
         if sweep:
             parts.append("\nLM-LDS of other combine rules on the same signals (best 5 of "
                          f"{len(info['rule_sweep'])}): " + "; ".join(
-                             f"{r['rule']['gradient_weight']}/{r['rule']['span_weight']}/{r['rule']['lexical_weight']}"
-                             f" power {r['rule']['power']}: {r['lds']:.3f}" for r in sweep) + "\n")  # fmt: skip
+                             f"{label(r['rule'])}: {r['lds']:.3f}" for r in sweep) + "\n")  # fmt: skip
+        parts.append(f"\nLM-LDS of the map that scores only the fact's own document: {info['author_only_lds'][0]:.3f} "
+                     f"± {info['author_only_lds'][1]:.3f}\n")  # fmt: skip
     if part_a.get("errors"):
         parts.append("\n" + "\n".join(f"- {k} could not run: {v}" for k, v in part_a["errors"].items()) + "\n")
     print("".join(parts))

@@ -31,6 +31,7 @@ from attribution_oracle.store.digests import validate_digest
 
 __all__ = [
     "ESTIMATOR",
+    "GRADIENT_ESTIMATORS",
     "build_gradient_index",
     "build_lexical_index",
     "build_span_index",
@@ -39,7 +40,16 @@ __all__ = [
     "store_directory",
 ]
 
-ESTIMATOR = "influence"
+#: the default estimator of new indices (``TrainConfig.gradient_estimator``)
+ESTIMATOR = "graddot"
+#: what each ``TrainConfig.gradient_estimator`` means (the manifest's ``estimator`` field names one)
+GRADIENT_ESTIMATORS = {
+    "graddot": "score = query gradient . (minus) chunk loss gradient, both scaled by the AdamW preconditioner and "
+    "projected (and unit-normalised with normalize): AdamW's own metric, LESS / TrackStar; chosen by LM-LDS on tiny:0 "
+    "(benchmarks/lm_attribution.py), where every curvature inverse on top lowered it",
+    "influence": "the same with the damped empirical Fisher of the projected chunk gradients inverted in between "
+    "(damping 0.3 x its mean diagonal); the default before session 5",
+}
 
 
 def store_checkpoints(
@@ -145,11 +155,11 @@ def build_gradient_index(
     if train.precondition and optimizer_state is not None:
         preconditioner = adam_preconditioner(model, optimizer_state)
     settings = {
-        "estimator": ESTIMATOR,
+        "estimator": train.gradient_estimator,
         "task": "LanguageModelTask (query: log-likelihood of the output tokens given the prompt)",
         "proj_dim": train.proj_dim,
         "seed": train.seed,
-        "damping": 0.3,
+        "damping": 0.3,  # used by "influence" only
         "batch_size": train.index_batch_size,
         "checkpoint_steps": sorted(snapshots),
         "rows": "one per training chunk, id '<contribution id>#<chunk index>'",

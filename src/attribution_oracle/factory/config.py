@@ -31,6 +31,9 @@ class TrainConfig:
     index_batch_size: int = 8
     precondition: bool = True  # scale LoRA gradients by AdamW's final second moments (artefacts.adam_preconditioner)
     normalize_gradients: bool = True  # unit-normalise train and query gradient features (cosine)
+    # how the index finalises the (preconditioned, projected) chunk gradients: "graddot" = the AdamW metric itself
+    # (LESS / TrackStar), "influence" = damped empirical-Fisher inverse on top (artefacts.GRADIENT_ESTIMATORS)
+    gradient_estimator: str = "graddot"
     # "backward": index gradients captured in the training backward (factory.index_capture); "pass": a batched
     # forward/backward after training; "per-example": torch.func per-example gradients after training (the old pass)
     index_capture: str = "backward"
@@ -49,6 +52,7 @@ class TrainConfig:
             "--proj-dim": self.proj_dim >= 1,
             "--span-min-len": self.span_min_len is None or self.span_min_len >= 1,
             "--index-capture": self.index_capture in ("backward", "pass", "per-example"),
+            "--gradient-estimator": self.gradient_estimator in ("graddot", "influence"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -17,14 +17,16 @@ A model's on-chain ``metadataURI`` is ``sha256://<manifest digest>``. Schema (``
     metrics           {train_loss_first, train_loss_last, train_tokens, eval: {loss, perplexity, tokens, chunks},
                       eval_base: the same for the base model (adapter off) on the same held-out chunks}
     adapter           {sha256, format}            sha256 = on-chain adapterHash
-    attribution       {gradient_index: {format, files: {name: sha256}, estimator, task, proj_dim, seed, damping,
+    attribution       {gradient_index: {format, files: {name: sha256}, estimator (TrainConfig.gradient_estimator:
+                                        graddot or influence), task, proj_dim, seed, damping (influence only),
                                         batch_size, checkpoint_steps, rows, preconditioner, normalize},
                        span_index: {format, files: {name: sha256}, vocab_size, documents, query, split, min_len},
                        lexical_index: {format, files: {name: sha256}, documents, query, k1, b}}
     copies            {rule, groups: {copy contribution id: original id}}   (attribution.duplicates; folded on
                       every signal by the scorer)
     combine           the gradient/span/lexical combine rule: attribution.combine.CombineRule.to_dict()
-                      ({format: "attribution-oracle/combine@1", gradient_weight, span_weight, lexical_weight, power})
+                      ({format: "attribution-oracle/combine@1", gradient_weight, span_weight, lexical_weight, power,
+                      and gradient_power when the gradient side has its own power})
 
 The manifest holds no timings or paths, so the same inputs give the same manifest bytes.
 """

@@ -73,3 +73,42 @@ def test_round_trip_and_validation():
         CombineRule(True, 1)
     with pytest.raises(UserError):
         CombineRule.from_dict([1, 2])
+
+
+def test_gradient_power_keeps_the_gradient_side_linear_while_the_others_are_sharpened():
+    gradient = {"a": 2.0, "b": 1.0, "c": -1.0}
+    lexical = {"a": 1.0, "b": 0.5}
+    rule = CombineRule(0.5, 0.0, 0.5, power=2, gradient_power=1)
+    out = combine(gradient, {}, rule, lexical)
+    # gradient linear: 2/3, 1/3; lexical squared: 1, 0.25 -> 0.8, 0.2
+    assert out == pytest.approx({"a": 0.5 * 2 / 3 + 0.5 * 0.8, "b": 0.5 / 3 + 0.5 * 0.2}, rel=1e-15)
+    # without gradient_power the gradient side takes ``power`` too (the rule of older manifests)
+    sharp = combine(gradient, {}, CombineRule(0.5, 0.0, 0.5, power=2), lexical)
+    assert sharp == pytest.approx({"a": 0.5 * 0.8 + 0.5 * 0.8, "b": 0.5 * 0.2 + 0.5 * 0.2}, rel=1e-15)
+    assert CombineRule(0.5, 0.0, 0.5, power=2).gradient_exponent == 2 and rule.gradient_exponent == 1
+
+
+def test_gradient_power_round_trip_and_older_rules_keep_their_bytes():
+    rule = CombineRule(0.2, 0.2, 0.6, power=16, gradient_power=1)
+    data = json.loads(json.dumps(rule.to_dict()))
+    assert data["gradient_power"] == 1 and CombineRule.from_dict(data) == rule
+    old = CombineRule(0.2, 0.2, 0.6, power=8)
+    assert "gradient_power" not in old.to_dict()  # a manifest written before the field has the same bytes
+    assert CombineRule.from_dict(old.to_dict()) == old
+    for bad in (0, 65, 1.5, True, "1"):
+        with pytest.raises(UserError):
+            CombineRule(0.5, 0.5, gradient_power=bad)
+
+
+def test_factory_rule_pays_the_clear_source_and_keeps_the_gradient_graded():
+    from attribution_oracle.attribution.combine import FACTORY_RULE
+
+    assert FACTORY_RULE.gradient_exponent == 1 and FACTORY_RULE.power > 1
+    gradient = {f"c{i}": float(10 - i) for i in range(10)}
+    lexical = {"c5": 3.0, "c6": 1.0}
+    out = combine(gradient, {}, FACTORY_RULE, lexical)
+    # the gradient side's ordering survives among the contributions the lexical side does not name
+    rest = [out[f"c{i}"] for i in range(5)]
+    assert rest == sorted(rest, reverse=True) and len(set(rest)) == 5
+    # the lexical side's clear source (c5) gets the largest score
+    assert max(out, key=out.get) == "c5"

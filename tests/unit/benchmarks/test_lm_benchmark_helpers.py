@@ -118,3 +118,24 @@ def test_less_peer_scores_the_query_own_text_as_the_most_helpful_chunk(lm, tmp_p
         assert same[chunk.contribution] == pytest.approx(1.0, abs=1e-6)  # its own gradient: cosine 1
         scaled = dict(preconditioned(query))
         assert max(scaled, key=scaled.get) == chunk.contribution and scaled[chunk.contribution] > 0
+
+
+def test_the_ground_truth_key_ignores_index_only_settings(lm):
+    base = lm.config_for("tiny:0", 40, lr=1e-2)
+    key = lm.truth_config(base)
+    # the index ablations share the cached retrains ...
+    for change in ({"proj_dim": 64}, {"attribution_checkpoints": 4}, {"gradient_estimator": "influence"},
+                   {"index_capture": "pass"}, {"precondition": False, "normalize_gradients": False}):  # fmt: skip
+        assert lm.truth_config(lm.config_for("tiny:0", 40, lr=1e-2, **change)) == key
+    # ... while anything that changes the trained adapter gets its own
+    assert lm.truth_config(lm.config_for("tiny:0", 40, lr=2e-2)) != key
+    assert lm.truth_config(lm.config_for("tiny:0", 41, lr=1e-2)) != key
+    assert "gradient_estimator" not in key and key["proj_dim"] == lm.INDEX_ONLY["proj_dim"]
+
+
+def test_author_only_lds_scores_the_facts_document(lm):
+    masks = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1]], dtype=bool)
+    query = lm.Query([1], [2], "q", "a", doc=0, kind="teacher")
+    truth = masks[:, [0]].astype(float) * 2.0 + 0.5  # the likelihood rises exactly when doc 0 is trained on
+    value, _ = lm.author_only_lds([query], masks, truth)
+    assert value == pytest.approx(1.0)

@@ -68,12 +68,12 @@ def test_the_manifest_is_complete(trained) -> None:
     assert len(metrics["train_losses"]) == 12 and metrics["eval"]["tokens"] > 0
     assert metrics["eval"]["perplexity"] == pytest.approx(2.718281828459045 ** metrics["eval"]["loss"])
     grad = manifest["attribution"]["gradient_index"]
-    assert set(grad["files"]) == {"manifest.json", "features-00000.safetensors", "transforms.safetensors",
-                                  "preconditioner.safetensors"}  # fmt: skip
+    # graddot (the default estimator) has no curvature transform to store
+    assert set(grad["files"]) == {"manifest.json", "features-00000.safetensors", "preconditioner.safetensors"}
     assert grad["normalize"] is True and grad["preconditioner"].startswith("(sqrt(AdamW v)")
     assert set(manifest["attribution"]["lexical_index"]["files"]) == {"lexical.json"}
     assert manifest["copies"]["groups"] == {}
-    assert grad["checkpoint_steps"] == [6, 12] and grad["estimator"] == "influence"
+    assert grad["checkpoint_steps"] == [6, 12] and grad["estimator"] == "graddot"
 
 
 def test_every_hash_in_the_manifest_verifies(trained) -> None:
@@ -201,3 +201,60 @@ def test_the_span_index_attributes_copied_text_and_is_combined_by_the_manifest_r
     assert combined == combine(scorer.gradient_scores(list(b"Q: "), copied), spans, FACTORY_RULE, lexical)
     assert CombineRule.from_dict(result.manifest["combine"]) == FACTORY_RULE
     assert combined and all(v > 0 for v in combined.values())
+
+
+def test_the_default_index_rows_are_the_unit_preconditioned_projected_chunk_gradients(trained, tmp_path: Path) -> None:
+    """graddot: every index row is minus the unit-normalised, AdamW-preconditioned, projected loss gradient of its
+    chunk (no curvature inverse), so a query's score is its cosine with that direction in AdamW's metric."""
+    from attribution_oracle.factory.scorer import load_model_scorer
+
+    world, result, _ = trained
+    scorer = load_model_scorer(world.store, result.manifest_digest, tmp_path / "cache")
+    assert result.manifest["attribution"]["gradient_index"]["estimator"] == "graddot"
+    rows = scorer.index.matrix().double()
+    k = scorer.attributor.projector.out_dim
+    assert rows.shape[1] == 2 * k  # two attribution checkpoints
+    for part in rows.split(k, dim=1):  # one block per checkpoint, each unit-normalised
+        assert torch.allclose(part.norm(dim=1), torch.ones(len(part), dtype=torch.float64), atol=1e-5)
+    assert scorer.index.transforms() == []  # no curvature map to store
+    # minus the unit preconditioned projected loss gradient: recompute the last checkpoint's rows from scratch
+    from attribution_oracle.attribution import LanguageModelTask
+    from attribution_oracle.attribution.gradients import per_example_grads
+    from attribution_oracle.factory.chunking import example_batch, tokenize_documents
+    from attribution_oracle.factory.fetch import Document
+    from attribution_oracle.factory.version_sources import ApprovedContribution
+
+    model = scorer.model.to(torch.float32)
+    try:
+        names = scorer.attributor.names
+        docs = [Document(ApprovedContribution(1, i + 1, "", ""), t.encode()) for i, t in enumerate(TEXTS)]
+        chunks = {c.key: c for c in tokenize_documents(docs, load_base_model("tiny:3").tokenizer, 48)}
+        row = 0
+        chunk = chunks[scorer.index.ids[row]]
+        grads = per_example_grads(model, LanguageModelTask().loss, names, example_batch([chunk], 0))
+        scaled = {n: g * scorer.attributor.preconditioner[n] for n, g in grads.items()}
+        direction = -scorer.attributor.projector.project(scaled).double()[0]
+        # the row is captured in the training backward (a step before the checkpoint), so compare directions loosely
+        cosine = float(direction @ rows[row, k:] / direction.norm())
+        assert cosine > 0.5
+    finally:
+        scorer.model.to(torch.float64)
+
+
+def test_the_influence_estimator_stays_selectable(tmp_path: Path) -> None:
+    from attribution_oracle.factory import FactoryError
+    from attribution_oracle.factory.scorer import load_model_scorer
+
+    torch.set_num_threads(1)
+    world = make_world(tmp_path / "world")
+    config = TrainConfig(steps=4, batch_size=2, seq_len=48, proj_dim=16, eval_fraction=0.0,
+                         gradient_estimator="influence")  # fmt: skip
+    result = train_model(CatalogSource(world.catalog), world.store, ["1"], base_spec="tiny:3", config=config,
+                         run_dir=tmp_path / "run")  # fmt: skip
+    grad = result.manifest["attribution"]["gradient_index"]
+    assert grad["estimator"] == "influence" and "transforms.safetensors" in grad["files"]
+    scorer = load_model_scorer(world.store, result.manifest_digest, tmp_path / "cache")
+    scores = scorer.gradient_scores(list(b"How often "), list(b"Inspect the hive"))
+    assert scores and all(isinstance(v, float) for v in scores.values())
+    with pytest.raises(FactoryError):
+        TrainConfig(gradient_estimator="trak")
