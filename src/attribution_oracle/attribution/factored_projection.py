@@ -47,32 +47,30 @@ class FactoredDenseProjector:
             return full
         return full.reshape(out, numel // out, self.dim).permute(1, 0, 2).reshape(numel // out, out * self.dim)
 
-    def inputs_projected(self, layer: int, a: Tensor) -> Tensor | None:
-        """``T = a . R`` (``[B, out, k]``) of one layer's vector inputs ``a`` (``[B, in]``); None without a weight."""
-        weight = self.weights[layer]
-        if weight is None:
-            return None
+    def inputs_projected(self, layer: int, a: Tensor) -> Tensor:
+        """``T = a . R + R_bias`` (``[B, out, k]``): one layer's vector inputs ``a`` (``[B, in]``) through the
+        projection of its weight, plus its bias's rows (so ``g . T`` projects the whole layer gradient)."""
         if a.dim() != 2:
             raise ValueError("the factored projection needs one input vector per example (no sequence positions)")
-        return (a @ weight.to(device=a.device, dtype=a.dtype)).reshape(a.shape[0], -1, self.dim)
+        weight, bias = self.weights[layer], self.biases[layer]
+        spec = self.layers[layer]
+        if weight is None:
+            t = a.new_zeros(a.shape[0], spec.out_features, self.dim)
+        else:
+            t = (a @ weight.to(device=a.device, dtype=a.dtype)).reshape(a.shape[0], -1, self.dim)
+        if bias is not None:
+            t += bias.to(device=a.device, dtype=a.dtype)
+        return t
 
-    def project(
-        self, factors: Sequence[tuple[Tensor, Tensor]], shared: Sequence[Tensor | None] | None = None
-    ) -> Tensor:
+    def project(self, factors: Sequence[tuple[Tensor, Tensor]], shared: Sequence[Tensor] | None = None) -> Tensor:
         """Projected gradients ``[B, *lead, k]`` from each layer's ``(g, a)``: ``g`` ``[B, *lead, out]`` (one
-        gradient or ``C`` Jacobian rows per example), ``a`` ``[B, in]``. ``shared``: ``inputs_projected`` per
-        layer, when already computed for the same inputs."""
+        gradient or several rows per example), ``a`` ``[B, in]``. ``shared``: ``inputs_projected`` per layer,
+        when already computed for the same inputs."""
         total = None
         for layer, (g, a) in enumerate(factors):
             t = shared[layer] if shared is not None else self.inputs_projected(layer, a.to(g.dtype))
-            lead = g.shape[1:-1]
             flat = g.reshape(g.shape[0], -1, g.shape[-1])  # [B, L, out]
-            part = torch.zeros(flat.shape[0], flat.shape[1], self.dim, dtype=g.dtype, device=g.device)
-            if t is not None:
-                part += torch.bmm(flat, t.to(g.dtype))
-            bias = self.biases[layer]
-            if bias is not None:
-                part += flat @ bias.to(device=g.device, dtype=g.dtype)
-            part = part.reshape(g.shape[0], *lead, self.dim)
-            total = part if total is None else total + part
-        return total
+            part = torch.bmm(flat, t.to(g.dtype)) if total is None else torch.baddbmm(total, flat, t.to(g.dtype))
+            total = part
+        assert total is not None
+        return total.reshape(*factors[0][0].shape[:-1], self.dim)

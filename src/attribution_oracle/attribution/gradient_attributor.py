@@ -233,17 +233,30 @@ class Attributor:
                     if hit is None or not torch.equal(hit[0], a):
                         hit = cache[i] = (a, self._factored.inputs_projected(i, a))
                     shared.append(hit[1])
-                features[at].append(self._factored.project(factors, shared).cpu())
                 gram = grams[at]
                 if gram is None:
+                    features[at].append(self._factored.project(factors, shared).cpu())
                     continue
                 outputs, jac_factors = linear_output_factors(self.model, self.task.outputs, self.layers, batch)
-                projected = self._factored.project(jac_factors, shared)  # [B, C, k], the model's dtype
                 with torch.no_grad():
                     hessian = self.task.output_hessian(outputs, batch).to(torch.float64)
-                evals, evecs = torch.linalg.eigh(hessian)
-                root = (evecs * evals.clamp(min=0).sqrt().unsqueeze(-2)).to(projected.dtype)  # H = root root^T
-                m = torch.einsum("bcd,bck->bdk", root, projected).reshape(-1, k)
+                evals, evecs = torch.linalg.eigh(hessian)  # ascending
+                # directions with no curvature in any example of the batch (softmax's all-ones) add exact zeros
+                keep = evals.amax(dim=0) > 1e-12 * evals.amax().clamp(min=1e-300)
+                root = (evecs * evals.clamp(min=0).sqrt().unsqueeze(-2))[..., keep]  # H = root root^T, [B, C, C']
+                # one projection for the gradient and the C' rows J^T root_j: [B, 1 + C', k]
+                rows = [
+                    (
+                        torch.cat(
+                            [g.unsqueeze(1), torch.einsum("bcd,bco->bdo", root, jac.to(root.dtype)).to(g.dtype)], 1
+                        ),
+                        a,
+                    )
+                    for (g, a), (jac, _) in zip(factors, jac_factors, strict=True)
+                ]
+                projected = self._factored.project(rows, shared)
+                features[at].append(projected[:, 0].cpu())
+                m = projected[:, 1:].reshape(-1, k)
                 gram += (m.T @ m).to(torch.float64).cpu()
         return [(torch.cat(f).to(torch.float64), g) for f, g in zip(features, grams, strict=True)]
 

@@ -119,3 +119,46 @@ def test_kronecker_projection_refuses_what_it_cannot_project() -> None:
     normed = nn.Sequential(nn.Linear(6, 4), nn.LayerNorm(4)).double()
     with pytest.raises(ValueError, match="nn.Linear weights and biases only"):
         engine(normed)
+
+
+def checkpoints_of(seeds: tuple[int, ...]) -> list[dict[str, torch.Tensor]]:
+    return [mlp_and_data(seed)[0].state_dict() for seed in seeds]
+
+
+@pytest.mark.parametrize("estimator,curvature", [("influence", "ggn"), ("influence", "fisher"), ("trak", "auto"),
+                                                 ("graddot", "auto"), ("tracin", "auto")])  # fmt: skip
+def test_factored_dense_projection_gives_the_dense_features(estimator: str, curvature: str) -> None:
+    model, data = mlp_and_data(n=30)
+    query = mlp_and_data(seed=9, n=7)[1]
+    kwargs = {"checkpoints": checkpoints_of((1, 2, 3)), "estimator": estimator, "curvature": curvature}
+    dense = Attributor(model, ClassificationTask(), proj_dim=48, seed=4, batch_size=8, **kwargs).featurize(data)
+    fast = Attributor(model, ClassificationTask(), proj_dim=48, seed=4, batch_size=8, factored=True, **kwargs)
+    fast.featurize(data)
+    assert fast._factored is not None and fast.describe() == dense.describe()
+    for got, want in zip(fast.train_features, dense.train_features, strict=True):
+        assert torch.allclose(got.features, want.features, rtol=1e-9, atol=1e-10)
+        assert got.transform is None or torch.allclose(got.transform, want.transform, rtol=1e-9, atol=1e-10)
+    assert torch.allclose(fast.query_features(query), dense.query_features(query), rtol=1e-9, atol=1e-12)
+    assert torch.allclose(fast.score(query), dense.score(query), rtol=1e-9, atol=1e-10)
+    assert torch.allclose(fast.finalize_new(query), dense.finalize_new(query), rtol=1e-5, atol=1e-6)
+
+
+def test_factored_ggn_equals_the_dense_ggn_and_is_reproducible() -> None:
+    model, data = mlp_and_data(n=30)
+    dense = Attributor(model, ClassificationTask(), proj_dim=40, seed=8, batch_size=8)
+    fast = Attributor(model, ClassificationTask(), proj_dim=40, seed=8, batch_size=8, factored=True)
+    [(_, gram)] = fast._factored_pass(fast.task.loss, data, ggn=True)
+    assert torch.allclose(gram, dense._ggn(data), rtol=1e-9, atol=1e-10)
+    again = Attributor(model, ClassificationTask(), proj_dim=40, seed=8, batch_size=8, factored=True)
+    assert torch.equal(again.featurize(data).train_matrix(), fast.featurize(data).train_matrix())
+
+
+def test_factored_projection_refuses_sequences_and_preconditioners() -> None:
+    model, _ = mlp_and_data()
+    with pytest.raises(ValueError, match="preconditioner"):
+        Attributor(model, ClassificationTask(), proj_dim=20, factored=True,
+                   preconditioner={n: torch.ones_like(p) for n, p in model.named_parameters()})  # fmt: skip
+    sequence_model = nn.Sequential(nn.Linear(5, 3)).double()
+    engine_ = Attributor(sequence_model, ClassificationTask(), proj_dim=8, factored=True)
+    with pytest.raises(ValueError, match="one input vector per example"):
+        engine_._project(lambda m, x: m(x).sum(dim=(-1, -2)), torch.randn(4, 6, 5, dtype=torch.float64))
