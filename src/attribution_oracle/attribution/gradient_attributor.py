@@ -115,6 +115,8 @@ class Attributor:
     #: forming and projecting ``C + 1`` per-example gradients. The same features up to float rounding; needs every
     #: attributed parameter to be a linear layer's weight or bias, one input vector per example and examples that
     #: do not interact in a batch. No effect without a projection (``proj_dim=None``) or with "kronecker".
+    #: ``distributed.sharded`` splits ``_project``'s batches only: under it a factored featurize runs whole on
+    #: every rank (the same result, unsharded).
     factored: bool = False
 
     def __post_init__(self) -> None:

@@ -162,3 +162,14 @@ def test_factored_projection_refuses_sequences_and_preconditioners() -> None:
     engine_ = Attributor(sequence_model, ClassificationTask(), proj_dim=8, factored=True)
     with pytest.raises(ValueError, match="one input vector per example"):
         engine_._project(lambda m, x: m(x).sum(dim=(-1, -2)), torch.randn(4, 6, 5, dtype=torch.float64))
+
+
+def test_factored_projection_of_a_frozen_model_through_a_parameter_subset() -> None:
+    model, data = mlp_and_data(n=20)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    names = ["2.weight", "4.weight", "4.bias"]  # layer 0 not attributed; no parameter needs a gradient
+    dense = Attributor(model, ClassificationTask(), params=names, proj_dim=16, batch_size=8).featurize(data)
+    fast = Attributor(model, ClassificationTask(), params=names, proj_dim=16, batch_size=8, factored=True)
+    assert [layer.module for layer in fast.layers] == ["2", "4"] and fast.layers[0].bias is None
+    assert torch.allclose(fast.featurize(data).score(data), dense.score(data), rtol=1e-9, atol=1e-10)
