@@ -9,6 +9,7 @@ seed) and its median seconds (featurize + score) over the rounds. Methods:
 - ``ours-k{K}-d{D}``: ``Attributor`` with the exact GGN curvature, ``proj_dim=K``, ``damping=D`` and
   ``factored=True`` (the dense projection computed from the linear layers' factors; the same features as the
   unfactored path up to float rounding),
+  ``batch_size=--batch`` (256: fewer, larger kernels; with 2 threads on loaded cores every small kernel waits),
 - ``ours-unfactored-k1024``: the same at K=1024 through the per-example-gradient path (the previous default),
 - ``ours-sketch1-k1024``: the sketched GGN (one direction per example) through that path (the previous fast mode),
 - ``ours-kronecker-k{K}``: the Kronecker (LoGra-style) projection, ``projection="kronecker"``,
@@ -63,10 +64,10 @@ def methods_of(args: argparse.Namespace, ctx: L.Context, ckpts: list[L.StateDict
     out: dict[str, tuple[dict, Callable]] = {}
     for k in _ints(args.ours_dims):
         for d in _floats(args.ours_dampings):
-            config = {"curvature": "ggn", "proj_dim": k, "damping": d, "factored": True}
+            config = {"curvature": "ggn", "proj_dim": k, "damping": d, "factored": True, "batch_size": args.batch}
             out[f"ours-k{k}-d{d:g}"] = (config, ours(**config))
     if not args.skip_unfactored:
-        config = {"curvature": "ggn", "proj_dim": 1024, "damping": 0.3, "factored": False}
+        config = {"curvature": "ggn", "proj_dim": 1024, "damping": 0.3, "factored": False, "batch_size": 64}
         out["ours-unfactored-k1024"] = (config, ours(**config))
         config = {
             "curvature": "ggn-sketch",
@@ -74,12 +75,19 @@ def methods_of(args: argparse.Namespace, ctx: L.Context, ckpts: list[L.StateDict
             "proj_dim": 1024,
             "damping": 0.3,
             "factored": False,
+            "batch_size": 64,
         }
         out["ours-sketch1-k1024"] = (config, ours(**config))
     for k in _ints(args.kronecker_dims):
-        config = {"curvature": "ggn", "proj_dim": k, "damping": 0.3, "projection": "kronecker"}
+        config = {
+            "curvature": "ggn",
+            "proj_dim": k,
+            "damping": 0.3,
+            "projection": "kronecker",
+            "batch_size": args.batch,
+        }
         out[f"ours-kronecker-k{k}"] = (config, ours(**config))
-    config = {"estimator": "graddot", "proj_dim": 512, "factored": True}
+    config = {"estimator": "graddot", "proj_dim": 512, "factored": True, "batch_size": args.batch}
     out["ours-graddot-k512"] = (config, ours(**config))
     for k in _ints(args.trak_dims):
         for lam in _floats(args.trak_lambdas):
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median seconds reported)")
     p.add_argument("--checkpoints", type=int, default=5)
     p.add_argument("--threads", type=int, default=1, help="torch threads for every method (1: see BENCHMARKS.md)")
+    p.add_argument("--batch", type=int, default=256, help="batch_size of our factored / Kronecker rows")
     p.add_argument("--ours-dims", default="256,512,1024")
     p.add_argument("--ours-dampings", default="0.1,0.3")
     p.add_argument("--kronecker-dims", default="1024,2048")
