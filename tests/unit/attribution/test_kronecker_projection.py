@@ -173,3 +173,29 @@ def test_factored_projection_of_a_frozen_model_through_a_parameter_subset() -> N
     fast = Attributor(model, ClassificationTask(), params=names, proj_dim=16, batch_size=8, factored=True)
     assert [layer.module for layer in fast.layers] == ["2", "4"] and fast.layers[0].bias is None
     assert torch.allclose(fast.featurize(data).score(data), dense.score(data), rtol=1e-9, atol=1e-10)
+
+
+class _PooledTask(ClassificationTask):
+    """Classification of sequences whose logits are the model's outputs summed over positions."""
+
+    def loss(self, model: nn.Module, batch):
+        inputs, labels = batch
+        return nn.functional.cross_entropy(model(inputs).sum(1), labels, reduction="none")
+
+    def outputs(self, model: nn.Module, batch) -> torch.Tensor:
+        return model(batch[0]).sum(1)
+
+
+def test_kronecker_ggn_of_sequence_inputs_equals_the_projected_exact_ggn() -> None:
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    gen = torch.Generator().manual_seed(5)
+    data = (torch.randn(9, 4, 5, generator=gen, dtype=torch.float64), torch.randint(0, 3, (9,), generator=gen))
+    task = _PooledTask()
+    attributor = Attributor(model, task, proj_dim=24, projection="kronecker", batch_size=4)
+    rows = flatten(per_example_output_jacobians(model, task.outputs, attributor.names, data), attributor.names, 2)
+    rows = rows @ attributor.projector.dense_matrix()
+    with torch.no_grad():
+        hessian = task.output_hessian(task.outputs(model, data), data)
+    expected = torch.einsum("bck,bcd,bdl->kl", rows, hessian, rows)
+    assert torch.allclose(attributor._ggn(data), expected, atol=1e-10)
