@@ -23,16 +23,20 @@ from torch import Tensor, nn
 
 from attribution_oracle.attribution.data import batches, to_device
 from attribution_oracle.attribution.estimators import ESTIMATORS, finalize
+from attribution_oracle.attribution.factored_projection import FactoredDenseProjector
 from attribution_oracle.attribution.gradients import (
     _map,
     per_example_grads,
     per_example_output_jacobians,
     select_parameters,
 )
+from attribution_oracle.attribution.kronecker_projection import KroneckerProjector, kronecker_layers
+from attribution_oracle.attribution.linear_factors import linear_factors, linear_output_factors
 from attribution_oracle.attribution.projection import Projector
 from attribution_oracle.attribution.task import AttributionTask
 
 CURVATURES = ("auto", "ggn", "ggn-sketch", "fisher")
+PROJECTIONS = ("dense", "kronecker")
 
 
 _DIRECTION = "__curvature_direction__"
@@ -101,6 +105,19 @@ class Attributor:
     preconditioner: dict[str, Tensor] | None = None
     #: unit-normalise each example's projected features per checkpoint, on both sides (cosine, as in LESS)
     normalize: bool = False
+    #: "dense" (seeded Rademacher blocks over every parameter, ``projection.Projector``) or "kronecker" (LoGra-style
+    #: ``P_out (x) P_in`` per ``nn.Linear``, ``kronecker_projection``: the per-example gradients and the GGN's
+    #: Jacobian rows are projected from their factors, never formed; every attributed parameter must be a linear
+    #: layer's weight or bias, and the examples of a batch must not interact)
+    projection: str = "dense"
+    #: compute the dense projection of ``nn.Linear`` gradients from their factors (``factored_projection``): one
+    #: ``a . R`` GEMM per layer and batch shared by the loss gradient and every GGN Jacobian row, instead of
+    #: forming and projecting ``C + 1`` per-example gradients. The same features up to float rounding; needs every
+    #: attributed parameter to be a linear layer's weight or bias, one input vector per example and examples that
+    #: do not interact in a batch. No effect without a projection (``proj_dim=None``) or with "kronecker".
+    #: ``distributed.sharded`` splits ``_project``'s batches only: under it a factored featurize runs whole on
+    #: every rank (the same result, unsharded).
+    factored: bool = False
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -111,13 +128,25 @@ class Attributor:
             raise ValueError("curvature_samples must be at least 1")
         self.device = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
+        if self.projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {self.projection!r}; choose one of {', '.join(PROJECTIONS)}")
         self.names = select_parameters(self.model, self.params)
         shapes = dict(self.model.named_parameters())
-        self.projector = Projector(
-            {n: tuple(shapes[n].shape) for n in self.names},
-            dim=None if self.proj_dim is None or self.proj_dim >= self._num_params(shapes) else self.proj_dim,
-            seed=self.seed,
-        )
+        dim = None if self.proj_dim is None or self.proj_dim >= self._num_params(shapes) else self.proj_dim
+        self.projector: Projector | KroneckerProjector
+        if self.projection == "kronecker":
+            if self.preconditioner is not None:
+                raise ValueError("projection='kronecker' does not take an elementwise preconditioner")
+            self.layers = kronecker_layers(self.model, self.names)
+            self.projector = KroneckerProjector(self.layers, dim or self._num_params(shapes), seed=self.seed)
+        else:
+            self.projector = Projector({n: tuple(shapes[n].shape) for n in self.names}, dim=dim, seed=self.seed)
+        self._factored: FactoredDenseProjector | None = None
+        if self.factored and self.projection == "dense" and dim is not None:
+            if self.preconditioner is not None:
+                raise ValueError("factored=True does not take an elementwise preconditioner")
+            self.layers = kronecker_layers(self.model, self.names)
+            self._factored = FactoredDenseProjector(self.projector, self.layers)
         # copies: a state dict shares storage with its model, and loading one checkpoint would change another
         self._checkpoints = (
             [{k: v.detach().clone() for k, v in c.items()} for c in self.checkpoints] if self.checkpoints else [None]
@@ -144,7 +173,13 @@ class Attributor:
         out = []
         for batch in batches(data, self.batch_size):
             batch = to_device(batch, self.device)
-            out.append(self._precondition_project(per_example_grads(self.model, fn, self.names, batch)))
+            if isinstance(self.projector, KroneckerProjector):
+                factors = linear_factors(self.model, fn, self.layers, batch)
+                out.append(self.projector.project_factors(factors).cpu())
+            elif self._factored is not None:
+                out.append(self._factored.project(linear_factors(self.model, fn, self.layers, batch)).cpu())
+            else:
+                out.append(self._precondition_project(per_example_grads(self.model, fn, self.names, batch)))
         return torch.cat(out).to(torch.float64)
 
     def _precondition_project(self, grads: dict[str, Tensor]) -> Tensor:
@@ -158,6 +193,8 @@ class Attributor:
         return features / features.norm(dim=-1, keepdim=True).clamp(min=torch.finfo(features.dtype).tiny)
 
     def _ggn(self, data: Any) -> Tensor:
+        if isinstance(self.projector, KroneckerProjector):
+            return self._ggn_kronecker(data)
         k = self.projector.out_dim
         total = torch.zeros(k, k, dtype=torch.float64)
         for batch in batches(data, self.batch_size):
@@ -169,6 +206,100 @@ class Attributor:
             evals, evecs = torch.linalg.eigh(hessian)
             root = evecs * evals.clamp(min=0).sqrt().unsqueeze(-2)  # H = root root^T
             m = torch.einsum("bcd,bck->bdk", root, projected.to(root.device))
+            total += torch.einsum("bdk,bdl->kl", m, m).cpu()
+        return total
+
+    def _factored_pass(
+        self, fn: Callable[[nn.Module, Any], Tensor], data: Any, ggn: bool
+    ) -> list[tuple[Tensor, Tensor | None]]:
+        """Per checkpoint: the projected per-example gradients of ``fn`` (``[n, k]`` float64) and, with ``ggn``,
+        the exact GGN (as ``_ggn``), from one pass over ``data`` with the checkpoints inside the batch loop.
+
+        ``FactoredDenseProjector``: each batch's ``a . R`` products of a layer serve the gradient and all ``C``
+        Jacobian rows, and every checkpoint while the layer's input is unchanged (the first layer sees the data
+        itself, the same under every checkpoint), checked with ``torch.equal``. The GGN's Gram products run in
+        the model's dtype and are summed in float64."""
+        assert self._factored is not None
+        k = self.projector.out_dim
+        features: list[list[Tensor]] = [[] for _ in self._checkpoints]
+        grams = [torch.zeros(k, k, dtype=torch.float64) if ggn else None for _ in self._checkpoints]
+        for batch in batches(data, self.batch_size):
+            batch = to_device(batch, self.device)
+            cache: list[tuple[Tensor, Tensor | None] | None] = [None] * len(self.layers)
+            for at, checkpoint in enumerate(self._checkpoints):
+                self._load(checkpoint)
+                factors = linear_factors(self.model, fn, self.layers, batch)
+                shared = []
+                for i, (_, a) in enumerate(factors):
+                    hit = cache[i]
+                    if hit is None or not torch.equal(hit[0], a):
+                        hit = cache[i] = (a, self._factored.inputs_projected(i, a))
+                    shared.append(hit[1])
+                gram = grams[at]
+                if gram is None:
+                    features[at].append(self._factored.project(factors, shared).cpu())
+                    continue
+                outputs, jac_factors = linear_output_factors(self.model, self.task.outputs, self.layers, batch)
+                with torch.no_grad():
+                    hessian = self.task.output_hessian(outputs, batch).to(torch.float64)
+                evals, evecs = torch.linalg.eigh(hessian)  # ascending
+                # directions with no curvature in any example of the batch (softmax's all-ones) add exact zeros
+                keep = evals.amax(dim=0) > 1e-12 * evals.amax().clamp(min=1e-300)
+                root = (evecs * evals.clamp(min=0).sqrt().unsqueeze(-2))[..., keep]  # H = root root^T, [B, C, C']
+                # one projection for the gradient and the C' rows J^T root_j: [B, 1 + C', k]
+                rows = [
+                    (
+                        torch.cat(
+                            [g.unsqueeze(1), torch.einsum("bcd,bco->bdo", root, jac.to(root.dtype)).to(g.dtype)], 1
+                        ),
+                        a,
+                    )
+                    for (g, a), (jac, _) in zip(factors, jac_factors, strict=True)
+                ]
+                projected = self._factored.project(rows, shared)
+                features[at].append(projected[:, 0].cpu())
+                m = projected[:, 1:].reshape(-1, k)
+                gram += (m.T @ m).to(torch.float64).cpu()
+        return [(torch.cat(f).to(torch.float64), g) for f, g in zip(features, grams, strict=True)]
+
+    def _featurize_factored(self, data: Any) -> list[CheckpointFeatures]:
+        """``featurize`` through ``_factored_pass`` (every estimator; the sketched GGN excepted)."""
+        trak = self.estimator == "trak"
+        ggn = self.estimator == "influence" and self._uses_ggn()
+        passes = self._factored_pass(self.task.measurement if trak else self.task.loss, data, ggn)
+        out = []
+        for checkpoint, weight, (g, gram) in zip(self._checkpoints, self._weights, passes, strict=True):
+            if trak:
+                self._load(checkpoint)
+                q = self._trak_weights(data)
+                x, a = finalize("trak", measurement_features=g, trak_weights=q, weight=weight, **self._damping())
+                out.append(CheckpointFeatures(self._unit(x), a, weight, g))
+                continue
+            curvature = gram if ggn else (g.T @ g if self.estimator == "influence" else None)
+            x, a = finalize(self.estimator, loss_features=g, curvature=curvature, weight=weight, **self._damping())
+            out.append(CheckpointFeatures(self._unit(x), a, weight, -g))
+        return out
+
+    def _ggn_kronecker(self, data: Any) -> Tensor:
+        """``_ggn`` from the linear layers' Jacobian factors (``KroneckerProjector.ggn``: ``n k^2`` work, not
+        ``n C k^2``); sequence inputs form the projected Jacobian rows from their factors instead."""
+        k = self.projector.out_dim
+        total = torch.zeros(k, k, dtype=torch.float64)
+        for batch in batches(data, self.batch_size):
+            batch = to_device(batch, self.device)
+            outputs, factors = linear_output_factors(self.model, self.task.outputs, self.layers, batch)
+            with torch.no_grad():
+                hessian = self.task.output_hessian(outputs, batch).to(torch.float64)
+            if all(a.dim() == 2 for _, a in factors):
+                total += self.projector.ggn(factors, hessian)
+                continue
+            rows = self.projector.project_factors(  # [B*C, k]: outputs folded into the batch dimension
+                [(g.flatten(0, 1), a.repeat_interleave(g.shape[1], dim=0)) for g, a in factors]
+            ).to(torch.float64)
+            projected = rows.reshape(hessian.shape[0], hessian.shape[1], k)
+            evals, evecs = torch.linalg.eigh(hessian)
+            root = evecs * evals.clamp(min=0).sqrt().unsqueeze(-2)
+            m = torch.einsum("bcd,bck->bdk", root, projected)
             total += torch.einsum("bdk,bdl->kl", m, m).cpu()
         return total
 
@@ -241,9 +372,7 @@ class Attributor:
             x, a = finalize("trak", measurement_features=phi, trak_weights=q, weight=weight, **self._damping())
             return CheckpointFeatures(self._unit(x), a, weight, phi)
         loss_g = self._project(self.task.loss, data)
-        curvature = None
-        if self.estimator == "influence":
-            curvature = self._curvature(data, loss_g, salt)
+        curvature = self._curvature(data, loss_g, salt) if self.estimator == "influence" else None
         x, a = finalize(self.estimator, loss_features=loss_g, curvature=curvature, weight=weight, **self._damping())
         return CheckpointFeatures(self._unit(x), a, weight, -loss_g)
 
@@ -258,9 +387,13 @@ class Attributor:
         if self.estimator == "influence":
             self._uses_ggn()  # a curvature the task cannot give fails before any work
         self.train_features = []
-        for salt, (checkpoint, weight) in enumerate(zip(self._checkpoints, self._weights, strict=True)):
-            self._load(checkpoint)
-            self.train_features.append(self._featurize_checkpoint(train_data, weight, salt))
+        sketched = self.estimator == "influence" and self._uses_ggn() and self.curvature == "ggn-sketch"
+        if self._factored is not None and not sketched:
+            self.train_features = self._featurize_factored(train_data)
+        else:
+            for salt, (checkpoint, weight) in enumerate(zip(self._checkpoints, self._weights, strict=True)):
+                self._load(checkpoint)
+                self.train_features.append(self._featurize_checkpoint(train_data, weight, salt))
         self.timings.featurize_s += time.perf_counter() - start
         return self
 
@@ -302,6 +435,9 @@ class Attributor:
 
     def query_features(self, query_data: Any) -> Tensor:
         """Query-side features ``[n_query, C*k]`` (float64 measurement gradients, averaged over checkpoints)."""
+        if self._factored is not None:
+            parts = [self._unit(g) for g, _ in self._factored_pass(self.task.measurement, query_data, ggn=False)]
+            return torch.cat(parts, dim=1) / len(self._checkpoints)
         parts = []
         for checkpoint in self._checkpoints:
             self._load(checkpoint)
@@ -349,7 +485,9 @@ class Attributor:
             "model_hash": model_hash,
             "estimator": self.estimator,
             "parameters": {n: list(self.projector.shapes[n]) for n in self.names},
-            "projection": {"kind": "rademacher-blocked", "dim": self.projector.out_dim, "seed": self.seed},
+            "projection": self.projector.describe()
+            if isinstance(self.projector, KroneckerProjector)
+            else {"kind": "rademacher-blocked", "dim": self.projector.out_dim, "seed": self.seed},
             "identity_projection": self.projector.dim is None,
             "damping": self.damping,
             "absolute_damping": self.absolute_damping,
