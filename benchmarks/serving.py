@@ -82,7 +82,7 @@ class Ours:
 
     def __init__(self, spec: str, blobs: list[bytes], precision: str = "auto") -> None:
         base = load_base_model(spec)
-        self.precision = quantise_base(base.model, precision)  # what the server does (``--base-precision``)
+        self.precision = quantise_base(base.model, precision, base.tokenizer)  # what the server does
         self.weights = {str(i): LoraWeights.from_blob(str(i), unpack_adapter(b)) for i, b in enumerate(blobs)}
         tok = base.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -247,7 +247,7 @@ def held_out_perplexity(spec: str, precision: str, window: int = 512) -> tuple[f
     import math
 
     base = load_base_model(spec)
-    quantise_base(base.model, precision)
+    quantise_base(base.model, precision, base.tokenizer)
     text = "\n\n".join(p.read_text() for p in sorted((ROOT / "demo" / "corpus").glob("*/*")) if p.is_file())
     ids = base.tokenizer(text, return_tensors="pt").input_ids
     nll, count = 0.0, 0
@@ -262,7 +262,9 @@ def held_out_perplexity(spec: str, precision: str, window: int = 512) -> tuple[f
     return math.exp(nll / count), count
 
 
-def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], repeats: int, seq_repeats: int) -> dict:
+def bench_model(
+    spec: str, counts: list[int], tokens: int, modes: list[str], repeats: int, seq_repeats: int, precision: str = "auto"
+) -> dict:
     results: dict = {}
     all_blobs, base_hash = make_blobs(spec, max(counts))
     base = load_base_model(spec)
@@ -270,7 +272,7 @@ def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], rep
     for n in counts:
         blobs = all_blobs[:n]
         requests = workload(n, base.model.config.vocab_size)
-        ours = Ours(spec, blobs)
+        ours = Ours(spec, blobs, precision)
         exact = Ours(spec, blobs, "none") if ours.precision != "none" else None  # float32: the PEFT-parity path
         model, _ = peft_model(spec, blobs)
         model16 = peft_model(spec, blobs)[0].to(torch.bfloat16) if exact is not None else None  # the peer in bf16
@@ -318,7 +320,7 @@ def bench_model(spec: str, counts: list[int], tokens: int, modes: list[str], rep
         del model, ours, exact, model16
         results[str(n)] = row
     results["cold_load_ms"], results["bytes_per_adapter"] = cold_load(spec, all_blobs, base_hash)
-    precision = Ours(spec, all_blobs[:1]).precision
+    precision = Ours(spec, all_blobs[:1], precision).precision
     if precision != "none":
         float_ppl, n_tokens = held_out_perplexity(spec, "none")
         low_ppl, _ = held_out_perplexity(spec, precision)
@@ -389,6 +391,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads, the same for every system")
     p.add_argument("--smollm2-modes", default="auto", help="our LoRA modes timed on SmolLM2 (all three on tiny)")
     p.add_argument("--skip-smollm2", action="store_true")
+    p.add_argument(
+        "--ours-precision", default="auto", choices=["auto", "bf16", "int8", "none"], help="ours' --base-precision"
+    )
     p.add_argument("--skip-tiny", action="store_true", help="time SmolLM2 only (tiny still runs with --quick)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -408,7 +413,9 @@ def main() -> None:
     smol = None
     if not args.skip_smollm2:
         smol_modes = ["auto", *[m for m in args.smollm2_modes.split(",") if m != "auto"]]
-        smol = bench_model("smollm2", counts, args.smollm2_tokens, smol_modes, repeats, seq_repeats)
+        smol = bench_model(
+            "smollm2", counts, args.smollm2_tokens, smol_modes, repeats, seq_repeats, args.ours_precision
+        )
         for line in table("SmolLM2-135M", smol, counts, smol_modes):
             print(line)
     info["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

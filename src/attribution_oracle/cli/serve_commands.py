@@ -87,10 +87,11 @@ def _model_ids(values: tuple[str, ...]) -> list[int]:
 )
 @click.option(
     "--base-precision",
-    type=click.Choice(["auto", "bf16", "none"]),
+    type=click.Choice(["auto", "bf16", "int8", "none"]),
     default="auto",
     show_default=True,
-    help="Base linears in bfloat16 (LoRA stays float32); auto = where it is faster (none = exact float32).",
+    help="Base linears in bfloat16 (LoRA stays float32); auto = where it is faster (none = exact float32); "
+    "int8 = smoothed W8A8 decoder linears on CPU (opt-in; bf16 where oneDNN int8 is missing).",
 )
 @click.option("--records", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Served-record log.")
 @click.option(

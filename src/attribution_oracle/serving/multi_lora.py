@@ -36,7 +36,7 @@ from torch import nn
 
 from attribution_oracle.errors import UserError
 from attribution_oracle.models import AdapterBlob
-from attribution_oracle.serving.quantised import LowPrecisionLinear
+from attribution_oracle.serving.quantised import Int8Linear, LowPrecisionLinear
 
 __all__ = ["LoraPool", "LoraWeights", "MultiLoraLinear", "UnsupportedAdapterError"]
 
@@ -176,7 +176,7 @@ class LoraPool:
             raise UnsupportedAdapterError(f"the base model has no module {name!r}") from None
         if isinstance(module, MultiLoraLinear):  # wrapped by an earlier pool: this pool takes the model over
             module = module.base
-        if not isinstance(module, nn.Linear | LowPrecisionLinear):
+        if not isinstance(module, nn.Linear | LowPrecisionLinear | Int8Linear):
             raise UnsupportedAdapterError(f"LoRA on {name!r} ({type(module).__name__}) is unsupported: linears only")
         parent_name, _, child = name.rpartition(".")
         wrapper = MultiLoraLinear(module, self.state)
@@ -254,7 +254,7 @@ class LoraPool:
             module = self.model.get_submodule(name)
         except AttributeError:
             raise UnsupportedAdapterError(f"the base model has no module {name!r}") from None
-        if not isinstance(module, nn.Linear | LowPrecisionLinear | MultiLoraLinear):
+        if not isinstance(module, nn.Linear | LowPrecisionLinear | Int8Linear | MultiLoraLinear):
             raise UnsupportedAdapterError(f"LoRA on {name!r} ({type(module).__name__}) is unsupported: linears only")
 
     def pin(self, slots: Sequence[int]) -> None:

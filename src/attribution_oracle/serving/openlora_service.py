@@ -122,10 +122,11 @@ class OpenLoraService:
         ``retrievers`` (model id -> ``Retriever``) serve those models with retrieval of ``top_k`` contributions.
 
         ``base_precision`` (``serving.quantised``): ``auto`` keeps the base's linears in bfloat16 where that wins
-        (a device with fast bfloat16 and a model of hidden size >= 256), ``bf16`` always, ``none`` never.
+        (a device with fast bfloat16 and a model of hidden size >= 256), ``bf16`` always, ``none`` never; ``int8``
+        puts the decoder's linears in smoothed W8A8 int8 (opt-in, CPU).
         """
         self.base = base
-        self.base_precision = quantise_base(base.model, base_precision)
+        self.base_precision = quantise_base(base.model, base_precision, base.tokenizer)
         self.records = records
         self.models = {m.model_id: m for m in models}
         self.gate = gate

@@ -16,18 +16,42 @@ on CPU and natively on CUDA.
 Modes: ``bf16``; ``none`` (float32, the PEFT-parity path); ``auto`` = ``bf16`` where it wins: the device has
 fast bfloat16 matmuls (CUDA with BF16 support, or a CPU where oneDNN reports BF16 support) and the model is big
 enough for the matmuls to dominate the casts (hidden size >= ``AUTO_MIN_HIDDEN``), else ``none``.
+
+``int8`` (opt-in, CPU with oneDNN): the decoder's linears as ``Int8Linear``, W8A8 through oneDNN's
+``qlinear_pointwise`` (VNNI): int8 weights with one scale per output channel, activations quantised per call with
+one symmetric scale per token (row), and SmoothQuant-style smoothing per input channel
+(``s = max|x|^0.5 / max|w|^0.5``, calibrated once on ``CALIBRATION_TEXT`` when the base is quantised) that moves
+activation outliers into the weights. The LM head stays bfloat16. ``benchmarks/serving_kernels.py`` measured, on
+SmolLM2 with the demo corpus: per-tensor int8 activations +84% perplexity, per-token +4.2%, per-token with smoothing
++1.5% (the 2% budget holds only with both). Where oneDNN's int8 kernel is missing (CUDA, other builds) ``int8``
+falls back to ``bf16``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MODES", "LowPrecisionLinear", "quantise_base", "resolve_mode"]
+__all__ = ["CALIBRATION_TEXT", "MODES", "Int8Linear", "LowPrecisionLinear", "quantise_base", "resolve_mode"]
 
-MODES = ("auto", "bf16", "none")
+MODES = ("auto", "bf16", "int8", "none")
 AUTO_MIN_HIDDEN = 256
+SMOOTHING_ALPHA = 0.5
+# Plain English prose for the int8 smoothing's activation maxima (the outlier channels are the model's own, not the
+# text's); fixed, so every server quantises a base the same way.
+CALIBRATION_TEXT = (
+    "The history of a city is written in its streets. Markets grew where rivers met, and bridges followed the "
+    "traders. In the spring the farmers brought honey, wool and grain; in the autumn the ships carried cloth and "
+    "salt down to the sea. Children learned to count with the merchants' coins, and the old clock on the square "
+    "told everyone when the gates would close. Scientists later measured the river's flow, the rainfall of each "
+    "season and the number of bees in the hills, and they wrote their results in careful tables: 12 hives, 340 "
+    "kilograms of honey, 7 new wells. Question: why did the town prosper? Answer: because its people shared what "
+    "they knew, kept good records and paid each other fairly for their work.\n\n"
+    "def total(values):\n    return sum(v for v in values if v > 0)\n"
+)
 
 
 def _fast_bf16(device: torch.device) -> bool:
@@ -42,10 +66,17 @@ def _fast_bf16(device: torch.device) -> bool:
     return False
 
 
+def _int8_kernel(device: torch.device) -> bool:
+    return device.type == "cpu" and hasattr(torch.ops, "onednn") and torch.backends.mkldnn.is_available()
+
+
 def resolve_mode(mode: str, device: torch.device | str, hidden_size: int | None = None) -> str:
-    """The concrete mode (``bf16`` or ``none``) for ``mode`` on ``device`` (``auto`` also needs the hidden size)."""
+    """The concrete mode (``bf16``, ``int8`` or ``none``) for ``mode`` on ``device`` (``auto`` also needs the
+    hidden size; ``int8`` without oneDNN's int8 kernel falls back to ``bf16``)."""
     if mode not in MODES:
         raise ValueError(f"quantisation mode must be one of {MODES}, not {mode!r}")
+    if mode == "int8":
+        return "int8" if _int8_kernel(torch.device(device)) else "bf16"
     if mode == "auto":
         big = hidden_size is None or hidden_size >= AUTO_MIN_HIDDEN
         return "bf16" if big and _fast_bf16(torch.device(device)) else "none"
@@ -73,8 +104,75 @@ class LowPrecisionLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, weight=bfloat16"
 
 
-def quantise_base(model: nn.Module, mode: str = "auto") -> str:
-    """Replace ``model``'s ``nn.Linear`` modules (the LM head included) by ``LowPrecisionLinear``, in place.
+class Int8Linear(nn.Module):
+    """A frozen ``nn.Linear`` as W8A8 int8 (module docstring): per-channel weights, per-token smoothed activations."""
+
+    def __init__(self, linear: nn.Linear, smoothing: torch.Tensor) -> None:
+        """Quantise ``linear``'s weight times ``smoothing`` (per input channel); inputs are divided by it."""
+        super().__init__()
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        weight = linear.weight.detach()
+        self.out_dtype = weight.dtype
+        smoothed = weight.float() * smoothing[None, :]
+        scale = smoothed.abs().amax(1).clamp_min(1e-12) / 127
+        qweight = torch.round(smoothed / scale[:, None]).clamp(-127, 127).to(torch.int8)
+        self.packed = torch.ops.onednn.qlinear_prepack(qweight, None)
+        self.register_buffer("inverse_smoothing", (1.0 / smoothing).float(), persistent=False)
+        self.register_buffer("weight_scale", scale.float(), persistent=False)
+        self.register_buffer("zero_points", torch.zeros(self.out_features, dtype=torch.int64), persistent=False)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W.T + b`` in int8: each row quantised with its own symmetric scale, applied to the output row."""
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float() * self.inverse_smoothing
+        scales = rows.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
+        quantised = (torch.round(rows / scales) + 128).to(torch.uint8)  # int8 as uint8 with zero point 128
+        out = torch.ops.onednn.qlinear_pointwise(
+            quantised, 1.0, 128, self.packed, self.weight_scale, self.zero_points, None, 1.0, 0, torch.float32,
+            "none", [], "",
+        )  # fmt: skip
+        out = out * scales
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*shape[:-1], self.out_features).to(self.out_dtype)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, weight=int8, activations=int8"
+
+
+def _input_maxima(model: nn.Module, names: list[str], calibration_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per input channel ``max |x|`` of each named linear over one forward of ``calibration_ids``."""
+    maxima: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+
+    def hook(name: str):
+        def record(_module, args, _out) -> None:
+            seen = args[0].detach().reshape(-1, args[0].shape[-1]).abs().amax(0).float()
+            maxima[name] = torch.maximum(maxima[name], seen) if name in maxima else seen
+
+        return record
+
+    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
+    try:
+        with torch.inference_mode():
+            model(calibration_ids.reshape(1, -1).to(next(model.parameters()).device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return maxima
+
+
+def _smoothing(input_max: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    weight_max = weight.detach().abs().amax(0).float().clamp_min(1e-5)
+    alpha = SMOOTHING_ALPHA
+    return (input_max.clamp_min(1e-5) ** alpha / weight_max ** (1 - alpha)).clamp_min(1e-5)
+
+
+def quantise_base(model: nn.Module, mode: str = "auto", tokenizer: Any = None) -> str:
+    """Replace ``model``'s ``nn.Linear`` modules (the LM head included) by ``LowPrecisionLinear``, in place; in
+    ``int8`` mode the decoder's linears become ``Int8Linear`` (smoothing calibrated on ``CALIBRATION_TEXT``, which
+    needs the model's ``tokenizer``).
 
     Returns the concrete mode applied (``none`` leaves the model untouched). Call it before wrapping the model
     with a ``LoraPool``; a tied LM head gets its own bfloat16 copy (the input embedding stays float).
@@ -84,8 +182,19 @@ def quantise_base(model: nn.Module, mode: str = "auto") -> str:
     if concrete == "none":
         return concrete
     targets = [(name, module) for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    maxima: dict[str, torch.Tensor] = {}
+    if concrete == "int8":
+        if tokenizer is None:
+            raise ValueError("int8 quantisation needs the model's tokenizer (to calibrate on CALIBRATION_TEXT)")
+        calibration_ids = tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids
+        maxima = _input_maxima(model, [n for n, m in targets if m is not head], calibration_ids)
     for name, module in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LowPrecisionLinear(module))
+        if concrete == "int8" and module is not head:
+            replacement: nn.Module = Int8Linear(module, _smoothing(maxima[name], module.weight))
+        else:
+            replacement = LowPrecisionLinear(module)
+        setattr(parent, child, replacement)
     return concrete

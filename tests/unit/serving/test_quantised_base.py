@@ -84,3 +84,47 @@ def test_auto_keeps_float32_where_bfloat16_would_not_win() -> None:
         resolve_mode("int4", "cpu")
     model = load_base_model("tiny:0").model
     assert quantise_base(model, "auto") == "none" and any(isinstance(m, nn.Linear) for m in model.modules())
+
+
+def test_int8_linear_tracks_the_float_linear_even_with_an_outlier_channel() -> None:
+    from attribution_oracle.serving.quantised import Int8Linear, _smoothing
+
+    gen = torch.Generator().manual_seed(0)
+    linear = nn.Linear(96, 40, bias=True)
+    x = torch.randn(2, 7, 96, generator=gen)
+    x[..., 5] *= 60.0  # one activation channel 60x larger, as in real LLMs
+    exact = linear(x)
+    maxima = x.reshape(-1, 96).abs().amax(0)
+    smoothed = Int8Linear(linear, _smoothing(maxima, linear.weight))
+    plain = Int8Linear(linear, torch.ones(96))
+    error = lambda layer: float((layer(x) - exact).norm() / exact.norm())  # noqa: E731
+    assert smoothed(x).shape == exact.shape and smoothed(x).dtype == torch.float32
+    assert error(smoothed) < 0.02
+    assert error(smoothed) < error(plain)  # smoothing moves the outlier into the weights
+
+
+def test_int8_base_serves_with_float32_lora_deltas_and_needs_a_tokenizer() -> None:
+    from attribution_oracle.serving.quantised import Int8Linear
+
+    torch.set_num_threads(1)
+    base = load_base_model("tiny:0")
+    with pytest.raises(ValueError, match="tokenizer"):
+        quantise_base(load_base_model("tiny:0").model, "int8")
+    assert quantise_base(base.model, "int8", base.tokenizer) == "int8"
+    int8 = [m for m in base.model.modules() if isinstance(m, Int8Linear)]
+    assert len(int8) == 2 * 7 and isinstance(base.model.get_output_embeddings(), LowPrecisionLinear)
+    float_model = load_base_model("tiny:0").model  # adapters are made against the float base's linears
+    blobs = [random_adapter_blob(float_model, base.sha256, 8, ("q_proj", "v_proj"), seed=i) for i in range(2)]
+    weights = {str(i): LoraWeights.from_blob(str(i), unpack_adapter(b)) for i, b in enumerate(blobs)}
+    engine = BatchGenerator(base.model, LoraPool(base.model, capacity=4), weights.__getitem__, pad_token_id=257)
+    done = [engine.submit(GenerationRequest(base.tokenizer(p).input_ids, str(i % 2), max_tokens=4)) for i, p in
+            enumerate(PROMPTS)]  # fmt: skip
+    engine.run_until_idle()
+    assert all(r.error is None and len(r.output_ids) == 4 for r in done)
+    wrapped = [m for m in base.model.modules() if type(m).__name__ == "MultiLoraLinear"]
+    assert wrapped and all(isinstance(w.base, Int8Linear) and w.lora_a.dtype == torch.float32 for w in wrapped)
+
+
+def test_int8_falls_back_to_bfloat16_without_the_onednn_int8_kernel() -> None:
+    assert resolve_mode("int8", "cpu") == "int8"
+    assert resolve_mode("int8", "cuda") == "bf16"  # oneDNN's int8 GEMM is CPU-only
