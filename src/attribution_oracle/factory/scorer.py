@@ -51,7 +51,7 @@ from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
 
-__all__ = ["ModelScorer", "TrainingContribution", "load_model_scorer"]
+__all__ = ["ModelScorer", "TrainingContribution", "chat_prefix", "load_model_scorer"]
 
 IGNORE = -100
 
@@ -104,7 +104,7 @@ class ModelScorer:
         if query_path == "fast":
             self._featurizer = LoraQueryFeaturizer(
                 model, attributor.names, attributor.projector, list(checkpoints or []), preconditioner,
-                bool(getattr(attributor, "normalize", False)),
+                bool(getattr(attributor, "normalize", False)), chat_prefix(tokenizer),
             )  # fmt: skip
 
     def _query_features(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> torch.Tensor:
@@ -278,6 +278,21 @@ class ModelScorer:
     def vocab_size(self) -> int:
         """Number of token ids the model accepts."""
         return int(self.model.config.vocab_size)
+
+
+def chat_prefix(tokenizer) -> tuple[int, ...]:
+    """The token ids a chat-rendered prompt (``serving.chat.render_chat``) of one user message starts with: the
+    template's opening up to the message's content (for SmolLM2 its default system prompt). The fast query path
+    computes that prefix's states below the lowest attributed layer once (``LoraQueryFeaturizer``'s ``prefix``);
+    empty without a tokenizer."""
+    if tokenizer is None:
+        return ()
+    from attribution_oracle.serving.chat import render_chat
+
+    marker = "\u2063prefix-marker\u2063"
+    text = render_chat(tokenizer, [{"role": "user", "content": marker}])
+    head = text[: text.index(marker)] if marker in text else ""
+    return tuple(int(t) for t in tokenizer(head, add_special_tokens=False)["input_ids"]) if head else ()
 
 
 def query_text(tokenizer, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> str:
