@@ -5,19 +5,20 @@
 
 Gradient side: the query is "the output tokens given the prompt" (``LanguageModelTask`` measurement: the
 log-likelihood of the output tokens); its projected gradient at every attribution checkpoint is computed by
-``attribution.query_gradients.LoraQueryFeaturizer`` (float32 model, one backward through the LoRA parameters only,
-one intra-op thread, exact integer projection; ``query_path="reference"`` keeps the float64 ``vmap`` path of
-``Attributor.query_features`` for comparison) and scored against the index rows with the exact integer kernel of
-``attribution.fixed_point`` (rows and query in 14 bits with a power-of-two scale per row, dot products
-accumulated in integers, so the result does not depend on summation order, thread count or machine); a
-contribution's score is the correctly rounded (``math.fsum``) sum of its chunks' exact row scores. Two processes
-given the same store and query therefore produce identical floats (on the same machine; see
-``query_gradients`` for what may differ across machines). Span side: the span scores of the output tokens
-against the training contributions (``SpanIndex.attribute``, or ``attribute_ranked`` for prompt-aware models);
-lexical side: BM25 over the decoded prompt and output. Copies are folded onto their originals on every side, and
-the sides are merged by the manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only,
-each side L1-normalised, weighted sum, sorted keys). ``scores_many`` scores a batch of inferences at once (what an
-oracle step calls); ``scores`` is ``scores_many`` of one.
+``attribution.query_gradients.LoraQueryFeaturizer`` (float64 model driven layer by layer, one backward through the
+attributed LoRA parameters only, stopping at the lowest layer the index covers, the chat prefix's lower states
+computed once, one intra-op thread per gradient and a batch's gradients on two threads, exact integer projection;
+``query_path="reference"`` keeps the float64 ``vmap`` path of ``Attributor.query_features`` for comparison) and
+scored against the index rows with the exact integer kernel of ``attribution.fixed_point`` (rows and query in 14 bits
+with a power-of-two scale per row, dot products accumulated in integers, so the result does not depend on summation
+order, thread count or machine); a contribution's score is the correctly rounded (``math.fsum``) sum of its chunks'
+exact row scores. Two processes given the same store and query therefore produce identical floats (on the same
+machine; see ``query_gradients`` for what may differ across machines). Span side: the span scores of the output
+tokens against the training contributions (``SpanIndex.attribute``, or ``attribute_ranked`` for prompt-aware models);
+lexical side: BM25 over the decoded prompt and output. Copies are folded onto their originals on every side, and the
+sides are merged by the manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only, each side
+L1-normalised, weighted sum, sorted keys). ``scores_many`` scores a batch of inferences at once (what an oracle step
+calls); ``scores`` is ``scores_many`` of one.
 
 Bad input raises ``ScoringError`` (a ``UserError``: the oracle gives such a record the equal split and records the
 message): token ids outside the vocabulary, an output longer than the model's context (a prompt that does not fit

@@ -85,3 +85,18 @@ def test_the_layer_of_a_name_and_models_without_a_decoder_stack() -> None:
     assert lowest_layer(["m.layers.3.q.lora_A.weight", "m.layers.12.v.lora_B.weight"]) == 3
     assert lowest_layer(["head.weight", "m.layers.2.q.weight"]) == 0
     assert decoder_stack(nn.Linear(2, 2)) is None
+
+
+def test_two_workers_give_the_bits_of_one_and_the_training_flag_is_restored(model) -> None:
+    names = [n for n, p in model.named_parameters() if p.requires_grad and ".layers.1." in n]
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if n in names}
+    projector = Projector(shapes, dim=16, seed=0)
+    items = [*QUERIES, (list(b"<|im_start|>user\nWhy smoke?"), list(b" It calms them.")), (list(b"x"), list(b"y"))]
+    one = LoraQueryFeaturizer(model, names, projector, [None], None, True, tuple(b"<|im_start|>user\n"), workers=1)
+    two = LoraQueryFeaturizer(model, names, projector, [None], None, True, tuple(b"<|im_start|>user\n"), workers=2)
+    model.train()
+    try:
+        assert torch.equal(one.features(items), two.features(items))
+        assert model.training
+    finally:
+        model.eval()
