@@ -21,7 +21,9 @@ timed rows run interleaved, query by query, so a change of machine load hits the
   at layer 30 - K and the chat prefix's states below it are computed once.
 - ``... float32 (opt-in)``: the same path on a float32 model (``dtype=torch.float32``), safe only for a fleet of
   nodes on identical kernels.
-- ``... batched``: ``ModelScorer.scores_many`` over all queries at once (an oracle step), time per inference.
+- ``... batched, N worker(s)``: ``ModelScorer.scores_many`` over all queries at once (an oracle step) with the
+  featurizer's ``workers`` at 1 and 2 (alternating rounds), time per inference; its CPU column is the process's CPU
+  time (every thread), the others' the scoring thread's.
 - ``floor: ...``: no scorer, the float64 model's forward alone at one thread without a graph: of the whole query,
   and of the part after the chat prefix (what any exact float64 gradient must at least compute).
 
@@ -172,6 +174,7 @@ def main() -> None:
     parser.add_argument("--reference-queries", type=int, default=6, help="queries for the slow reference path")
     parser.add_argument("--layers", default="3,6", help="attribution_layers values to compare (comma-separated)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-rounds", type=int, default=2, help="rounds of scores_many at 1 and 2 workers")
     parser.add_argument("--out", default=str(RESULTS / "scorer_speed.json"))
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
@@ -219,13 +222,22 @@ def main() -> None:
                         "grad_author_share": grad["author_share"]})  # fmt: skip
         rows[name] = row
     same = {}
-    for name in (best, "fast (all 30 layers)"):
-        w, c = time.perf_counter(), time.thread_time()
-        batched = scorers[name].scores_many([(q.prompt, q.output) for q in queries])
-        rows[f"{name}, batched"] = {"wall_ms_p50": 1000 * (time.perf_counter() - w) / len(queries),
-                                    "cpu_ms_p50": 1000 * (time.thread_time() - c) / len(queries),
-                                    "timed": len(queries)}  # fmt: skip
-        same[name] = batched == runs[name][0]
+    items = [(q.prompt, q.output) for q in queries]
+    for name in (best, "fast (all 30 layers)"):  # scores_many with 1 and 2 workers, alternating rounds
+        featurizer = scorers[name]._featurizer
+        times: dict[int, tuple[list[float], list[float]]] = {1: ([], []), 2: ([], [])}
+        for _ in range(args.batch_rounds):
+            for workers in (1, 2):
+                featurizer.workers = workers
+                w, c = time.perf_counter(), time.process_time()
+                batched = scorers[name].scores_many(items)
+                times[workers][1].append(1000 * (time.process_time() - c) / len(items))
+                times[workers][0].append(1000 * (time.perf_counter() - w) / len(items))
+                same[f"{name}, {workers} worker(s)"] = batched == runs[name][0]
+        for workers, (wall, cpu) in times.items():
+            rows[f"{name}, batched, {workers} worker{'s' if workers > 1 else ''}"] = {
+                "wall_ms_p50": statistics.median(wall), "cpu_ms_p50": statistics.median(cpu), "timed": len(items),
+                "cpu_is": "process CPU time (all threads) per inference"}  # fmt: skip
     for name in [n for n in scorers if n not in (best, "fast (all 30 layers)")]:
         del scorers[name]  # memory: the reference path loads another float64 model
     del fns
