@@ -95,3 +95,19 @@ def test_the_setting_is_recorded_only_when_set_and_must_not_be_negative() -> Non
     assert TrainConfig(attribution_layers=3).to_dict()["attribution_layers"] == 3
     with pytest.raises(FactoryError, match="--attribution-layers"):
         TrainConfig(attribution_layers=-1)
+
+
+def test_the_chat_prefix_of_the_tiny_template_and_of_no_or_a_broken_tokenizer() -> None:
+    from attribution_oracle.models import load_base_model
+
+    tokenizer = load_base_model("tiny:0").tokenizer
+    assert chat_prefix(tokenizer) == tuple(b"<|im_start|>user\n")
+    assert chat_prefix(None) == ()
+
+    class Broken:
+        chat_template = "{{ raise_exception('no') }}"
+
+        def apply_chat_template(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            raise ValueError("this template needs a system message")
+
+    assert chat_prefix(Broken()) == ()
