@@ -159,6 +159,13 @@ def register(
     help="Where the index's per-chunk gradients come from: the training backward, or a pass after training.",
 )
 @click.option(
+    "--attribution-layers",
+    type=BoundedIntType(0, 1 << 10),
+    default=0,
+    show_default=True,
+    help="Gradient index over the LoRA modules of the last K layers only (faster scoring); 0: every layer.",
+)
+@click.option(
     "--nproc",
     type=BoundedIntType(1, 1024),
     default=1,
@@ -193,6 +200,7 @@ def train(
     attribution_checkpoints: int,
     proj_dim: int,
     index_capture: str,
+    attribution_layers: int,
     nproc: int,
     run_dir: Path | None,
     do_register: bool,
@@ -213,7 +221,7 @@ def train(
     config = TrainConfig(
         steps=steps, batch_size=batch_size, seq_len=seq_len, lr=lr, rank=rank, seed=seed, eval_fraction=eval_fraction,
         checkpoint_every=checkpoint_every, attribution_checkpoints=attribution_checkpoints, proj_dim=proj_dim,
-        index_capture=index_capture,
+        index_capture=index_capture, attribution_layers=attribution_layers,
     )  # fmt: skip
     signer = None
     price_wei = None if price is None else parse_amount(price, "price")

@@ -123,6 +123,7 @@ def make_attributor(
         seed=config["seed"],
         damping=config["damping"],
         batch_size=config.get("batch_size", 8),
+        params=config.get("parameters"),
         preconditioner=preconditioner if config.get("preconditioner") else None,
         normalize=bool(config.get("normalize", False)),
     )
@@ -167,6 +168,11 @@ def build_gradient_index(
         "normalize": bool(train.normalize_gradients),
         "capture": CAPTURE_RULES[train.index_capture],
     }
+    from attribution_oracle.factory.index_capture import attributed_names
+
+    parameters = attributed_names(model, train.attribution_layers)
+    if parameters is not None:  # only the last layers' LoRA modules (absent: every trainable parameter)
+        settings["parameters"] = parameters
     with eager_attention(model):
         attributor = make_attributor(model, [snapshots[s] for s in sorted(snapshots)], settings, preconditioner)
         if train.index_capture == "per-example":

@@ -38,6 +38,9 @@ class TrainConfig:
     # forward/backward after training; "per-example": torch.func per-example gradients after training (the old pass)
     index_capture: str = "backward"
     span_min_len: int | None = None  # default: about 10 bytes of text in model tokens (artefacts.span_min_len)
+    # 0: the gradient index covers every LoRA module; K > 0: only the LoRA modules of the last K decoder layers
+    # (index_capture.attributed_names), so a query's backward stops at the first of them (attribution.query_gradients)
+    attribution_layers: int = 0
 
     def __post_init__(self) -> None:
         checks = {
@@ -53,6 +56,7 @@ class TrainConfig:
             "--span-min-len": self.span_min_len is None or self.span_min_len >= 1,
             "--index-capture": self.index_capture in ("backward", "pass", "per-example"),
             "--gradient-estimator": self.gradient_estimator in ("graddot", "influence"),
+            "--attribution-layers": self.attribution_layers >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -98,4 +102,6 @@ class TrainConfig:
         data["schedule"] = "linear warm-up then linear decay to 0"
         data["optimizer"] = "torch.optim.AdamW (betas 0.9/0.999, eps 1e-8)"
         data["objective"] = "mean next-token cross-entropy over the batch's target tokens"
+        if not self.attribution_layers:  # recorded only when set: runs without it keep their manifests and keys
+            del data["attribution_layers"]
         return data

@@ -21,6 +21,7 @@ same. The captures are part of the run state, so a killed and resumed run builds
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -31,7 +32,7 @@ from attribution_oracle.attribution.linear_capture import LinearGradientCapture
 from attribution_oracle.factory.chunking import IGNORE, Chunk, pack_rows, packed_batch
 from attribution_oracle.factory.training_batches import DataOrder, packed_loss_sum
 
-__all__ = ["BackwardIndexCapture", "capture_windows", "catch_up_gradients"]
+__all__ = ["BackwardIndexCapture", "attributed_names", "capture_windows", "catch_up_gradients"]
 
 #: chunk-gradient captures: checkpoint step -> training-chunk index -> flat raw LoRA gradient ``[p]`` (float32)
 Captured = dict[int, dict[int, torch.Tensor]]
@@ -72,6 +73,26 @@ def batch_segments(layout: Sequence[Sequence[int]], chunks: Sequence[Chunk], wid
 def trainable_names(model: nn.Module) -> list[str]:
     """The trainable parameters in model order (the ``Attributor``'s default selection)."""
     return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def attributed_names(model: nn.Module, last_layers: int) -> list[str] | None:
+    """The trainable parameters the gradient index covers with ``TrainConfig.attribution_layers = last_layers``:
+    those in the last ``last_layers`` decoder layers (``...layers.<i>...``, ``i`` counted over the trainable
+    parameters' layers), in model order; ``None`` (every trainable parameter) for 0 or when that is all of them."""
+    names = trainable_names(model)
+    if last_layers <= 0:
+        return None
+    layer_of = {n: _layer_number(n) for n in names}
+    numbers = sorted({i for i in layer_of.values() if i is not None})
+    if len(numbers) <= last_layers:
+        return None
+    first = numbers[-last_layers]
+    return [n for n in names if layer_of[n] is not None and layer_of[n] >= first]
+
+
+def _layer_number(name: str) -> int | None:
+    found = re.search(r"(?:^|\.)layers\.(\d+)\.", name)
+    return int(found.group(1)) if found else None
 
 
 class BackwardIndexCapture:

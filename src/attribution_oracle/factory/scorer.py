@@ -5,19 +5,20 @@
 
 Gradient side: the query is "the output tokens given the prompt" (``LanguageModelTask`` measurement: the
 log-likelihood of the output tokens); its projected gradient at every attribution checkpoint is computed by
-``attribution.query_gradients.LoraQueryFeaturizer`` (float32 model, one backward through the LoRA parameters only,
-one intra-op thread, exact integer projection; ``query_path="reference"`` keeps the float64 ``vmap`` path of
-``Attributor.query_features`` for comparison) and scored against the index rows with the exact integer kernel of
-``attribution.fixed_point`` (rows and query in 14 bits with a power-of-two scale per row, dot products
-accumulated in integers, so the result does not depend on summation order, thread count or machine); a
-contribution's score is the correctly rounded (``math.fsum``) sum of its chunks' exact row scores. Two processes
-given the same store and query therefore produce identical floats (on the same machine; see
-``query_gradients`` for what may differ across machines). Span side: the span scores of the output tokens
-against the training contributions (``SpanIndex.attribute``, or ``attribute_ranked`` for prompt-aware models);
-lexical side: BM25 over the decoded prompt and output. Copies are folded onto their originals on every side, and
-the sides are merged by the manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only,
-each side L1-normalised, weighted sum, sorted keys). ``scores_many`` scores a batch of inferences at once (what an
-oracle step calls); ``scores`` is ``scores_many`` of one.
+``attribution.query_gradients.LoraQueryFeaturizer`` (float64 model driven layer by layer, one backward through the
+attributed LoRA parameters only, stopping at the lowest layer the index covers, the chat prefix's lower states
+computed once, one intra-op thread per gradient and a batch's gradients on two threads, exact integer projection;
+``query_path="reference"`` keeps the float64 ``vmap`` path of ``Attributor.query_features`` for comparison) and
+scored against the index rows with the exact integer kernel of ``attribution.fixed_point`` (rows and query in 14 bits
+with a power-of-two scale per row, dot products accumulated in integers, so the result does not depend on summation
+order, thread count or machine); a contribution's score is the correctly rounded (``math.fsum``) sum of its chunks'
+exact row scores. Two processes given the same store and query therefore produce identical floats (on the same
+machine; see ``query_gradients`` for what may differ across machines). Span side: the span scores of the output
+tokens against the training contributions (``SpanIndex.attribute``, or ``attribute_ranked`` for prompt-aware models);
+lexical side: BM25 over the decoded prompt and output. Copies are folded onto their originals on every side, and the
+sides are merged by the manifest's ``CombineRule`` (``attribution.combine.combine``: positive scores only, each side
+L1-normalised, weighted sum, sorted keys). ``scores_many`` scores a batch of inferences at once (what an oracle step
+calls); ``scores`` is ``scores_many`` of one.
 
 Bad input raises ``ScoringError`` (a ``UserError``: the oracle gives such a record the equal split and records the
 message): token ids outside the vocabulary, an output longer than the model's context (a prompt that does not fit
@@ -51,7 +52,7 @@ from attribution_oracle.models import load_base_model, unpack_adapter
 from attribution_oracle.models.base import default_cache_dir
 from attribution_oracle.store.blobs import BlobStore
 
-__all__ = ["ModelScorer", "TrainingContribution", "load_model_scorer"]
+__all__ = ["ModelScorer", "TrainingContribution", "chat_prefix", "load_model_scorer"]
 
 IGNORE = -100
 
@@ -104,7 +105,7 @@ class ModelScorer:
         if query_path == "fast":
             self._featurizer = LoraQueryFeaturizer(
                 model, attributor.names, attributor.projector, list(checkpoints or []), preconditioner,
-                bool(getattr(attributor, "normalize", False)),
+                bool(getattr(attributor, "normalize", False)), chat_prefix(tokenizer),
             )  # fmt: skip
 
     def _query_features(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> torch.Tensor:
@@ -278,6 +279,24 @@ class ModelScorer:
     def vocab_size(self) -> int:
         """Number of token ids the model accepts."""
         return int(self.model.config.vocab_size)
+
+
+def chat_prefix(tokenizer) -> tuple[int, ...]:
+    """The token ids a chat-rendered prompt (``serving.chat.render_chat``) of one user message starts with: the
+    template's opening up to the message's content (for SmolLM2 its default system prompt). The fast query path
+    computes that prefix's states below the lowest attributed layer once (``LoraQueryFeaturizer``'s ``prefix``);
+    empty without a tokenizer."""
+    if tokenizer is None:
+        return ()
+    from attribution_oracle.serving.chat import render_chat
+
+    marker = "\u2063prefix-marker\u2063"
+    try:
+        text = render_chat(tokenizer, [{"role": "user", "content": marker}])
+    except Exception:  # noqa: BLE001 - a template that cannot render one user message: no prefix (a speed-up only)
+        return ()
+    head = text[: text.index(marker)] if marker in text else ""
+    return tuple(int(t) for t in tokenizer(head, add_special_tokens=False)["input_ids"]) if head else ()
 
 
 def query_text(tokenizer, prompt_token_ids: Sequence[int], output_token_ids: Sequence[int]) -> str:
