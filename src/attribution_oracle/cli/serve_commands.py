@@ -90,8 +90,8 @@ def _model_ids(values: tuple[str, ...]) -> list[int]:
     type=click.Choice(["auto", "bf16", "int8", "none"]),
     default="auto",
     show_default=True,
-    help="Base linears in bfloat16 (LoRA stays float32); auto = where it is faster (none = exact float32); "
-    "int8 = smoothed W8A8 decoder linears on CPU (opt-in; bf16 where oneDNN int8 is missing).",
+    help="Base linears in low precision (LoRA stays float32): int8 = smoothed W8A8 decoder linears on CPU, bf16; "
+    "auto = int8 on CPUs with VNNI/AMX, else bf16 where that is fast (tiny models: float32); none = exact float32.",
 )
 @click.option("--records", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Served-record log.")
 @click.option(

@@ -121,9 +121,9 @@ class OpenLoraService:
 
         ``retrievers`` (model id -> ``Retriever``) serve those models with retrieval of ``top_k`` contributions.
 
-        ``base_precision`` (``serving.quantised``): ``auto`` keeps the base's linears in bfloat16 where that wins
-        (a device with fast bfloat16 and a model of hidden size >= 256), ``bf16`` always, ``none`` never; ``int8``
-        puts the decoder's linears in smoothed W8A8 int8 (opt-in, CPU).
+        ``base_precision`` (``serving.quantised``): ``auto`` puts a model of hidden size >= 256 in smoothed W8A8
+        int8 on a CPU with int8 dot products, else in bfloat16 where that is fast; ``int8`` / ``bf16`` always;
+        ``none`` never.
         """
         self.base = base
         self.base_precision = quantise_base(base.model, base_precision, base.tokenizer)

@@ -125,6 +125,15 @@ def test_int8_base_serves_with_float32_lora_deltas_and_needs_a_tokenizer() -> No
     assert wrapped and all(isinstance(w.base, Int8Linear) and w.lora_a.dtype == torch.float32 for w in wrapped)
 
 
+def test_auto_takes_int8_for_a_big_model_on_a_cpu_with_int8_dot_products() -> None:
+    from attribution_oracle.serving.quantised import _fast_bf16, _fast_int8
+
+    cpu = torch.device("cpu")
+    expected = "int8" if _fast_int8(cpu) else ("bf16" if _fast_bf16(cpu) else "none")
+    assert resolve_mode("auto", "cpu", hidden_size=576) == expected
+    assert resolve_mode("auto", "cpu", hidden_size=64) == "none"
+
+
 def test_int8_falls_back_to_bfloat16_without_the_onednn_int8_kernel() -> None:
     assert resolve_mode("int8", "cpu") == "int8"
     assert resolve_mode("int8", "cuda") == "bf16"  # oneDNN's int8 GEMM is CPU-only
