@@ -90,7 +90,7 @@ def test_int8_linear_tracks_the_float_linear_even_with_an_outlier_channel() -> N
     from attribution_oracle.serving.quantised import Int8Linear, _smoothing
 
     gen = torch.Generator().manual_seed(0)
-    linear = nn.Linear(96, 40, bias=True)
+    linear = nn.Linear(96, 40, bias=True).requires_grad_(False)
     x = torch.randn(2, 7, 96, generator=gen)
     x[..., 5] *= 60.0  # one activation channel 60x larger, as in real LLMs
     exact = linear(x)
