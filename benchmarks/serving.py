@@ -442,16 +442,18 @@ def main() -> None:
     }
     (out / "serving.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     command = "PYTHONPATH=src .venv/bin/python benchmarks/serving.py " + " ".join(sys.argv[1:])
+    precision = (main_result.get("perplexity") or {}).get("precision", "float32")
+    base_name = {"bf16": "bfloat16", "int8": "int8"}.get(precision, precision)
     lines = [
         "",
-        f"## OpenLoRA serving throughput, bfloat16 base — {started:%Y-%m-%d %H:%M} UTC",
+        f"## OpenLoRA serving throughput, {base_name} base — {started:%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command.strip()}`",
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores shared with other sessions, torch {info['torch']} "
         f"with {args.threads} thread(s) for every system; float32 except where a column says otherwise (ours: "
         "the server's default base precision, `quantise_base(auto)`; PEFT mixed bf16: the whole PeftModel in "
-        "bfloat16). Load before: `{info['uptime']}`; "
+        f"bfloat16). Load before: `{info['uptime']}`; "
         f"after: `{info['uptime_after']}`.",
         "",
         f"Workload: N rank-{RANK} adapters on {'/'.join(TARGETS)}, max(64, N) requests (request i uses adapter "
