@@ -32,11 +32,15 @@ a stopped run resumes. Each method's scores on the full model predict it by subs
 over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals.
 
 Peers' knobs (``--sweep``): LESS with and without AdamW preconditioning and unit normalisation, TRAK at
-projection dimensions 256 / 512 / 2048, EK-FAC at damping 1e-8 (kronfluence's default) / 1e-4 / its heuristic
-(0.1 x mean eigenvalue). The variants of a peer share its per-example gradients (EK-FAC its fitted factors); the
-table shows each peer at its best variant (fact tracing: by MRR then author share; LM-LDS: by LDS), the results
-file keeps every variant (``meta.facts_detail`` / ``meta.lds_detail``). A run of one part keeps the other part's
-results already in the results file (``meta.parts`` says which run each part comes from).
+projection dimensions 64 / 128 / 256 / 512 / 2048 (fact tracing has 224 training chunks), EK-FAC at damping 1e-8
+(kronfluence's default) / 1e-4 / its heuristic (0.1 x mean eigenvalue). The variants of a peer share its
+per-example gradients (EK-FAC its fitted factors); the table shows each peer at its best variant (fact tracing: by
+MRR then author share; LM-LDS: by LDS), the results file keeps every variant (``meta.facts_detail`` /
+``meta.lds_detail``). A run of one part keeps the other part's results already in the results file (``meta.parts``
+says which run each part comes from). ``peak_rss_mb``: the process's peak resident memory while the method ran
+(``peak_memory.PeakRss``; it includes what earlier methods keep, e.g. the model and a peer's cached gradients).
+Every finished method is saved at once to ``<results>.facts.partial.json`` / ``.lds.partial.json``; ``--resume``
+reuses them in a rerun of the same configuration (a killed run loses only the method it was in).
 
     nice -n 10 .venv/bin/python benchmarks/lm_attribution.py                   # tiny:0 (fast mode)
     nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --lds-only --sweep --threads 1   # LM-LDS, tiny:0
@@ -47,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -73,6 +78,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_corpus import Corpus, make_corpus  # noqa: E402
+from peak_memory import PeakRss, release_memory  # noqa: E402
 
 from attribution_oracle.attribution import LanguageModelTask, contributor_shares  # noqa: E402
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model  # noqa: E402
@@ -344,8 +350,11 @@ def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Met
         memo["projector"] = Projector(shapes, dim=setup.proj_dim, seed=0)
         started = time.perf_counter()
         task = LanguageModelTask()
-        memo["train"] = [per_example_grads(model, task.loss, names, _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id))
-                         for lo in range(0, len(setup.chunks), 8)]  # fmt: skip
+        memo["train"] = []
+        for lo in range(0, len(setup.chunks), 8):
+            batch = _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id)
+            memo["train"].append(per_example_grads(model, task.loss, names, batch))
+            release_memory()  # vmap's freed temporaries stay in the C heap otherwise (GiBs per batch on SmolLM2)
         setup.timings["less_featurize_s"] = time.perf_counter() - started
         memo["queries"] = {}
     projector, scale = memo["projector"], memo["precond"]
@@ -366,6 +375,8 @@ def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Met
             # the query's *loss* gradient, as LESS takes the validation loss's: a training chunk whose loss gradient
             # points the same way is one whose gradient step lowers the query's loss (a positive, helpful score)
             memo["queries"][key] = per_example_grads(model, LanguageModelTask().loss, names, _query_batch(q))
+            if len(memo["queries"]) % 16 == 0:  # now and then: the trim is not free, and it is in the timed path
+                release_memory()
         sims = (train @ features(memo["queries"][key], False)[0]).tolist()
         out: dict[str, float] = {}
         for owner, value in zip(owners, sims, strict=True):
@@ -404,12 +415,44 @@ class _LMOutput:
         return (((1 - p) * keep).sum(-1) / keep.sum(-1).clamp(min=1)).detach().unsqueeze(-1)
 
 
+TRAK_GRAD_BATCH = 4  # examples per torch.func per-example-gradient call (vmap's peak grows with it)
+TRAK_FEATURIZE_BATCH = 32  # examples per traker.featurize / score call (each call regenerates the projection)
+TRAK_QUERY_BATCH = 8  # queries scored together, right-padded (padding changes no real token's margin)
+
+
+def padded_batch(rows: list[dict[str, torch.Tensor]], pad_id: int) -> list[torch.Tensor]:
+    """Right-pad single-example batches (``input_ids`` / ``attention_mask`` / ``labels``, each ``[1, T]``) to one
+    ``[B, max T]`` batch: pad tokens get mask 0 and label -100, so under the causal mask no real token's logits or
+    label change."""
+    width = max(r["input_ids"].shape[1] for r in rows)
+    out = []
+    for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("labels", -100)):
+        out.append(torch.cat([torch.nn.functional.pad(r[key], (0, width - r[key].shape[1]), value=fill)
+                              for r in rows]))  # fmt: skip
+    return out
+
+
+def chunked_per_sample(compute: Callable[[list[torch.Tensor]], dict], batch: list[torch.Tensor],
+                       size: int) -> dict[str, torch.Tensor]:  # fmt: skip
+    """``compute`` (per-example gradients ``{name: [B, ...]}``) over ``batch`` in slices of ``size`` examples,
+    concatenated, handing the C heap back to the OS after each slice: the same gradients as one call, with the
+    peak of ``size`` examples."""
+    parts: list[dict] = []
+    for lo in range(0, len(batch[0]), size):
+        parts.append(compute([t[lo : lo + size] for t in batch]))
+        release_memory()
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+
+
 def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     """TRAK from ``traker`` on the LoRA parameters (gradients taken through the LoRA weights only).
 
     The knob swept (``--sweep``) is the projection dimension. traker computes the same per-example gradients
     for every dimension, so they are kept per setup (keyed by the batch) and only traker's projection,
-    ``finalize_features`` and scoring run again per variant."""
+    ``finalize_features`` and scoring run again per variant. Memory (SmolLM2 went to 24 GiB and the OOM killer
+    before): per-example gradients in slices of ``TRAK_GRAD_BATCH`` with the heap trimmed after each, traker's
+    ``BasicProjector`` in blocks of at most 512 columns (``params x 512`` float32, 0.9 GB on SmolLM2), and
+    featurizing / scoring in batches of ``TRAK_FEATURIZE_BATCH`` / ``TRAK_QUERY_BATCH`` (one projection each)."""
     from trak import TRAKer
     from trak.modelout_functions import AbstractModelOutput
     from trak.projectors import BasicProjector, ProjectionType
@@ -445,7 +488,7 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     def cached_per_sample(batch):
         key = batch_key("g", batch)
         if key not in grads_memo:
-            grads_memo[key] = per_sample(batch=batch)
+            grads_memo[key] = chunked_per_sample(lambda part: per_sample(batch=part), batch, TRAK_GRAD_BATCH)
         return grads_memo[key]
 
     def cached_loss_grad(batch):
@@ -459,8 +502,8 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     first = "trak_featurize_s" not in setup.timings
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     traker.load_checkpoint(state, model_id=0)
-    for lo in range(0, len(setup.chunks), 8):
-        b = _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id)
+    for lo in range(0, len(setup.chunks), TRAK_FEATURIZE_BATCH):
+        b = _lm_batch(setup.chunks[lo : lo + TRAK_FEATURIZE_BATCH], setup.pad_id)
         traker.featurize(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=len(b["input_ids"]))
     traker.finalize_features()
     if not getattr(projector, "proj_matrix_available", True):
@@ -474,9 +517,9 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
         counter[0] += 1
         name = f"q{counter[0]}"
         traker.start_scoring_checkpoint(exp_name=name, checkpoint=state, model_id=0, num_targets=len(queries))
-        for q in queries:  # one query per call: queries have different lengths
-            b = _query_batch(q)
-            traker.score(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=1)
+        for lo in range(0, len(queries), TRAK_QUERY_BATCH):
+            group = [_query_batch(q) for q in queries[lo : lo + TRAK_QUERY_BATCH]]
+            traker.score(batch=padded_batch(group, setup.pad_id), num_samples=len(group))
         scores = np.asarray(traker.finalize_scores(exp_name=name), dtype=np.float64)
         return [_by_owner(owners, scores[:, j].tolist()) for j in range(len(queries))]
 
@@ -681,8 +724,10 @@ def retrained_likelihoods(texts: list[str], base: str, config: TrainConfig, quer
     train, _ = split_eval(tokenize_documents(docs, loaded.tokenizer, config.seq_len), config.eval_fraction,
                           config.seed)  # fmt: skip
     model = attach_lora(loaded.model, config.lora_config(), config.seed)
+    # the index capture (hooks that only read the backward) is an artefact too: off, the same training is faster
+    plain = dataclasses.replace(config, index_capture="pass")
     with tempfile.TemporaryDirectory(prefix="lm-lds-") as run_dir:
-        train_loop(model, loaded.tokenizer, train, config, Path(run_dir))
+        train_loop(model, loaded.tokenizer, train, plain, Path(run_dir))
     model.eval()
     task = LanguageModelTask()
     with torch.no_grad():
@@ -758,38 +803,51 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
     masks = np.zeros((args.lds_subsets, n), dtype=bool)
     for s in range(args.lds_subsets):
         masks[s, rng.permutation(n)[: n // 2]] = True
-    started = time.perf_counter()
-    truth = lds_truth(texts, masks, base, config, queries)
-    truth_seconds = time.perf_counter() - started
     # the cheap retrain is the factory's training: on the full set it reproduces the trained model's likelihoods
+    # (checked first, so a retrain that drifted from the factory fails before an hour of subsets)
     check = retrained_likelihoods(texts, base, config, queries[:3])
     with torch.no_grad():
         direct = [float(LanguageModelTask().measurement(setup.model32, _query_batch(q))[0]) for q in queries[:3]]
     assert np.allclose(check, direct, rtol=1e-4, atol=1e-3), f"retrain {check} != factory model {direct}"
+    print(f"  lds retrain check: {check} = factory model {direct}", flush=True)
+    started = time.perf_counter()
+    truth = lds_truth(texts, masks, base, config, queries)
+    truth_seconds = time.perf_counter() - started
     ids = [str(i + 1) for i in range(n)]
     out: dict[str, Any] = {}
     kept: dict[str, list] = {}
+    run_key = _digest({"part": "lds", "base": base, "manifest": full["manifest"], "masks": masks.tolist(),
+                       "queries": [[q.prompt, q.output] for q in queries], "v": ARTEFACTS_VERSION})  # fmt: skip
+    partial = partial_path(args, "lds")
+    done = read_partial(partial, run_key) if args.resume else {}
     for name in names:
+        if name in done.get("methods", {}) and not done["methods"][name].get("error"):
+            out[name], kept[name] = done["methods"][name], done.get("kept", {}).get(name, [])
+            print(f"  lds {name}: {out[name]} (from {partial.name})", flush=True)
+            continue
         started = time.perf_counter()
         try:
-            method = method_factory(name)(setup)
-            results = _run_all(method, queries)[0]
+            results, peak = measured(name, lambda name=name: _run_all(method_factory(name)(setup), queries)[0])
             kept[name] = results
             preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
             value, error = lds_with_error(preds, truth)
-            out[name] = {"lds": value, "lds_se": error, "seconds": time.perf_counter() - started}
+            out[name] = {"lds": value, "lds_se": error, "seconds": time.perf_counter() - started, "peak_rss_mb": peak}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             out[name] = {"lds": None, "seconds": time.perf_counter() - started, "error": f"{type(exc).__name__}: {exc}"}
         print(f"  lds {name}: {out[name]}", flush=True)
+        write_partial(partial, run_key, {"methods": out, "kept": kept})
     info = {"docs": n, "subsets": int(len(masks)), "queries": len(queries), "config": config.to_dict(),
             "truth_seconds": truth_seconds, "truth_loglik_std_over_subsets": float(truth.std(0).mean()),
             "full_model": full, "rule_sweep": lds_rule_sweep(kept, masks, truth, ids)}  # fmt: skip
     return {"methods": out, "info": info}
 
 
-LDS_STEPS = {"tiny": 40, "smollm2": 24}
-# tiny:0 learns slowly at the fact-tracing rate; LM-LDS retrains 33 times, so it takes fewer, larger steps
-LDS_SETTINGS = {"tiny": {"lr": 1e-2}}
+LDS_STEPS = {"tiny": 40, "smollm2": 4}
+# tiny:0 learns slowly at the fact-tracing rate; LM-LDS retrains 33 times, so it takes fewer, larger steps.
+# SmolLM2's reduced config, to fit 33 trainings in about an hour on a shared 2-core machine (one retrain ~2 min on
+# one core at load 7, against 12-44 min for 24 steps of 8 rows): 4 steps of 2 packed rows of 256 tokens (8 rows,
+# about half of a 50-contribution half-subset), at a higher rate so the adapter moves in 4 steps
+LDS_SETTINGS = {"tiny": {"lr": 1e-2}, "smollm2": {"batch_size": 2, "lr": 5e-3}}
 
 
 def lds_rule_sweep(kept: dict[str, list], masks: np.ndarray, truth: np.ndarray, ids: list[str]) -> list[dict]:
@@ -851,11 +909,36 @@ def fmt_table(rows: dict[str, dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_partial(args, facts: dict, facts_greedy: dict, errors: dict) -> None:
-    """Results so far (a long run that is stopped still leaves its finished methods on disk)."""
+def partial_path(args, part: str) -> Path:
+    """Where a part's finished rows go while the run goes on (``<results>.<part>.partial.json``)."""
     out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"
-    partial = out.with_name(out.stem + ".partial.json")
-    partial.write_text(json.dumps({"facts": facts, "facts_greedy": facts_greedy, "errors": errors}, indent=2) + "\n")
+    return out.with_name(f"{out.stem}.{part}.partial.json")
+
+
+def write_partial(path: Path, run_key: str, rows: dict[str, Any]) -> None:
+    """Save the rows finished so far, atomically, after every method (a run that is stopped or killed keeps
+    them; ``--resume`` reuses them when ``run_key``, a digest of everything that decides the rows, matches)."""
+    record = (json.dumps({"run_key": run_key, **rows}, indent=2, sort_keys=True) + "\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda handle: handle.write(record))
+
+
+def read_partial(path: Path, run_key: str) -> dict[str, Any]:
+    """The rows a stopped run of the same ``run_key`` left in ``path`` (empty if none, or from another run)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if data.get("run_key") == run_key else {}
+
+
+def measured(name: str, run: Callable[[], Any]) -> tuple[Any, float | None]:
+    """``run()`` and the peak resident memory (MiB) of the process while it ran (heap trimmed first, so one
+    method's garbage is not counted against the next)."""
+    release_memory()
+    with PeakRss() as peak:
+        value = run()
+    return value, (round(peak.peak_mb, 1) if peak.peak_mb is not None else None)
 
 
 def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, owners: dict[str, str]) -> list:
@@ -883,10 +966,18 @@ def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, o
 
 SWEEP = {
     "less": ["less", "less:no-precond", "less:no-norm", "less:plain"],
-    "trak": ["trak:proj=256", "trak:proj=512", "trak:proj=2048"],
+    "trak": ["trak:proj=64", "trak:proj=128", "trak:proj=256", "trak:proj=512", "trak:proj=2048"],
     "ekfac": ["ekfac:damping=1e-8", "ekfac:damping=1e-4", "ekfac:damping=heuristic"],
 }
-METRICS = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
+METRICS = [
+    "recall_at_1",
+    "mrr",
+    "author_share",
+    "copy_original_share",
+    "copy_copier_share",
+    "score_ms_p50",
+    "peak_rss_mb",
+]
 
 
 def method_factory(name: str) -> Callable[[Setup], Method]:
@@ -967,20 +1058,36 @@ def fact_tracing(args, corpus: Corpus, config: TrainConfig, names: list[str]) ->
     queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)
     greedy = [] if args.no_greedy else greedy_queries(setup.model32, setup.tokenizer, queries)
     print(f"queries: {len(queries)} teacher-forced, {len(greedy)} correct greedy answers", flush=True)
+    run_key = _digest({"part": "facts", "base": args.base, "manifest": info["manifest"], "greedy": len(greedy),
+                       "queries": [[q.prompt, q.output] for q in queries], "v": ARTEFACTS_VERSION})  # fmt: skip
+    partial = partial_path(args, "facts")
+    done = read_partial(partial, run_key) if args.resume else {}
     facts, facts_greedy, errors, kept = {}, {}, {}, {}
     for name in names:
+        if name in done.get("facts", {}) and name not in done.get("errors", {}):
+            facts[name], kept[name] = done["facts"][name], done.get("kept", {}).get(name, [])
+            if name in done.get("facts_greedy", {}):
+                facts_greedy[name] = done["facts_greedy"][name]
+            print(f"{name}: {facts[name]} (from {partial.name})", flush=True)
+            continue
         started = time.perf_counter()
-        try:
+
+        def run(name: str = name) -> None:
             method = method_factory(name)(setup)
             kept[name] = []
             facts[name] = evaluate(method, queries, corpus, owners, kept[name])
             if greedy:
                 facts_greedy[name] = evaluate(method, greedy, corpus, owners)
+
+        try:
+            peak = measured(name, run)[1]
+            facts[name] |= {"peak_rss_mb": peak, "seconds": time.perf_counter() - started}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             errors[name] = f"{type(exc).__name__}: {exc}"
             facts[name] = {k: None for k in METRICS}
         print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
-        write_partial(args, facts, facts_greedy, errors)
+        write_partial(partial, run_key, {"facts": facts, "facts_greedy": facts_greedy, "errors": errors,
+                                         "kept": kept})  # fmt: skip
     fill_shared_times(facts)
     return {"facts": facts, "facts_greedy": facts_greedy, "errors": errors, "train": info, "queries": len(queries),
             "greedy_correct": len(greedy), "combine_sweep": combine_sweep(kept, queries, corpus, owners),
@@ -1044,6 +1151,8 @@ def main() -> None:
         help="how the factory takes the index's gradients (default: the factory's, backward)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--resume", action="store_true", help="reuse the rows a stopped run of the same "
+                        "configuration left in <results>.facts.partial.json / <results>.lds.partial.json")  # fmt: skip
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
@@ -1067,7 +1176,7 @@ def main() -> None:
     summary_facts, summary_lds = summarise(facts, best_facts), summarise(lds, best_lds)
     result = {
         "facts": {m: {k: r.get(k) for k in METRICS} for m, r in summary_facts.items()},
-        "lds": {m: {"lds": r.get("lds"), "seconds": r.get("seconds")} for m, r in summary_lds.items()},
+        "lds": {m: {k: r.get(k) for k in ("lds", "seconds", "peak_rss_mb")} for m, r in summary_lds.items()},
         "facts_greedy": part_a.get("facts_greedy", {}),
         "meta": {
             "base": args.base, "config": config.to_dict(), "train": part_a.get("train"),
@@ -1085,7 +1194,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     keep_other_part(out, result, facts=bool(facts), lds=bool(lds))
     atomic_write(out, lambda handle: handle.write((json.dumps(result, indent=2, sort_keys=True) + "\n").encode()))
-    out.with_name(out.stem + ".partial.json").unlink(missing_ok=True)  # the finished run replaces what it left
+    for part in ("facts", "lds"):  # the finished run replaces what it left
+        partial_path(args, part).unlink(missing_ok=True)
     parts = [f"\n## LM attribution on {args.base} ({dt.date.today().isoformat()})\n\n",
              f"`nice -n 10 .venv/bin/python benchmarks/lm_attribution.py {shlex.join(sys.argv[1:])}` (load "
              f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.threads} threads)\n"]  # fmt: skip
@@ -1104,10 +1214,10 @@ def main() -> None:
                      f"queries, {info['config']['steps']} steps per retrain; lds_se = standard error over the queries; "
                      "seconds = the method's own work)"
                      + (", each peer at its best knob value" if args.sweep else "") + ":\n\n"
-                     + fmt_table(summary_lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
+                     + fmt_table(summary_lds, ["lds", "lds_se", "seconds", "peak_rss_mb"]) + "\n")  # fmt: skip
         if len(summary_lds) < len(lds):
             parts.append("\nEvery variant (a peer's later variants reuse its first one's gradients):\n\n"
-                         + fmt_table(lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
+                         + fmt_table(lds, ["lds", "lds_se", "seconds", "peak_rss_mb"]) + "\n")  # fmt: skip
         sweep = sorted(info["rule_sweep"], key=lambda r: -r["lds"])[:5]
         if sweep:
             parts.append("\nLM-LDS of other combine rules on the same signals (best 5 of "
