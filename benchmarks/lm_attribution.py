@@ -738,10 +738,14 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfig, queries: list[Query]) -> np.ndarray:
+def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfig, queries: list[Query],
+              stop_at: float | None = None) -> tuple[np.ndarray, list[int]]:  # fmt: skip
     """Ground truth ``[subsets, queries]``: each subset retrained (``retrained_likelihoods``), every subset cached
-    under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries)."""
+    under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries). No retrain
+    starts after the epoch time ``stop_at``; returns the rows of the finished subsets and their indices (a later
+    run with the same configuration retrains only the missing ones)."""
     truth = np.zeros((len(masks), len(queries)))
+    done: list[int] = []
     common = {"base": base, "config": config.to_dict(), "queries": [[q.prompt, q.output] for q in queries],
               "v": ARTEFACTS_VERSION}  # fmt: skip
     for s, mask in enumerate(masks):
@@ -749,6 +753,9 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
         path = CACHE / "lm_lds" / f"{base.replace(':', '')}-{_digest({**common, 'texts': keep})}.json"
         if path.is_file():
             truth[s] = json.loads(path.read_text())["loglik"]
+            done.append(s)
+            continue
+        if stop_at is not None and time.time() >= stop_at:
             continue
         started = time.perf_counter()
         values = retrained_likelihoods(keep, base, config, queries)
@@ -756,8 +763,21 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
         record = json.dumps({"loglik": values, "seconds": time.perf_counter() - started}).encode()
         atomic_write(path, lambda handle, record=record: handle.write(record))
         truth[s] = values
+        done.append(s)
         print(f"  lds subset {s + 1}/{len(masks)} retrained in {time.perf_counter() - started:.1f} s", flush=True)
-    return truth
+    return truth[done], done
+
+
+def stop_time(hhmm: str | None, now: dt.datetime | None = None) -> float | None:
+    """The epoch time of ``HH:MM`` UTC today (``--lds-stop-at``), or ``None``."""
+    if not hhmm:
+        return None
+    try:
+        hour, minute = (int(x) for x in hhmm.split(":"))
+        moment = (now or dt.datetime.now(dt.UTC)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError as exc:
+        raise SystemExit(f"error: --lds-stop-at wants HH:MM (UTC), got {hhmm!r}") from exc
+    return moment.timestamp()
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -810,9 +830,6 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
         direct = [float(LanguageModelTask().measurement(setup.model32, _query_batch(q))[0]) for q in queries[:3]]
     assert np.allclose(check, direct, rtol=1e-4, atol=1e-3), f"retrain {check} != factory model {direct}"
     print(f"  lds retrain check: {check} = factory model {direct}", flush=True)
-    started = time.perf_counter()
-    truth = lds_truth(texts, masks, base, config, queries)
-    truth_seconds = time.perf_counter() - started
     ids = [str(i + 1) for i in range(n)]
     out: dict[str, Any] = {}
     kept: dict[str, list] = {}
@@ -820,26 +837,44 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
                        "queries": [[q.prompt, q.output] for q in queries], "v": ARTEFACTS_VERSION})  # fmt: skip
     partial = partial_path(args, "lds")
     done = read_partial(partial, run_key) if args.resume else {}
+    # the methods score first (their scores do not depend on the ground truth, and are saved as they finish), so
+    # a run that must stop before every subset is retrained still gives each method's LDS on the finished ones
     for name in names:
         if name in done.get("methods", {}) and not done["methods"][name].get("error"):
             out[name], kept[name] = done["methods"][name], done.get("kept", {}).get(name, [])
-            print(f"  lds {name}: {out[name]} (from {partial.name})", flush=True)
+            print(f"  lds {name}: scores from {partial.name}", flush=True)
             continue
         started = time.perf_counter()
         try:
-            results, peak = measured(name, lambda name=name: _run_all(method_factory(name)(setup), queries)[0])
-            kept[name] = results
-            preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
-            value, error = lds_with_error(preds, truth)
-            out[name] = {"lds": value, "lds_se": error, "seconds": time.perf_counter() - started, "peak_rss_mb": peak}
+            kept[name], peak = measured(name, lambda name=name: _run_all(method_factory(name)(setup), queries)[0])
+            out[name] = {"seconds": time.perf_counter() - started, "peak_rss_mb": peak}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             out[name] = {"lds": None, "seconds": time.perf_counter() - started, "error": f"{type(exc).__name__}: {exc}"}
-        print(f"  lds {name}: {out[name]}", flush=True)
+        print(f"  lds {name}: scored, {out[name]}", flush=True)
         write_partial(partial, run_key, {"methods": out, "kept": kept})
-    info = {"docs": n, "subsets": int(len(masks)), "queries": len(queries), "config": config.to_dict(),
-            "truth_seconds": truth_seconds, "truth_loglik_std_over_subsets": float(truth.std(0).mean()),
-            "full_model": full, "rule_sweep": lds_rule_sweep(kept, masks, truth, ids)}  # fmt: skip
-    return {"methods": out, "info": info}
+    started = time.perf_counter()
+    truth, finished = lds_truth(texts, masks, base, config, queries, stop_time(args.lds_stop_at))
+    truth_seconds = time.perf_counter() - started
+    masks = masks[finished]
+    for name, results in kept.items():
+        if out[name].get("error") or len(finished) < 3:
+            continue
+        preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
+        out[name]["lds"], out[name]["lds_se"] = lds_with_error(preds, truth)
+        print(f"  lds {name}: {out[name]}", flush=True)
+    info = {
+        "docs": n,
+        "subsets": len(finished),
+        "subsets_planned": args.lds_subsets,
+        "queries": len(queries),
+        "config": config.to_dict(),
+        "truth_seconds": truth_seconds,
+        "retrain_check": [check, direct],
+        "truth_loglik_std_over_subsets": float(truth.std(0).mean()) if len(finished) else None,
+        "full_model": full,
+        "rule_sweep": lds_rule_sweep(kept, masks, truth, ids) if len(finished) >= 3 else [],
+    }
+    return {"methods": out, "info": info}  # fmt: skip
 
 
 LDS_STEPS = {"tiny": 40, "smollm2": 4}
@@ -1138,6 +1173,9 @@ def main() -> None:
     parser.add_argument("--lds-subsets", type=int, default=32)
     parser.add_argument("--lds-queries", type=int, default=40)
     parser.add_argument("--lds-steps", type=int, default=None, help=f"training steps of LM-LDS (default {LDS_STEPS})")
+    parser.add_argument("--lds-stop-at", default=None, metavar="HH:MM",
+                        help="start no LM-LDS retrain after this UTC time; LDS is taken over the subsets "
+                             "finished (cached: a rerun adds the rest)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--plain-gradients",
@@ -1210,8 +1248,9 @@ def main() -> None:
                      + fmt_table(part_a["facts_greedy"], METRICS) + "\n")  # fmt: skip
     if lds:
         info = lds_run["info"]
-        parts.append(f"\nLM-LDS ({info['subsets']} half-subsets of {info['docs']} contributions, {info['queries']} "
-                     f"queries, {info['config']['steps']} steps per retrain; lds_se = standard error over the queries; "
+        parts.append(f"\nLM-LDS ({info['subsets']} of {info['subsets_planned']} half-subsets of {info['docs']} "
+                     f"contributions, {info['queries']} queries, {info['config']['steps']} steps per retrain; "
+                     "lds_se = standard error over the queries; "
                      "seconds = the method's own work)"
                      + (", each peer at its best knob value" if args.sweep else "") + ":\n\n"
                      + fmt_table(summary_lds, ["lds", "lds_se", "seconds", "peak_rss_mb"]) + "\n")  # fmt: skip

@@ -123,3 +123,31 @@ def test_trak_gradients_of_padded_query_batches_in_slices_equal_each_query_alone
         for name in lora:
             assert alone[name][0].abs().sum() > 0
             torch.testing.assert_close(together[name][i], alone[name][0], rtol=1e-4, atol=1e-6)
+
+
+def test_stop_time_is_today_at_the_given_utc_minute_and_refuses_garbage(lm):
+    import datetime as dt
+
+    now = dt.datetime(2026, 11, 29, 18, 40, 12, tzinfo=dt.UTC)
+    assert lm.stop_time("20:05", now) == dt.datetime(2026, 11, 29, 20, 5, tzinfo=dt.UTC).timestamp()
+    assert lm.stop_time(None, now) is None
+    with pytest.raises(SystemExit, match="error: --lds-stop-at wants HH:MM"):
+        lm.stop_time("8pm", now)
+
+
+def test_lds_truth_past_its_stop_time_returns_only_the_cached_subsets(lm, tmp_path, monkeypatch):
+    """A stopped LM-LDS keeps what finished: past ``stop_at`` no retrain starts, cached subsets still count."""
+    from attribution_oracle.factory import TrainConfig
+
+    monkeypatch.setattr(lm, "CACHE", tmp_path)
+    texts = ["alpha", "beta", "gamma", "delta"]
+    masks = __import__("numpy").array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]], dtype=bool)
+    queries = [lm.Query(prompt=[1], output=[2], question="", answer="", doc=0, kind="teacher")]
+    config = TrainConfig(steps=1)
+    common = {"base": "tiny:0", "config": config.to_dict(), "queries": [[[1], [2]]], "v": lm.ARTEFACTS_VERSION}
+    cached = tmp_path / "lm_lds" / f"tiny0-{lm._digest({**common, 'texts': ['gamma', 'delta']})}.json"
+    cached.parent.mkdir()
+    cached.write_text('{"loglik": [-1.5], "seconds": 1.0}')
+    truth, done = lm.lds_truth(texts, masks, "tiny:0", config, queries, stop_at=0.0)
+    assert done == [1]
+    assert truth.tolist() == [[-1.5]]
