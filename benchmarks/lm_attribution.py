@@ -30,6 +30,10 @@ Ground truth is the log-likelihood of held-out query answers (teacher-forced) un
 per subset under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries), so
 a stopped run resumes. Each method's scores on the full model predict it by subset sums; LDS = mean Spearman
 over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other combine rules on the same signals.
+The methods score before the retrains (saved as they finish), and ``--lds-stop-at HH:MM`` starts no retrain after
+that UTC time, so a run that has to stop reports LDS over the subsets it finished. SmolLM2's LM-LDS uses a reduced
+config (``LDS_SETTINGS``): 4 steps of 2 packed rows of 256 tokens at lr 5e-3, so 33 trainings fit in about an hour
+on one shared core instead of 7.5 hours (see BENCHMARKS.md).
 
 Peers' knobs (``--sweep``): LESS with and without AdamW preconditioning and unit normalisation, TRAK at
 projection dimensions 64 / 128 / 256 / 512 / 2048 (fact tracing has 224 training chunks), EK-FAC at damping 1e-8
@@ -44,7 +48,11 @@ reuses them in a rerun of the same configuration (a killed run loses only the me
 
     nice -n 10 .venv/bin/python benchmarks/lm_attribution.py                   # tiny:0 (fast mode)
     nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --lds-only --sweep --threads 1   # LM-LDS, tiny:0
-    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2 --steps 24 --sweep  # the real model
+    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2 --sweep --threads 1  # the real model
+    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2 --lds-only --sweep --threads 1 --resume
+
+On a loaded machine use ``--threads 1``: two OpenMP threads on two cores shared with other processes spin and
+made a SmolLM2 forward 5-40x slower here.
 """
 
 from __future__ import annotations
@@ -415,7 +423,7 @@ class _LMOutput:
         return (((1 - p) * keep).sum(-1) / keep.sum(-1).clamp(min=1)).detach().unsqueeze(-1)
 
 
-TRAK_GRAD_BATCH = 4  # examples per torch.func per-example-gradient call (vmap's peak grows with it)
+TRAK_GRAD_BATCH = 8  # examples per slice of per-example gradients (the heap is trimmed after each)
 TRAK_FEATURIZE_BATCH = 32  # examples per traker.featurize / score call (each call regenerates the projection)
 TRAK_QUERY_BATCH = 8  # queries scored together, right-padded (padding changes no real token's margin)
 
@@ -430,6 +438,20 @@ def padded_batch(rows: list[dict[str, torch.Tensor]], pad_id: int) -> list[torch
         out.append(torch.cat([torch.nn.functional.pad(r[key], (0, width - r[key].shape[1]), value=fill)
                               for r in rows]))  # fmt: skip
     return out
+
+
+def looped_output_grads(output: Any, model: torch.nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-example gradients of traker's model output (``output.get_output``) with respect to the trainable (LoRA)
+    parameters, one example at a time with an ordinary backward: the values of traker's ``torch.func.vmap``
+    per-example gradients, with the memory of one example (on SmolLM2 vmap kept GiBs per call)."""
+    weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    buffers = dict(model.named_buffers())
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in weights}
+    for i in range(len(batch[0])):
+        value = output.get_output(model, weights, buffers, *(t[i] for t in batch))
+        for name, grad in zip(weights, torch.autograd.grad(value, list(weights.values())), strict=True):
+            out[name].append(grad.detach())
+    return {n: torch.stack(v) for n, v in out.items()}
 
 
 def chunked_per_sample(compute: Callable[[list[torch.Tensor]], dict], batch: list[torch.Tensor],
@@ -450,7 +472,9 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     The knob swept (``--sweep``) is the projection dimension. traker computes the same per-example gradients
     for every dimension, so they are kept per setup (keyed by the batch) and only traker's projection,
     ``finalize_features`` and scoring run again per variant. Memory (SmolLM2 went to 24 GiB and the OOM killer
-    before): per-example gradients in slices of ``TRAK_GRAD_BATCH`` with the heap trimmed after each, traker's
+    before): per-example gradients of traker's model output one example at a time (``looped_output_grads``, the
+    values of traker's vmap), the heap trimmed after every ``TRAK_GRAD_BATCH``, traker's out-to-loss forward under
+    ``no_grad``, traker's
     ``BasicProjector`` in blocks of at most 512 columns (``params x 512`` float32, 0.9 GB on SmolLM2), and
     featurizing / scoring in batches of ``TRAK_FEATURIZE_BATCH`` / ``TRAK_QUERY_BATCH`` (one projection each)."""
     from trak import TRAKer
@@ -480,21 +504,28 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
 
     computer.load_model_params = lora_only
     grads_memo = setup.memo.setdefault("trak", {})
-    per_sample, loss_grad = computer.compute_per_sample_grad, computer.compute_loss_grad
+    loss_grad = computer.compute_loss_grad
 
     def batch_key(what: str, batch) -> str:
         return what + hashlib.sha256(b"".join(t.numpy().tobytes() for t in batch)).hexdigest()
 
+    task = traker.task
+
     def cached_per_sample(batch):
         key = batch_key("g", batch)
         if key not in grads_memo:
-            grads_memo[key] = chunked_per_sample(lambda part: per_sample(batch=part), batch, TRAK_GRAD_BATCH)
+            grads_memo[key] = chunked_per_sample(lambda part: looped_output_grads(task, model, part), batch,
+                                                 TRAK_GRAD_BATCH)  # fmt: skip
         return grads_memo[key]
 
     def cached_loss_grad(batch):
         key = batch_key("l", batch)
         if key not in grads_memo:
-            grads_memo[key] = loss_grad(batch)
+            # traker's out-to-loss term is a plain forward (its result is detached): without no_grad the forward
+            # keeps the whole batch's activations for a backward that never comes (GiBs for 32 SmolLM2 chunks)
+            with torch.no_grad():
+                grads_memo[key] = loss_grad(batch)
+            release_memory()
         return grads_memo[key]
 
     computer.compute_per_sample_grad = cached_per_sample

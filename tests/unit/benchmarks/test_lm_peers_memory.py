@@ -93,8 +93,9 @@ def test_chunked_per_sample_concatenates_slices_in_order(lm):
 
 
 def test_trak_gradients_of_padded_query_batches_in_slices_equal_each_query_alone(lm):
-    """TRAK on SmolLM2 scores queries in right-padded groups and takes per-example gradients in slices; neither
-    may change a query's gradient (the causal mask keeps padding out of every real token's logits)."""
+    """TRAK on SmolLM2 scores queries in right-padded groups and takes per-example gradients in slices, one example
+    at a time; none of it may change a query's gradient from traker's own vmap on the query alone (the causal mask
+    keeps padding out of every real token's logits)."""
     from trak.gradient_computers import FunctionalGradientComputer
 
     from attribution_oracle.factory.peft_lora import attach_lora
@@ -117,12 +118,14 @@ def test_trak_gradients_of_padded_query_batches_in_slices_equal_each_query_alone
     rows = [lm._query_batch(q) for q in queries]
     padded = lm.padded_batch(rows, pad_id=0)
     assert padded[0].shape == (3, 7) and padded[2][2, 3:].eq(-100).all() and padded[1][0, 5:].eq(0).all()
-    together = lm.chunked_per_sample(lambda part: computer.compute_per_sample_grad(batch=part), padded, size=2)
+    looped = lm.chunked_per_sample(lambda part: lm.looped_output_grads(lm._LMOutput(), model, part), padded, size=2)
+    vmapped = lm.chunked_per_sample(lambda part: computer.compute_per_sample_grad(batch=part), padded, size=2)
     for i, row in enumerate(rows):
         alone = computer.compute_per_sample_grad(batch=[row["input_ids"], row["attention_mask"], row["labels"]])
         for name in lora:
             assert alone[name][0].abs().sum() > 0
-            torch.testing.assert_close(together[name][i], alone[name][0], rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(vmapped[name][i], alone[name][0], rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(looped[name][i], alone[name][0], rtol=1e-4, atol=1e-6)
 
 
 def test_stop_time_is_today_at_the_given_utc_minute_and_refuses_garbage(lm):
