@@ -1265,8 +1265,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     keep_other_part(out, result, facts=bool(facts), lds=bool(lds))
     atomic_write(out, lambda handle: handle.write((json.dumps(result, indent=2, sort_keys=True) + "\n").encode()))
-    for part in ("facts", "lds"):  # the finished run replaces what it left
-        partial_path(args, part).unlink(missing_ok=True)
+    for part, ran in (("facts", not args.lds_only), ("lds", args.lds or args.lds_only)):
+        if ran:  # the finished part replaces what it left (another part's stopped run keeps its file)
+            partial_path(args, part).unlink(missing_ok=True)
     parts = [f"\n## LM attribution on {args.base} ({dt.date.today().isoformat()})\n\n",
              f"`nice -n 10 .venv/bin/python benchmarks/lm_attribution.py {shlex.join(sys.argv[1:])}` (load "
              f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.threads} threads)\n"]  # fmt: skip
