@@ -557,6 +557,9 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     return Batched(batch, shared="trak")
 
 
+EKFAC_FIT_EXAMPLES: int | None = None  # --ekfac-fit-examples: kronfluence's covariance/lambda_max_examples (None: all)
+
+
 def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
     """Kronfluence EK-FAC influence on the LoRA modules (lora_A / lora_B linear layers).
 
@@ -629,8 +632,10 @@ def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
         analyzer = Analyzer(analysis_name="lm", model=prepared, task=task, output_dir=scratch_dir(
             "kronfluence-"), disable_tqdm=True, disable_model_save=True, cpu=True)  # fmt: skip
         started = time.perf_counter()
+        fit = {"covariance_max_examples": EKFAC_FIT_EXAMPLES, "lambda_max_examples": EKFAC_FIT_EXAMPLES}
         analyzer.fit_all_factors(factors_name="ekfac", dataset=Rows(train_items), per_device_batch_size=8,
-                                 factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)  # fmt: skip
+                                 factor_args=FactorArguments(strategy="ekfac", **fit),
+                                 overwrite_output_dir=True)  # fmt: skip
         setup.timings["ekfac_factors_s"] = time.perf_counter() - started
         memo.update(analyzer=analyzer, train_set=Rows(train_items), counter=0)
     analyzer, train_set = memo["analyzer"], memo["train_set"]
@@ -1222,12 +1227,17 @@ def main() -> None:
         help="how the factory takes the index's gradients (default: the factory's, backward)",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ekfac-fit-examples", type=int, default=None, metavar="N",
+                        help="fit EK-FAC's covariance and eigenvalue correction on the first N training chunks "
+                             "(kronfluence's covariance/lambda_max_examples; default all)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="reuse the rows a stopped run of the same "
                         "configuration left in <results>.facts.partial.json / <results>.lds.partial.json")  # fmt: skip
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global EKFAC_FIT_EXAMPLES
+    EKFAC_FIT_EXAMPLES = args.ekfac_fit_examples
     load_before = os.getloadavg()
     names = expand_methods(args.methods, args.sweep)
     for name in names:
