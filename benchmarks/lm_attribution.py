@@ -158,8 +158,8 @@ def trained_model(texts: list[str], contributors: list[int], base: str, config: 
                                     sort_keys=True).encode()).hexdigest()[:16]  # fmt: skip
     root = CACHE / "lm_attribution" / f"{tag}-{key}"
     done = root / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if done.is_file():  # the cache is shared by worktrees: its root is where it is now, not where it was made
+        return json.loads(done.read_text()) | {"root": str(root)}
     root.mkdir(parents=True, exist_ok=True)
     store, catalog = publish(root, texts, contributors)
     started = time.perf_counter()
