@@ -34,23 +34,36 @@ over queries. ``meta.lds_info.rule_sweep`` in the results gives the LDS of other
 pays the author most of the pool is held to). The ground truth's cache key leaves out the settings that shape only
 the attribution index (``INDEX_ONLY``), so the index ablations (``--gradient-estimator``, ``--proj-dim``,
 ``--attribution-checkpoints``, ``--index-capture``, ``--plain-gradients``) reuse the 32 cached retrains.
+The methods score before the retrains (saved as they finish), and ``--lds-stop-at HH:MM`` starts no retrain after
+that UTC time, so a run that has to stop reports LDS over the subsets it finished. SmolLM2's LM-LDS uses a reduced
+config (``LDS_SETTINGS``): 4 steps of 2 packed rows of 256 tokens at lr 5e-3, so 33 trainings fit in about an hour
+on one shared core instead of 7.5 hours (see BENCHMARKS.md).
 
 Peers' knobs (``--sweep``): LESS with and without AdamW preconditioning and unit normalisation, TRAK at
-projection dimensions 256 / 512 / 2048, EK-FAC at damping 1e-8 (kronfluence's default) / 1e-4 / its heuristic
-(0.1 x mean eigenvalue). The variants of a peer share its per-example gradients (EK-FAC its fitted factors); the
-table shows each peer at its best variant (fact tracing: by MRR then author share; LM-LDS: by LDS), the results
-file keeps every variant (``meta.facts_detail`` / ``meta.lds_detail``). A run of one part keeps the other part's
-results already in the results file (``meta.parts`` says which run each part comes from).
+projection dimensions 64 / 128 / 256 / 512 / 2048 (fact tracing has 224 training chunks), EK-FAC at damping 1e-8
+(kronfluence's default) / 1e-4 / its heuristic (0.1 x mean eigenvalue). The variants of a peer share its
+per-example gradients (EK-FAC its fitted factors); the table shows each peer at its best variant (fact tracing: by
+MRR then author share; LM-LDS: by LDS), the results file keeps every variant (``meta.facts_detail`` /
+``meta.lds_detail``). A run of one part keeps the other part's results already in the results file (``meta.parts``
+says which run each part comes from). ``peak_rss_mb``: the process's peak resident memory while the method ran
+(``peak_memory.PeakRss``; it includes what earlier methods keep, e.g. the model and a peer's cached gradients).
+Every finished method is saved at once to ``<results>.facts.partial.json`` / ``.lds.partial.json``; ``--resume``
+reuses them in a rerun of the same configuration (a killed run loses only the method it was in).
 
     nice -n 10 .venv/bin/python benchmarks/lm_attribution.py                   # tiny:0 (fast mode)
     nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --lds-only --sweep --threads 1   # LM-LDS, tiny:0
-    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2 --steps 24 --sweep  # the real model
+    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2 --sweep --threads 1  # the real model
+    nice -n 10 .venv/bin/python benchmarks/lm_attribution.py --base smollm2 --lds-only --sweep --threads 1 --resume
+
+On a loaded machine use ``--threads 1``: two OpenMP threads on two cores shared with other processes spin and
+made a SmolLM2 forward 5-40x slower here.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -77,6 +90,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_corpus import Corpus, make_corpus  # noqa: E402
+from peak_memory import PeakRss, release_memory  # noqa: E402
 
 from attribution_oracle.attribution import LanguageModelTask, contributor_shares  # noqa: E402
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model  # noqa: E402
@@ -148,8 +162,8 @@ def trained_model(texts: list[str], contributors: list[int], base: str, config: 
                                     sort_keys=True).encode()).hexdigest()[:16]  # fmt: skip
     root = CACHE / "lm_attribution" / f"{tag}-{key}"
     done = root / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    if done.is_file():  # the cache is shared by worktrees: its root is where it is now, not where it was made
+        return json.loads(done.read_text()) | {"root": str(root)}
     root.mkdir(parents=True, exist_ok=True)
     store, catalog = publish(root, texts, contributors)
     started = time.perf_counter()
@@ -348,8 +362,11 @@ def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Met
         memo["projector"] = Projector(shapes, dim=setup.proj_dim, seed=0)
         started = time.perf_counter()
         task = LanguageModelTask()
-        memo["train"] = [per_example_grads(model, task.loss, names, _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id))
-                         for lo in range(0, len(setup.chunks), 8)]  # fmt: skip
+        memo["train"] = []
+        for lo in range(0, len(setup.chunks), 8):
+            batch = _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id)
+            memo["train"].append(per_example_grads(model, task.loss, names, batch))
+            release_memory()  # vmap's freed temporaries stay in the C heap otherwise (GiBs per batch on SmolLM2)
         setup.timings["less_featurize_s"] = time.perf_counter() - started
         memo["queries"] = {}
     projector, scale = memo["projector"], memo["precond"]
@@ -370,6 +387,8 @@ def less(setup: Setup, precondition: bool = True, normalise: bool = True) -> Met
             # the query's *loss* gradient, as LESS takes the validation loss's: a training chunk whose loss gradient
             # points the same way is one whose gradient step lowers the query's loss (a positive, helpful score)
             memo["queries"][key] = per_example_grads(model, LanguageModelTask().loss, names, _query_batch(q))
+            if len(memo["queries"]) % 16 == 0:  # now and then: the trim is not free, and it is in the timed path
+                release_memory()
         sims = (train @ features(memo["queries"][key], False)[0]).tolist()
         out: dict[str, float] = {}
         for owner, value in zip(owners, sims, strict=True):
@@ -408,12 +427,60 @@ class _LMOutput:
         return (((1 - p) * keep).sum(-1) / keep.sum(-1).clamp(min=1)).detach().unsqueeze(-1)
 
 
+TRAK_GRAD_BATCH = 8  # examples per slice of per-example gradients (the heap is trimmed after each)
+TRAK_FEATURIZE_BATCH = 32  # examples per traker.featurize / score call (each call regenerates the projection)
+TRAK_QUERY_BATCH = 8  # queries scored together, right-padded (padding changes no real token's margin)
+
+
+def padded_batch(rows: list[dict[str, torch.Tensor]], pad_id: int) -> list[torch.Tensor]:
+    """Right-pad single-example batches (``input_ids`` / ``attention_mask`` / ``labels``, each ``[1, T]``) to one
+    ``[B, max T]`` batch: pad tokens get mask 0 and label -100, so under the causal mask no real token's logits or
+    label change."""
+    width = max(r["input_ids"].shape[1] for r in rows)
+    out = []
+    for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("labels", -100)):
+        out.append(torch.cat([torch.nn.functional.pad(r[key], (0, width - r[key].shape[1]), value=fill)
+                              for r in rows]))  # fmt: skip
+    return out
+
+
+def looped_output_grads(output: Any, model: torch.nn.Module, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-example gradients of traker's model output (``output.get_output``) with respect to the trainable (LoRA)
+    parameters, one example at a time with an ordinary backward: the values of traker's ``torch.func.vmap``
+    per-example gradients, with the memory of one example (on SmolLM2 vmap kept GiBs per call)."""
+    weights = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    buffers = dict(model.named_buffers())
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in weights}
+    for i in range(len(batch[0])):
+        value = output.get_output(model, weights, buffers, *(t[i] for t in batch))
+        for name, grad in zip(weights, torch.autograd.grad(value, list(weights.values())), strict=True):
+            out[name].append(grad.detach())
+    return {n: torch.stack(v) for n, v in out.items()}
+
+
+def chunked_per_sample(compute: Callable[[list[torch.Tensor]], dict], batch: list[torch.Tensor],
+                       size: int) -> dict[str, torch.Tensor]:  # fmt: skip
+    """``compute`` (per-example gradients ``{name: [B, ...]}``) over ``batch`` in slices of ``size`` examples,
+    concatenated, handing the C heap back to the OS after each slice: the same gradients as one call, with the
+    peak of ``size`` examples."""
+    parts: list[dict] = []
+    for lo in range(0, len(batch[0]), size):
+        parts.append(compute([t[lo : lo + size] for t in batch]))
+        release_memory()
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+
+
 def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     """TRAK from ``traker`` on the LoRA parameters (gradients taken through the LoRA weights only).
 
     The knob swept (``--sweep``) is the projection dimension. traker computes the same per-example gradients
     for every dimension, so they are kept per setup (keyed by the batch) and only traker's projection,
-    ``finalize_features`` and scoring run again per variant."""
+    ``finalize_features`` and scoring run again per variant. Memory (SmolLM2 went to 24 GiB and the OOM killer
+    before): per-example gradients of traker's model output one example at a time (``looped_output_grads``, the
+    values of traker's vmap), the heap trimmed after every ``TRAK_GRAD_BATCH``, traker's out-to-loss forward under
+    ``no_grad``, traker's
+    ``BasicProjector`` in blocks of at most 512 columns (``params x 512`` float32, 0.9 GB on SmolLM2), and
+    featurizing / scoring in batches of ``TRAK_FEATURIZE_BATCH`` / ``TRAK_QUERY_BATCH`` (one projection each)."""
     from trak import TRAKer
     from trak.modelout_functions import AbstractModelOutput
     from trak.projectors import BasicProjector, ProjectionType
@@ -441,21 +508,28 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
 
     computer.load_model_params = lora_only
     grads_memo = setup.memo.setdefault("trak", {})
-    per_sample, loss_grad = computer.compute_per_sample_grad, computer.compute_loss_grad
+    loss_grad = computer.compute_loss_grad
 
     def batch_key(what: str, batch) -> str:
         return what + hashlib.sha256(b"".join(t.numpy().tobytes() for t in batch)).hexdigest()
 
+    task = traker.task
+
     def cached_per_sample(batch):
         key = batch_key("g", batch)
         if key not in grads_memo:
-            grads_memo[key] = per_sample(batch=batch)
+            grads_memo[key] = chunked_per_sample(lambda part: looped_output_grads(task, model, part), batch,
+                                                 TRAK_GRAD_BATCH)  # fmt: skip
         return grads_memo[key]
 
     def cached_loss_grad(batch):
         key = batch_key("l", batch)
         if key not in grads_memo:
-            grads_memo[key] = loss_grad(batch)
+            # traker's out-to-loss term is a plain forward (its result is detached): without no_grad the forward
+            # keeps the whole batch's activations for a backward that never comes (GiBs for 32 SmolLM2 chunks)
+            with torch.no_grad():
+                grads_memo[key] = loss_grad(batch)
+            release_memory()
         return grads_memo[key]
 
     computer.compute_per_sample_grad = cached_per_sample
@@ -463,8 +537,8 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
     first = "trak_featurize_s" not in setup.timings
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     traker.load_checkpoint(state, model_id=0)
-    for lo in range(0, len(setup.chunks), 8):
-        b = _lm_batch(setup.chunks[lo : lo + 8], setup.pad_id)
+    for lo in range(0, len(setup.chunks), TRAK_FEATURIZE_BATCH):
+        b = _lm_batch(setup.chunks[lo : lo + TRAK_FEATURIZE_BATCH], setup.pad_id)
         traker.featurize(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=len(b["input_ids"]))
     traker.finalize_features()
     if not getattr(projector, "proj_matrix_available", True):
@@ -478,13 +552,16 @@ def trak(setup: Setup, proj_dim: int | None = None) -> Method:
         counter[0] += 1
         name = f"q{counter[0]}"
         traker.start_scoring_checkpoint(exp_name=name, checkpoint=state, model_id=0, num_targets=len(queries))
-        for q in queries:  # one query per call: queries have different lengths
-            b = _query_batch(q)
-            traker.score(batch=[b["input_ids"], b["attention_mask"], b["labels"]], num_samples=1)
+        for lo in range(0, len(queries), TRAK_QUERY_BATCH):
+            group = [_query_batch(q) for q in queries[lo : lo + TRAK_QUERY_BATCH]]
+            traker.score(batch=padded_batch(group, setup.pad_id), num_samples=len(group))
         scores = np.asarray(traker.finalize_scores(exp_name=name), dtype=np.float64)
         return [_by_owner(owners, scores[:, j].tolist()) for j in range(len(queries))]
 
     return Batched(batch, shared="trak")
+
+
+EKFAC_FIT_EXAMPLES: int | None = None  # --ekfac-fit-examples: kronfluence's covariance/lambda_max_examples (None: all)
 
 
 def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
@@ -559,8 +636,10 @@ def ekfac(setup: Setup, damping: float | None = 1e-8) -> Method:
         analyzer = Analyzer(analysis_name="lm", model=prepared, task=task, output_dir=scratch_dir(
             "kronfluence-"), disable_tqdm=True, disable_model_save=True, cpu=True)  # fmt: skip
         started = time.perf_counter()
+        fit = {"covariance_max_examples": EKFAC_FIT_EXAMPLES, "lambda_max_examples": EKFAC_FIT_EXAMPLES}
         analyzer.fit_all_factors(factors_name="ekfac", dataset=Rows(train_items), per_device_batch_size=8,
-                                 factor_args=FactorArguments(strategy="ekfac"), overwrite_output_dir=True)  # fmt: skip
+                                 factor_args=FactorArguments(strategy="ekfac", **fit),
+                                 overwrite_output_dir=True)  # fmt: skip
         setup.timings["ekfac_factors_s"] = time.perf_counter() - started
         memo.update(analyzer=analyzer, train_set=Rows(train_items), counter=0)
     analyzer, train_set = memo["analyzer"], memo["train_set"]
@@ -685,8 +764,10 @@ def retrained_likelihoods(texts: list[str], base: str, config: TrainConfig, quer
     train, _ = split_eval(tokenize_documents(docs, loaded.tokenizer, config.seq_len), config.eval_fraction,
                           config.seed)  # fmt: skip
     model = attach_lora(loaded.model, config.lora_config(), config.seed)
+    # the index capture (hooks that only read the backward) is an artefact too: off, the same training is faster
+    plain = dataclasses.replace(config, index_capture="pass")
     with tempfile.TemporaryDirectory(prefix="lm-lds-") as run_dir:
-        train_loop(model, loaded.tokenizer, train, config, Path(run_dir))
+        train_loop(model, loaded.tokenizer, train, plain, Path(run_dir))
     model.eval()
     task = LanguageModelTask()
     with torch.no_grad():
@@ -697,10 +778,14 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfig, queries: list[Query]) -> np.ndarray:
+def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfig, queries: list[Query],
+              stop_at: float | None = None) -> tuple[np.ndarray, list[int]]:  # fmt: skip
     """Ground truth ``[subsets, queries]``: each subset retrained (``retrained_likelihoods``), every subset cached
-    under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries)."""
+    under ``benchmarks/.cache/lm_lds`` by a key of its configuration (base, settings, texts, queries). No retrain
+    starts after the epoch time ``stop_at``; returns the rows of the finished subsets and their indices (a later
+    run with the same configuration retrains only the missing ones)."""
     truth = np.zeros((len(masks), len(queries)))
+    done: list[int] = []
     common = {"base": base, "config": truth_config(config), "queries": [[q.prompt, q.output] for q in queries],
               "v": TRUTH_VERSION}  # fmt: skip
     for s, mask in enumerate(masks):
@@ -708,6 +793,9 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
         path = CACHE / "lm_lds" / f"{base.replace(':', '')}-{_digest({**common, 'texts': keep})}.json"
         if path.is_file():
             truth[s] = json.loads(path.read_text())["loglik"]
+            done.append(s)
+            continue
+        if stop_at is not None and time.time() >= stop_at:
             continue
         started = time.perf_counter()
         values = retrained_likelihoods(keep, base, config, queries)
@@ -715,8 +803,21 @@ def lds_truth(texts: list[str], masks: np.ndarray, base: str, config: TrainConfi
         record = json.dumps({"loglik": values, "seconds": time.perf_counter() - started}).encode()
         atomic_write(path, lambda handle, record=record: handle.write(record))
         truth[s] = values
+        done.append(s)
         print(f"  lds subset {s + 1}/{len(masks)} retrained in {time.perf_counter() - started:.1f} s", flush=True)
-    return truth
+    return truth[done], done
+
+
+def stop_time(hhmm: str | None, now: dt.datetime | None = None) -> float | None:
+    """The epoch time of ``HH:MM`` UTC today (``--lds-stop-at``), or ``None``."""
+    if not hhmm:
+        return None
+    try:
+        hour, minute = (int(x) for x in hhmm.split(":"))
+        moment = (now or dt.datetime.now(dt.UTC)).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError as exc:
+        raise SystemExit(f"error: --lds-stop-at wants HH:MM (UTC), got {hhmm!r}") from exc
+    return moment.timestamp()
 
 
 TRUTH_VERSION = 6  # the cache key's version of the ground truth (ARTEFACTS_VERSION when it was made)
@@ -779,34 +880,61 @@ def lm_lds(args, corpus: Corpus, base: str, names: list[str]) -> dict[str, Any]:
     masks = np.zeros((args.lds_subsets, n), dtype=bool)
     for s in range(args.lds_subsets):
         masks[s, rng.permutation(n)[: n // 2]] = True
-    started = time.perf_counter()
-    truth = lds_truth(texts, masks, base, config, queries)
-    truth_seconds = time.perf_counter() - started
+    run_key = _digest({"part": "lds", "base": base, "manifest": full["manifest"], "masks": masks.tolist(),
+                       "queries": [[q.prompt, q.output] for q in queries], "v": ARTEFACTS_VERSION})  # fmt: skip
+    partial = partial_path(args, "lds")
+    done = read_partial(partial, run_key) if args.resume else {}
     # the cheap retrain is the factory's training: on the full set it reproduces the trained model's likelihoods
-    check = retrained_likelihoods(texts, base, config, queries[:3])
+    # (checked first, so a retrain that drifted from the factory fails before an hour of subsets; a resumed run
+    # whose partial file holds scored methods passed it: they are scored only after the check)
     with torch.no_grad():
         direct = [float(LanguageModelTask().measurement(setup.model32, _query_batch(q))[0]) for q in queries[:3]]
-    assert np.allclose(check, direct, rtol=1e-4, atol=1e-3), f"retrain {check} != factory model {direct}"
+    check = None if done.get("methods") else retrained_likelihoods(texts, base, config, queries[:3])
+    if check is not None:
+        assert np.allclose(check, direct, rtol=1e-4, atol=1e-3), f"retrain {check} != factory model {direct}"
+    print(f"  lds retrain check: {check or 'passed in the run that left ' + partial.name} = factory {direct}")
     ids = [str(i + 1) for i in range(n)]
     out: dict[str, Any] = {}
     kept: dict[str, list] = {}
+    # the methods score first (their scores do not depend on the ground truth, and are saved as they finish), so
+    # a run that must stop before every subset is retrained still gives each method's LDS on the finished ones
     for name in names:
+        if name in done.get("methods", {}) and not done["methods"][name].get("error"):
+            out[name], kept[name] = done["methods"][name], done.get("kept", {}).get(name, [])
+            print(f"  lds {name}: scores from {partial.name}", flush=True)
+            continue
         started = time.perf_counter()
         try:
-            method = method_factory(name)(setup)
-            results = _run_all(method, queries)[0]
-            kept[name] = results
-            preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
-            value, error = lds_with_error(preds, truth)
-            out[name] = {"lds": value, "lds_se": error, "seconds": time.perf_counter() - started}
+            kept[name], peak = measured(name, lambda name=name: _run_all(method_factory(name)(setup), queries)[0])
+            out[name] = {"seconds": time.perf_counter() - started, "peak_rss_mb": peak}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             out[name] = {"lds": None, "seconds": time.perf_counter() - started, "error": f"{type(exc).__name__}: {exc}"}
+        print(f"  lds {name}: scored, {out[name]}", flush=True)
+        write_partial(partial, run_key, {"methods": out, "kept": kept})
+    started = time.perf_counter()
+    truth, finished = lds_truth(texts, masks, base, config, queries, stop_time(args.lds_stop_at))
+    truth_seconds = time.perf_counter() - started
+    masks = masks[finished]
+    for name, results in kept.items():
+        if out[name].get("error") or len(finished) < 3:
+            continue
+        preds = np.stack([masks.astype(float) @ np.array([r.get(i, 0.0) for i in ids]) for r in results], 1)
+        out[name]["lds"], out[name]["lds_se"] = lds_with_error(preds, truth)
         print(f"  lds {name}: {out[name]}", flush=True)
-    info = {"docs": n, "subsets": int(len(masks)), "queries": len(queries), "config": config.to_dict(),
-            "truth_seconds": truth_seconds, "truth_loglik_std_over_subsets": float(truth.std(0).mean()),
-            "full_model": full, "rule_sweep": lds_rule_sweep(kept, masks, truth, ids),
-            "author_only_lds": author_only_lds(queries, masks, truth)}  # fmt: skip
-    return {"methods": out, "info": info}
+    info = {
+        "docs": n,
+        "subsets": len(finished),
+        "subsets_planned": args.lds_subsets,
+        "queries": len(queries),
+        "config": config.to_dict(),
+        "truth_seconds": truth_seconds,
+        "retrain_check": [check, direct],
+        "truth_loglik_std_over_subsets": float(truth.std(0).mean()) if len(finished) else None,
+        "full_model": full,
+        "rule_sweep": lds_rule_sweep(kept, masks, truth, ids) if len(finished) >= 3 else [],
+        "author_only_lds": author_only_lds(queries, masks, truth) if len(finished) >= 3 else None,
+    }
+    return {"methods": out, "info": info}  # fmt: skip
 
 
 def author_only_lds(queries: list[Query], masks: np.ndarray, truth: np.ndarray) -> list[float]:
@@ -817,9 +945,12 @@ def author_only_lds(queries: list[Query], masks: np.ndarray, truth: np.ndarray) 
     return list(lds_with_error(preds, truth))
 
 
-LDS_STEPS = {"tiny": 40, "smollm2": 24}
-# tiny:0 learns slowly at the fact-tracing rate; LM-LDS retrains 33 times, so it takes fewer, larger steps
-LDS_SETTINGS = {"tiny": {"lr": 1e-2}}
+LDS_STEPS = {"tiny": 40, "smollm2": 4}
+# tiny:0 learns slowly at the fact-tracing rate; LM-LDS retrains 33 times, so it takes fewer, larger steps.
+# SmolLM2's reduced config, to fit 33 trainings in about an hour on a shared 2-core machine (one retrain ~2 min on
+# one core at load 7, against 12-44 min for 24 steps of 8 rows): 4 steps of 2 packed rows of 256 tokens (8 rows,
+# about half of a 50-contribution half-subset), at a higher rate so the adapter moves in 4 steps
+LDS_SETTINGS = {"tiny": {"lr": 1e-2}, "smollm2": {"batch_size": 2, "lr": 5e-3}}
 
 
 def lds_rule_sweep(kept: dict[str, list], masks: np.ndarray, truth: np.ndarray, ids: list[str]) -> list[dict]:
@@ -894,11 +1025,36 @@ def fmt_table(rows: dict[str, dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_partial(args, facts: dict, facts_greedy: dict, errors: dict) -> None:
-    """Results so far (a long run that is stopped still leaves its finished methods on disk)."""
+def partial_path(args, part: str) -> Path:
+    """Where a part's finished rows go while the run goes on (``<results>.<part>.partial.json``)."""
     out = Path(args.out) if args.out else RESULTS / "lm_attribution.json"
-    partial = out.with_name(out.stem + ".partial.json")
-    partial.write_text(json.dumps({"facts": facts, "facts_greedy": facts_greedy, "errors": errors}, indent=2) + "\n")
+    return out.with_name(f"{out.stem}.{part}.partial.json")
+
+
+def write_partial(path: Path, run_key: str, rows: dict[str, Any]) -> None:
+    """Save the rows finished so far, atomically, after every method (a run that is stopped or killed keeps
+    them; ``--resume`` reuses them when ``run_key``, a digest of everything that decides the rows, matches)."""
+    record = (json.dumps({"run_key": run_key, **rows}, indent=2, sort_keys=True) + "\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda handle: handle.write(record))
+
+
+def read_partial(path: Path, run_key: str) -> dict[str, Any]:
+    """The rows a stopped run of the same ``run_key`` left in ``path`` (empty if none, or from another run)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if data.get("run_key") == run_key else {}
+
+
+def measured(name: str, run: Callable[[], Any]) -> tuple[Any, float | None]:
+    """``run()`` and the peak resident memory (MiB) of the process while it ran (heap trimmed first, so one
+    method's garbage is not counted against the next)."""
+    release_memory()
+    with PeakRss() as peak:
+        value = run()
+    return value, (round(peak.peak_mb, 1) if peak.peak_mb is not None else None)
 
 
 def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, owners: dict[str, str]) -> list:
@@ -927,10 +1083,18 @@ def combine_sweep(kept: dict[str, list], queries: list[Query], corpus: Corpus, o
 
 SWEEP = {
     "less": ["less", "less:no-precond", "less:no-norm", "less:plain"],
-    "trak": ["trak:proj=256", "trak:proj=512", "trak:proj=2048"],
+    "trak": ["trak:proj=64", "trak:proj=128", "trak:proj=256", "trak:proj=512", "trak:proj=2048"],
     "ekfac": ["ekfac:damping=1e-8", "ekfac:damping=1e-4", "ekfac:damping=heuristic"],
 }
-METRICS = ["recall_at_1", "mrr", "author_share", "copy_original_share", "copy_copier_share", "score_ms_p50"]
+METRICS = [
+    "recall_at_1",
+    "mrr",
+    "author_share",
+    "copy_original_share",
+    "copy_copier_share",
+    "score_ms_p50",
+    "peak_rss_mb",
+]
 
 
 def method_factory(name: str) -> Callable[[Setup], Method]:
@@ -1011,20 +1175,36 @@ def fact_tracing(args, corpus: Corpus, config: TrainConfig, names: list[str]) ->
     queries = make_queries(corpus, setup.tokenizer, args.queries, args.seed)
     greedy = [] if args.no_greedy else greedy_queries(setup.model32, setup.tokenizer, queries)
     print(f"queries: {len(queries)} teacher-forced, {len(greedy)} correct greedy answers", flush=True)
+    run_key = _digest({"part": "facts", "base": args.base, "manifest": info["manifest"], "greedy": len(greedy),
+                       "queries": [[q.prompt, q.output] for q in queries], "v": ARTEFACTS_VERSION})  # fmt: skip
+    partial = partial_path(args, "facts")
+    done = read_partial(partial, run_key) if args.resume else {}
     facts, facts_greedy, errors, kept = {}, {}, {}, {}
     for name in names:
+        if name in done.get("facts", {}) and name not in done.get("errors", {}):
+            facts[name], kept[name] = done["facts"][name], done.get("kept", {}).get(name, [])
+            if name in done.get("facts_greedy", {}):
+                facts_greedy[name] = done["facts_greedy"][name]
+            print(f"{name}: {facts[name]} (from {partial.name})", flush=True)
+            continue
         started = time.perf_counter()
-        try:
+
+        def run(name: str = name) -> None:
             method = method_factory(name)(setup)
             kept[name] = []
             facts[name] = evaluate(method, queries, corpus, owners, kept[name])
             if greedy:
                 facts_greedy[name] = evaluate(method, greedy, corpus, owners)
+
+        try:
+            peak = measured(name, run)[1]
+            facts[name] |= {"peak_rss_mb": peak, "seconds": time.perf_counter() - started}
         except Exception as exc:  # a peer that cannot run is reported, not hidden
             errors[name] = f"{type(exc).__name__}: {exc}"
             facts[name] = {k: None for k in METRICS}
         print(f"{name}: {facts[name]} ({time.perf_counter() - started:.0f} s){' ' + errors.get(name, '')}", flush=True)
-        write_partial(args, facts, facts_greedy, errors)
+        write_partial(partial, run_key, {"facts": facts, "facts_greedy": facts_greedy, "errors": errors,
+                                         "kept": kept})  # fmt: skip
     fill_shared_times(facts)
     return {"facts": facts, "facts_greedy": facts_greedy, "errors": errors, "train": info, "queries": len(queries),
             "greedy_correct": len(greedy), "combine_sweep": combine_sweep(kept, queries, corpus, owners),
@@ -1085,6 +1265,9 @@ def main() -> None:
     parser.add_argument("--lds-subsets", type=int, default=32)
     parser.add_argument("--lds-queries", type=int, default=40)
     parser.add_argument("--lds-steps", type=int, default=None, help=f"training steps of LM-LDS (default {LDS_STEPS})")
+    parser.add_argument("--lds-stop-at", default=None, metavar="HH:MM",
+                        help="start no LM-LDS retrain after this UTC time; LDS is taken over the subsets "
+                             "finished (cached: a rerun adds the rest)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--plain-gradients",
@@ -1104,10 +1287,17 @@ def main() -> None:
     parser.add_argument("--attribution-checkpoints", type=int, default=None,
                         help="ablation: checkpoints in our index (default: the factory's, 1)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ekfac-fit-examples", type=int, default=None, metavar="N",
+                        help="fit EK-FAC's covariance and eigenvalue correction on the first N training chunks "
+                             "(kronfluence's covariance/lambda_max_examples; default all)")  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="reuse the rows a stopped run of the same "
+                        "configuration left in <results>.facts.partial.json / <results>.lds.partial.json")  # fmt: skip
     parser.add_argument("--out", default=None, help="results file (default benchmarks/results/lm_attribution.json)")
     parser.add_argument("--no-markdown", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global EKFAC_FIT_EXAMPLES
+    EKFAC_FIT_EXAMPLES = args.ekfac_fit_examples
     load_before = os.getloadavg()
     names = expand_methods(args.methods, args.sweep)
     for name in names:
@@ -1125,7 +1315,7 @@ def main() -> None:
     summary_facts, summary_lds = summarise(facts, best_facts), summarise(lds, best_lds)
     result = {
         "facts": {m: {k: r.get(k) for k in METRICS} for m, r in summary_facts.items()},
-        "lds": {m: {"lds": r.get("lds"), "seconds": r.get("seconds")} for m, r in summary_lds.items()},
+        "lds": {m: {k: r.get(k) for k in ("lds", "seconds", "peak_rss_mb")} for m, r in summary_lds.items()},
         "facts_greedy": part_a.get("facts_greedy", {}),
         "meta": {
             "base": args.base, "config": config.to_dict(), "train": part_a.get("train"),
@@ -1143,7 +1333,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     keep_other_part(out, result, facts=bool(facts), lds=bool(lds))
     atomic_write(out, lambda handle: handle.write((json.dumps(result, indent=2, sort_keys=True) + "\n").encode()))
-    out.with_name(out.stem + ".partial.json").unlink(missing_ok=True)  # the finished run replaces what it left
+    for part, ran in (("facts", not args.lds_only), ("lds", args.lds or args.lds_only)):
+        if ran:  # the finished part replaces what it left (another part's stopped run keeps its file)
+            partial_path(args, part).unlink(missing_ok=True)
     parts = [f"\n## LM attribution on {args.base} ({dt.date.today().isoformat()})\n\n",
              f"`nice -n 10 .venv/bin/python benchmarks/lm_attribution.py {shlex.join(sys.argv[1:])}` (load "
              f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.threads} threads)\n"]  # fmt: skip
@@ -1158,14 +1350,15 @@ def main() -> None:
                      + fmt_table(part_a["facts_greedy"], METRICS) + "\n")  # fmt: skip
     if lds:
         info = lds_run["info"]
-        parts.append(f"\nLM-LDS ({info['subsets']} half-subsets of {info['docs']} contributions, {info['queries']} "
-                     f"queries, {info['config']['steps']} steps per retrain; lds_se = standard error over the queries; "
+        parts.append(f"\nLM-LDS ({info['subsets']} of {info['subsets_planned']} half-subsets of {info['docs']} "
+                     f"contributions, {info['queries']} queries, {info['config']['steps']} steps per retrain; "
+                     "lds_se = standard error over the queries; "
                      "seconds = the method's own work)"
                      + (", each peer at its best knob value" if args.sweep else "") + ":\n\n"
-                     + fmt_table(summary_lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
+                     + fmt_table(summary_lds, ["lds", "lds_se", "seconds", "peak_rss_mb"]) + "\n")  # fmt: skip
         if len(summary_lds) < len(lds):
             parts.append("\nEvery variant (a peer's later variants reuse its first one's gradients):\n\n"
-                         + fmt_table(lds, ["lds", "lds_se", "seconds"]) + "\n")  # fmt: skip
+                         + fmt_table(lds, ["lds", "lds_se", "seconds", "peak_rss_mb"]) + "\n")  # fmt: skip
         sweep = sorted(info["rule_sweep"], key=lambda r: -r["lds"])[:5]
 
         def label(rule: dict) -> str:
