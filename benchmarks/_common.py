@@ -12,7 +12,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cpu_name", "load_line", "machine"]
+__all__ = ["append_section", "cpu_name", "load_line", "machine"]
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
 def cpu_name() -> str:
@@ -52,3 +54,9 @@ def machine() -> dict[str, Any]:
 
         info["numpy"] = numpy.__version__
     return info
+
+
+def append_section(section: str, path: Path = BENCHMARKS_MD) -> None:
+    """Append a benchmark's Markdown section (its table and exact command) to BENCHMARKS.md."""
+    with path.open("a") as handle:
+        handle.write(section)

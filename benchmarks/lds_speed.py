@@ -39,7 +39,7 @@ from typing import Any
 
 import lds as L  # noqa: I001 - the sibling benchmark script (its sys.path setup and helpers)
 import torch
-from _common import load_line, machine
+from _common import append_section, load_line, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,8 +171,7 @@ reversed every other round), median and min seconds of featurize + score.
 
 {summary["markdown"]}
 """
-        with (ROOT / "BENCHMARKS.md").open("a") as handle:
-            handle.write(section)
+        append_section(section)
     print(f"results in {args.json}")
     return 0
 

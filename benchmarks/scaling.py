@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import load_line, machine
+from _common import append_section, load_line, machine
 
 from attribution_oracle.factory import CatalogSource, TrainConfig, train_model
 
@@ -128,8 +128,7 @@ them; best of {args.repeats}.
 Index files byte-identical across process counts: **{identical}**. On this 2-core shared machine about 1x is what
 the hardware allows; the helpers' start-up (imports, model load) is paid once per run.
 """
-    with (ROOT / "BENCHMARKS.md").open("a") as handle:
-        handle.write(section)
+    append_section(section)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "src")]
 
-from _common import load_line, machine  # noqa: E402
+from _common import append_section, load_line, machine  # noqa: E402
 
 from attribution_oracle.models.base import load_base_model  # noqa: E402
 
@@ -306,8 +306,7 @@ half; LM head in float32 in every row):
 
 {ppl_table}
 """
-        with (ROOT / "BENCHMARKS.md").open("a") as handle:
-            handle.write(section)
+        append_section(section)
     print(f"results in {args.json}")
     return 0
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks")]
 
 import serving  # noqa: E402
-from _common import load_line, machine  # noqa: E402
+from _common import append_section, load_line, machine  # noqa: E402
 
 PARTS = {
     "base matmuls (aten::mm)": ("aten::mm", "aten::addmm"),
@@ -123,8 +123,7 @@ thread(s), one profiled pass after a warm-up ({tokens_per_s:.1f} tok/s under the
 
 {ops}
 """
-        with (ROOT / "BENCHMARKS.md").open("a") as handle:
-            handle.write(section)
+        append_section(section)
     print(f"results in {args.json}")
     return 0
 

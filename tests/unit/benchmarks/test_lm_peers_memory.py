@@ -3,28 +3,10 @@ TRAK's sliced per-example gradients and padded query batches, and the partial re
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def lm():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location("lm_attribution_peers_test", BENCHMARKS / "lm_attribution.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("lm_attribution_peers_test", None)
-        sys.path.remove(str(BENCHMARKS))
 
 
 @pytest.fixture(scope="module")
