@@ -32,7 +32,9 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import lm_attribution as lm  # noqa: E402
+from _common import append_section  # noqa: E402
 from lm_corpus import make_corpus  # noqa: E402
 from scorer_speed import interleaved  # noqa: E402
 
@@ -122,12 +124,11 @@ def main() -> None:
                               indent=2, sort_keys=True) + "\n")  # fmt: skip
     if not args.no_markdown:
         command = "nice -n 10 .venv/bin/python benchmarks/last_layers_quality.py " + shlex.join(sys.argv[1:])
-        with open(ROOT / "BENCHMARKS.md", "a") as handle:
-            handle.write(
-                "\n## Fact tracing on SmolLM2 with the gradient index over the last K layers "
-                f"({dt.date.today().isoformat()})\n\n`{command.strip()}` (load {load_before[0]:.1f} before, "
-                f"{load_after[0]:.1f} after; {len(queries)} teacher-forced queries)\n\n{table}\n"
-            )
+        append_section(
+            "\n## Fact tracing on SmolLM2 with the gradient index over the last K layers "
+            f"({dt.date.today().isoformat()})\n\n`{command.strip()}` (load {load_before[0]:.1f} before, "
+            f"{load_after[0]:.1f} after; {len(queries)} teacher-forced queries)\n\n{table}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import append_section  # noqa: E402
 from lm_corpus import Corpus, make_corpus  # noqa: E402
 from peak_memory import PeakRss, release_memory  # noqa: E402
 
@@ -1377,8 +1379,7 @@ def main() -> None:
         parts.append("\n" + "\n".join(f"- {k} could not run: {v}" for k, v in part_a["errors"].items()) + "\n")
     print("".join(parts))
     if not args.no_markdown:
-        with open(ROOT / "BENCHMARKS.md", "a") as handle:
-            handle.write("".join(parts))
+        append_section("".join(parts))
 
 
 if __name__ == "__main__":

@@ -46,10 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "integration"), str(ROOT / "benchmarks")]
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
+from _common import append_section  # noqa: E402
 from oracle_harness import (  # noqa: E402
     BATCH,
     Driver,
@@ -483,8 +484,7 @@ ms/inference` = the node's own `oracle_attribution_seconds` (scoring + allocatio
 cores, n nodes that each score every inference settle at most about 2000 / (n x node CPU ms) inferences/s.
 
 {details}"""
-    with open(ROOT / "BENCHMARKS.md", "a") as handle:
-        handle.write(section)
+    append_section(section)
     print(table)
     print(profile)
 

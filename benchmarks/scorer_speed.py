@@ -58,7 +58,9 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import lm_attribution as lm  # noqa: E402
+from _common import append_section  # noqa: E402
 from lm_corpus import Corpus, make_corpus  # noqa: E402
 
 from attribution_oracle.attribution.query_gradients import LoraQueryFeaturizer, single_thread  # noqa: E402
@@ -282,14 +284,13 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     if not args.no_markdown:
         command = "nice -n 10 .venv/bin/python benchmarks/scorer_speed.py " + shlex.join(sys.argv[1:])
-        with open(ROOT / "BENCHMARKS.md", "a") as handle:
-            handle.write(
-                "\n## Scorer speed on SmolLM2: layer-by-layer query path, last-K-layer indices, float64 floor "
-                f"({dt.date.today().isoformat()})\n\n"
-                f"`{command.strip()}` (load {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
-                f"{args.threads} threads)\n\n{table}\n\nagainst before: {ratio_text}\n\n"
-                f"agreement: {json.dumps(agreement)}\n"
-            )
+        append_section(
+            "\n## Scorer speed on SmolLM2: layer-by-layer query path, last-K-layer indices, float64 floor "
+            f"({dt.date.today().isoformat()})\n\n"
+            f"`{command.strip()}` (load {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
+            f"{args.threads} threads)\n\n{table}\n\nagainst before: {ratio_text}\n\n"
+            f"agreement: {json.dumps(agreement)}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests" / "unit" / "serving")]  # random_adapters: test scaffolding
 
-from _common import machine  # noqa: E402
+from _common import append_section, machine  # noqa: E402
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict  # noqa: E402
 from random_adapters import random_adapter_blob  # noqa: E402
 
@@ -476,8 +476,7 @@ def main() -> None:
         lines += table("SmolLM2-135M", smol, counts, smol_modes)
     if tiny:
         lines += table("tiny (2-layer Llama, hidden 64)", tiny, counts, modes)
-    with open(ROOT / "BENCHMARKS.md", "a") as handle:
-        handle.write("\n".join(lines) + "\n")
+    append_section("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine
+from _common import append_section, machine
 
 from attribution_oracle.attribution.spans import SpanIndex
 
@@ -280,8 +280,7 @@ def main() -> None:
     (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS_DIR / f"{stem}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     if not args.quick:
-        with open(ROOT / "BENCHMARKS.md", "a") as handle:
-            handle.write(text)
+        append_section(text)
 
 
 if __name__ == "__main__":
